@@ -1,0 +1,288 @@
+// Package catalog is envreg's vocabulary: package versions (Release), the
+// layers they ship per platform, stacks (the virtual repositories clients
+// pull from), and immutable snapshots of the whole catalog at one generation.
+//
+// It also defines the storage ports the rest of the program depends on
+// (Reader, Publisher, Documents, Store). Backends live in sub-packages
+// (fsstore today; Redis later) and are chosen by cmd/envreg. This package
+// knows nothing about HTTP, files or Redis.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/opencontainers/go-digest"
+)
+
+// Errors reported by catalog stores. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the release, stack or document does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a release with the same name, version and platform exists
+	// with different content and the publish was not forced.
+	ErrExists = errors.New("already exists")
+)
+
+// Platform is an OCI platform such as linux/amd64 or linux/arm/v7.
+type Platform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant,omitempty"`
+}
+
+// ParsePlatform parses "os/arch" or "os/arch/variant".
+func ParsePlatform(s string) (Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	}
+	for _, p := range parts {
+		if p == "" || strings.TrimFunc(p, isPlatformRune) != "" {
+			return Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant] in lower-case letters and digits", s)
+		}
+	}
+	p := Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
+func isPlatformRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.'
+}
+
+// String returns "os/arch" or "os/arch/variant".
+func (p Platform) String() string {
+	if p.Variant == "" {
+		return p.OS + "/" + p.Architecture
+	}
+	return p.OS + "/" + p.Architecture + "/" + p.Variant
+}
+
+// Layer is one package version's filesystem layer for one platform.
+type Layer struct {
+	Platform  Platform      `json:"platform"`
+	Digest    digest.Digest `json:"digest"`    // digest of the compressed blob
+	DiffID    digest.Digest `json:"diffID"`    // digest of the uncompressed tar
+	Size      int64         `json:"size"`      // size of the compressed blob in bytes
+	MediaType string        `json:"mediaType"` // OCI layer media type, e.g. application/vnd.oci.image.layer.v1.tar+gzip
+}
+
+// Env is what a package contributes to the image environment.
+type Env struct {
+	// Path lists directories to prepend to PATH, in order.
+	Path []string `json:"path,omitempty" yaml:"path,omitempty"`
+	// Vars are other variables (never PATH). Two packages in one image that
+	// set the same variable to different values are a resolution error.
+	Vars map[string]string `json:"vars,omitempty" yaml:"vars,omitempty"`
+}
+
+// Constraint is a requirement on another package: a name and a semver range
+// in Masterminds/semver syntax ("^12", ">=8.1 <8.4", "*").
+type Constraint struct {
+	Name  string `json:"name"`
+	Range string `json:"range"`
+}
+
+// ParseConstraint parses "name" (any version) or "name RANGE", e.g.
+// "base ^12" or "php >=8.1 <8.4".
+func ParseConstraint(s string) (Constraint, error) {
+	s = strings.TrimSpace(s)
+	name, rng, _ := strings.Cut(s, " ")
+	rng = strings.TrimSpace(rng)
+	if rng == "" {
+		rng = "*"
+	}
+	c := Constraint{Name: name, Range: rng}
+	if err := c.Validate(); err != nil {
+		return Constraint{}, err
+	}
+	return c, nil
+}
+
+// Validate checks the name and that Range parses as a semver constraint.
+func (c Constraint) Validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if _, err := semver.NewConstraint(c.Range); err != nil {
+		return fmt.Errorf("invalid version constraint %q for %s: %w", c.Range, c.Name, err)
+	}
+	return nil
+}
+
+// Constraints parses Range.
+func (c Constraint) Constraints() (*semver.Constraints, error) {
+	return semver.NewConstraint(c.Range)
+}
+
+// String returns "name range".
+func (c Constraint) String() string { return c.Name + " " + c.Range }
+
+// ValidateName checks a package or stack name: lower-case letters, digits,
+// '.', '-' and '+' ; starting with a letter or digit; at most 64 characters.
+// Names never contain '_' because '_' separates tag components.
+func ValidateName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("invalid name %q: must be 1 to 64 characters", name)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || (i > 0 && (r == '-' || r == '.'))
+		if !ok {
+			return fmt.Errorf("invalid name %q: use lower-case letters, digits, '-' and '.', starting with a letter or digit", name)
+		}
+	}
+	return nil
+}
+
+// Release is one published package version, e.g. php 8.2.36, with one layer
+// per platform it supports.
+type Release struct {
+	Name      string            `json:"name"`
+	Version   *semver.Version   `json:"version"`
+	Layers    []Layer           `json:"layers"` // one per platform, sorted by Platform.String()
+	Env       Env               `json:"env"`
+	Requires  []Constraint      `json:"requires,omitempty"`
+	Conflicts []Constraint      `json:"conflicts,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Published time.Time         `json:"published"` // UTC, second precision; first publish of this version
+}
+
+// ID returns "name version", e.g. "php 8.2.36".
+func (r Release) ID() string { return r.Name + " " + r.Version.String() }
+
+// Layer returns the layer for p.
+func (r Release) Layer(p Platform) (Layer, bool) {
+	for _, l := range r.Layers {
+		if l.Platform == p {
+			return l, true
+		}
+	}
+	return Layer{}, false
+}
+
+// Platforms lists the platforms r has a layer for, in Layers order.
+func (r Release) Platforms() []Platform {
+	ps := make([]Platform, len(r.Layers))
+	for i, l := range r.Layers {
+		ps[i] = l.Platform
+	}
+	return ps
+}
+
+// Validate checks that r is complete and well-formed.
+func (r Release) Validate() error {
+	var errs []error
+	if err := ValidateName(r.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if r.Version == nil {
+		errs = append(errs, fmt.Errorf("release %s has no version", r.Name))
+	} else if _, err := semver.StrictNewVersion(r.Version.String()); err != nil {
+		errs = append(errs, fmt.Errorf("release %s: version %q is not strict semver (want MAJOR.MINOR.PATCH): %w", r.Name, r.Version.Original(), err))
+	}
+	if len(r.Layers) == 0 {
+		errs = append(errs, fmt.Errorf("release %s has no layers", r.Name))
+	}
+	seen := map[Platform]bool{}
+	for _, l := range r.Layers {
+		if seen[l.Platform] {
+			errs = append(errs, fmt.Errorf("release %s has two layers for %s", r.Name, l.Platform))
+		}
+		seen[l.Platform] = true
+		if err := l.Digest.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("release %s layer %s: digest: %w", r.Name, l.Platform, err))
+		}
+		if err := l.DiffID.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("release %s layer %s: diffID: %w", r.Name, l.Platform, err))
+		}
+		if l.Size <= 0 {
+			errs = append(errs, fmt.Errorf("release %s layer %s: size %d", r.Name, l.Platform, l.Size))
+		}
+		if l.MediaType == "" {
+			errs = append(errs, fmt.Errorf("release %s layer %s: no media type", r.Name, l.Platform))
+		}
+	}
+	for _, c := range slices.Concat(r.Requires, r.Conflicts) {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.Name, err))
+		}
+	}
+	for k := range r.Env.Vars {
+		if k == "" || k == "PATH" || strings.ContainsAny(k, "= \t\n") {
+			errs = append(errs, fmt.Errorf("release %s: invalid env variable name %q (PATH entries go in Env.Path)", r.Name, k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Canonicalize sorts the layers by platform and normalizes the publish time
+// to UTC seconds, so that equal releases serialize to equal bytes.
+func (r *Release) Canonicalize() {
+	slices.SortFunc(r.Layers, func(a, b Layer) int { return strings.Compare(a.Platform.String(), b.Platform.String()) })
+	r.Published = r.Published.UTC().Truncate(time.Second)
+}
+
+// SameContent reports whether a and b describe the same package version with
+// the same metadata (everything but the layer list and publish time).
+func SameContent(a, b Release) bool {
+	return a.Name == b.Name && a.Version.Equal(b.Version) && a.Version.Metadata() == b.Version.Metadata() &&
+		slices.Equal(a.Env.Path, b.Env.Path) && maps.Equal(a.Env.Vars, b.Env.Vars) &&
+		slices.Equal(a.Requires, b.Requires) && slices.Equal(a.Conflicts, b.Conflicts) &&
+		maps.Equal(a.Labels, b.Labels)
+}
+
+// Document is a stored image index or manifest, addressed by its digest.
+type Document struct {
+	MediaType string
+	Digest    digest.Digest
+	Data      []byte
+}
+
+// PublishOptions modify Publisher.Publish.
+type PublishOptions struct {
+	// Force replaces an existing layer or metadata with different content
+	// instead of failing with ErrExists.
+	Force bool
+}
+
+// Reader gives the current catalog snapshot. Implementations make it cheap
+// when nothing changed (return the same *Snapshot).
+type Reader interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+}
+
+// Publisher makes package versions and stacks visible, atomically: a reader
+// sees a release either complete or not at all. Publishing a release whose
+// name and version exist merges its layers into the existing release
+// (adding platforms); a platform that already has a different layer, or
+// different metadata, fails with an error wrapping ErrExists unless forced.
+// Every successful change increments the generation.
+type Publisher interface {
+	Publish(ctx context.Context, r Release, opts PublishOptions) error
+	PutStack(ctx context.Context, s Stack) error
+}
+
+// Documents stores synthesized (and later pushed) manifests and indexes by
+// digest. PutDocument is idempotent; Document returns ErrNotFound.
+type Documents interface {
+	PutDocument(ctx context.Context, d Document) error
+	Document(ctx context.Context, dgst digest.Digest) (Document, error)
+}
+
+// Store is everything a catalog backend provides.
+type Store interface {
+	Reader
+	Publisher
+	Documents
+	io.Closer
+}

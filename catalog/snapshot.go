@@ -1,0 +1,75 @@
+package catalog
+
+import (
+	"slices"
+	"strings"
+)
+
+// Snapshot is an immutable view of the catalog at one generation. Resolution
+// runs on a snapshot, so it needs no I/O and a publish in the middle of a
+// request cannot mix two generations. Do not modify what it returns.
+type Snapshot struct {
+	// Generation increases with every change to the catalog.
+	Generation uint64
+
+	releases map[string][]Release // newest first
+	names    []string             // sorted
+	stacks   map[string]Stack
+}
+
+// NewSnapshot indexes releases and stacks. The default stack "env" is added
+// when stacks does not define it. Releases are sorted newest first; the
+// caller must not modify them afterwards.
+func NewSnapshot(generation uint64, releases []Release, stacks []Stack) *Snapshot {
+	s := &Snapshot{
+		Generation: generation,
+		releases:   map[string][]Release{},
+		stacks:     map[string]Stack{},
+	}
+	for _, r := range releases {
+		s.releases[r.Name] = append(s.releases[r.Name], r)
+	}
+	for name, rs := range s.releases {
+		slices.SortStableFunc(rs, func(a, b Release) int { return b.Version.Compare(a.Version) })
+		s.names = append(s.names, name)
+	}
+	slices.Sort(s.names)
+	for _, st := range stacks {
+		s.stacks[st.Name] = st
+	}
+	if _, ok := s.stacks[DefaultStackName]; !ok {
+		s.stacks[DefaultStackName] = DefaultStack()
+	}
+	return s
+}
+
+// Releases returns the releases of one package, newest first.
+func (s *Snapshot) Releases(name string) []Release { return s.releases[name] }
+
+// Names returns the published package names, sorted.
+func (s *Snapshot) Names() []string { return s.names }
+
+// Stack returns the named stack.
+func (s *Snapshot) Stack(name string) (Stack, bool) {
+	st, ok := s.stacks[name]
+	return st, ok
+}
+
+// Stacks returns all stacks sorted by name.
+func (s *Snapshot) Stacks() []Stack {
+	out := make([]Stack, 0, len(s.stacks))
+	for _, st := range s.stacks {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Stack) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// AllReleases returns every release, by name then newest first.
+func (s *Snapshot) AllReleases() []Release {
+	var out []Release
+	for _, n := range s.names {
+		out = append(out, s.releases[n]...)
+	}
+	return out
+}

@@ -1,0 +1,93 @@
+// Package layerstore defines envreg's content-addressed blob storage: the
+// ports (Reader, Writer, Store, the optional Redirector) and helpers that
+// verify content against its digest while it streams.
+//
+// A blob is visible only after its bytes have been verified against the
+// digest they are stored under and made durable; a failed or corrupt write
+// leaves nothing behind. Backends live in sub-packages (fs today; S3 later)
+// and all run the contract suite in layerstoretest.
+package layerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// ErrNotFound: no blob with that digest.
+var ErrNotFound = errors.New("blob not found")
+
+// Reader reads blobs.
+type Reader interface {
+	// Stat returns the size of a blob, or an error wrapping ErrNotFound.
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
+	// Open returns the blob's content and its size. The content can seek, so
+	// HTTP range requests are served without reading what precedes them.
+	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
+}
+
+// Writer stores blobs.
+type Writer interface {
+	// Put stores r under d. size is the expected size, or -1 when unknown.
+	// The content is verified against d (and size) before it becomes
+	// visible; on mismatch Put returns a *DigestMismatchError and stores
+	// nothing. Putting a blob that exists is a no-op that succeeds.
+	Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) error
+}
+
+// Store reads and writes blobs.
+type Store interface {
+	Reader
+	Writer
+}
+
+// Redirector is an optional capability of a Reader: a URL that clients may
+// fetch the blob from directly (a presigned object-store URL). An empty URL
+// means "serve the bytes yourself".
+type Redirector interface {
+	RedirectURL(ctx context.Context, d digest.Digest) (string, error)
+}
+
+// DigestMismatchError reports content that does not match the digest or
+// size it was stored under.
+type DigestMismatchError struct {
+	Want, Got         digest.Digest
+	WantSize, GotSize int64
+}
+
+func (e *DigestMismatchError) Error() string {
+	if e.WantSize >= 0 && e.WantSize != e.GotSize {
+		return fmt.Sprintf("blob %s: size %d does not match expected size %d", e.Want, e.GotSize, e.WantSize)
+	}
+	return fmt.Sprintf("blob content has digest %s, expected %s", e.Got, e.Want)
+}
+
+// Verify copies r to w and checks that what was copied matches d and size
+// (size < 0: any size). It returns the number of bytes copied. The caller
+// must discard what w received when Verify fails.
+func Verify(w io.Writer, r io.Reader, d digest.Digest, size int64) (int64, error) {
+	if err := d.Validate(); err != nil {
+		return 0, fmt.Errorf("invalid digest %q: %w", d, err)
+	}
+	dg := d.Algorithm().Digester()
+	src := r
+	if size >= 0 {
+		// Read one byte more than expected so that longer content is caught
+		// without reading an unbounded stream.
+		src = io.LimitReader(r, size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(w, dg.Hash()), src)
+	if err != nil {
+		return n, err
+	}
+	if size >= 0 && n != size {
+		return n, &DigestMismatchError{Want: d, Got: dg.Digest(), WantSize: size, GotSize: n}
+	}
+	if got := dg.Digest(); got != d {
+		return n, &DigestMismatchError{Want: d, Got: got, WantSize: size, GotSize: n}
+	}
+	return n, nil
+}
