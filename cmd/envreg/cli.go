@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	usage   string // after "envreg NAME "
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv carries the process's outputs to subcommands.
+type cliEnv struct {
+	stdout, stderr io.Writer
+}
+
+// exitError carries a specific exit code (e.g. 1 for "unsatisfiable").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func commands() []command {
+	return []command{
+		{"serve", "run the registry", "[flags]", runServe},
+		{"publish", "publish a package version (recipe, directory or tar)", "[flags] [RECIPE.yaml|DIR ...]", runPublish},
+		{"resolve", "resolve requirements or a tag to exact versions and a pinned digest", "[flags] (--tag TAG | NAME[=CONSTRAINT] ...)", runResolve},
+		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
+		{"version", "print the version", "", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "envreg composes container images from prebuilt package layers on every pull.\n\nUsage:\n  envreg COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Every flag can also be set\nwith an environment variable ENVREG_<FLAG> (e.g. ENVREG_DATA=/var/lib/envreg);\nflags on the command line win.\n")
+}
+
+// run is main without os.Exit, for tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	env := &cliEnv{stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		}
+		var usageErr *usageError
+		if errors.As(err, &usageErr) {
+			fmt.Fprintf(stderr, "envreg %s: %v\nRun \"envreg %s --help\" for usage.\n", c.name, err, c.name)
+			return 2
+		}
+		fmt.Fprintf(stderr, "envreg %s: %v\n", c.name, err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "envreg: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// newFlags returns a FlagSet whose --help prints the command's usage.
+func newFlags(env *cliEnv, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("envreg "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		for _, c := range commands() {
+			if c.name == name {
+				fmt.Fprintf(env.stdout, "envreg %s: %s\n\nUsage:\n  envreg %s %s\n\nFlags:\n", name, c.summary, name, c.usage)
+			}
+		}
+		fs.SetOutput(env.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(env.stderr)
+	}
+	return fs
+}
+
+// parseFlags applies ENVREG_<FLAG> environment variables, then the command
+// line (so flags win over the environment). Repeatable flags take a
+// comma-separated list from the environment.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "ENVREG_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(key)
+		if !ok {
+			return
+		}
+		if _, multi := f.Value.(*listFlag); multi {
+			for _, item := range strings.Split(v, ",") {
+				if err := fs.Set(f.Name, item); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", key, err))
+				}
+			}
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return usagef("%v", err)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// defaultDataDir is ./data, matching the README.
+const defaultDataDir = "data"
+
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", defaultDataDir, "data directory of the embedded store (catalog, manifests, blobs)")
+}
+
+// newLogger returns a slog logger at the given level and format.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("invalid --log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usagef("invalid --log-format %q: want text or json", format)
+	}
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func runVersion(_ context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "version")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, "envreg", version())
+	return nil
+}

@@ -1,0 +1,18 @@
+// Command envreg is the envreg registry: one binary with subcommands to
+// serve the registry, publish package versions, resolve requirement sets
+// and manage stacks. Run "envreg help" for the list.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

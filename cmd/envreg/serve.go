@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/envreg/envreg/server"
+)
+
+func runServe(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "serve")
+	data := dataFlag(fs)
+	addr := fs.String("addr", ":5000", "address to listen on (host:port; port 0 picks a free port)")
+	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (for scripts and tests)")
+	logLevel := fs.String("log-level", "info", "log level: debug (every request), info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	cfg := server.DefaultConfig()
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may run after SIGTERM")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "how long a client may take to send request headers")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments: %v", fs.Args())
+	}
+	log, err := newLogger(env.stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+
+	b, err := openBackends(*data)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	snap, err := b.catalog.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", *addr, err)
+	}
+	if *addrFile != "" {
+		if err := writeFileAtomic(*addrFile, []byte(ln.Addr().String()+"\n")); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	log.Info("envreg serving", "addr", ln.Addr().String(), "data", absPath(*data),
+		"packages", len(snap.Names()), "generation", snap.Generation, "version", version())
+	start := time.Now()
+	srv := server.New(cfg, server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log})
+	err = srv.Serve(ctx, ln)
+	log.Info("envreg stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
+	return err
+}
+
+// writeFileAtomic writes data to path via a temp file and rename, so a
+// reader never sees a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

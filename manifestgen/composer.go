@@ -1,0 +1,140 @@
+package manifestgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/resolver"
+)
+
+// Composer turns a request into a pinned image: resolve → generate → store
+// the config blobs → store the manifests and the index as documents. Only
+// then does it return, so a client that sees the response can fetch every
+// digest it names (Nixery: "clients may start to fetch it by digest as soon
+// as they see a response"). Results are cached per catalog generation, so a
+// warm GET costs a map lookup.
+type Composer struct {
+	docs  catalog.Documents
+	blobs layerstore.Writer
+
+	mu         sync.Mutex
+	generation uint64
+	cache      map[cacheKey]*entry
+	maxEntries int
+}
+
+type cacheKey struct {
+	stack  string
+	req    string
+	format Format
+}
+
+// entry is one composition, possibly still in progress (done not closed).
+// Concurrent requests for the same key wait for the first one.
+type entry struct {
+	done chan struct{}
+	img  *Image
+	err  error
+}
+
+// ComposerOption configures a Composer.
+type ComposerOption func(*Composer)
+
+// WithCacheSize bounds the number of cached compositions (default 10,000).
+// When full, the cache is emptied; recomposing is cheap and deterministic.
+func WithCacheSize(n int) ComposerOption { return func(c *Composer) { c.maxEntries = n } }
+
+// NewComposer stores documents in docs and config blobs in blobs.
+func NewComposer(docs catalog.Documents, blobs layerstore.Writer, opts ...ComposerOption) *Composer {
+	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, maxEntries: 10000}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Compose resolves req against snap (the same snapshot the request was
+// parsed with) and returns the stored image. Errors from the resolver and
+// from Generate are returned wrapped, so callers can inspect them with
+// errors.As.
+func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (*Image, error) {
+	key := cacheKey{stack: st.Name, req: req.Key(), format: f}
+
+	c.mu.Lock()
+	if snap.Generation != c.generation {
+		if snap.Generation < c.generation {
+			// A snapshot older than the cache: compose without caching.
+			c.mu.Unlock()
+			return c.compose(ctx, snap, st, req, f)
+		}
+		c.generation = snap.Generation
+		c.cache = map[cacheKey]*entry{}
+	}
+	if e, ok := c.cache[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return e.img, e.err
+	}
+	if len(c.cache) >= c.maxEntries {
+		c.cache = map[cacheKey]*entry{}
+	}
+	e := &entry{done: make(chan struct{})}
+	c.cache[key] = e
+	c.mu.Unlock()
+
+	// The composition must not be cut short by the first client leaving:
+	// others may be waiting for it.
+	e.img, e.err = c.compose(context.WithoutCancel(ctx), snap, st, req, f)
+	close(e.done)
+	if e.err != nil {
+		// Never cache a failure: storage errors are transient, and resolution
+		// errors are cheap to recompute.
+		c.mu.Lock()
+		if c.cache[key] == e {
+			delete(c.cache, key)
+		}
+		c.mu.Unlock()
+	}
+	return e.img, e.err
+}
+
+func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (*Image, error) {
+	res, err := resolver.Resolve(snap, st, req)
+	if err != nil {
+		return nil, err
+	}
+	img, err := Generate(res, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Store(ctx, img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// Store persists img: config blobs first, then the manifests, then the index,
+// so that nothing stored ever references something that is not.
+func (c *Composer) Store(ctx context.Context, img *Image) error {
+	for _, b := range img.Configs {
+		if err := c.blobs.Put(ctx, b.Descriptor.Digest, b.Descriptor.Size, bytes.NewReader(b.Data)); err != nil {
+			return fmt.Errorf("storing config %s: %w", b.Descriptor.Digest, err)
+		}
+	}
+	docs := append(append([]Blob(nil), img.Manifests...), img.Index)
+	for _, b := range docs {
+		d := catalog.Document{MediaType: b.Descriptor.MediaType, Digest: b.Descriptor.Digest, Data: b.Data}
+		if err := c.docs.PutDocument(ctx, d); err != nil {
+			return fmt.Errorf("storing manifest %s: %w", b.Descriptor.Digest, err)
+		}
+	}
+	return nil
+}

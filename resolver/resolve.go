@@ -1,0 +1,504 @@
+package resolver
+
+import (
+	"container/heap"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/envreg/envreg/catalog"
+)
+
+// MaxSteps bounds the search: Resolve gives up with an error wrapping
+// ErrTooComplex after examining this many candidate releases.
+const MaxSteps = 100_000
+
+// Source gives the releases of one package, newest first.
+// *catalog.Snapshot satisfies it.
+type Source interface {
+	Releases(name string) []catalog.Release
+}
+
+// Resolve chooses one release per package for req on stack st: the stack's
+// published base packages, the requested packages and everything they
+// require, each at the newest version that satisfies every requirement on
+// it. It is pure and deterministic: the same inputs give the same
+// Resolution or the same error.
+//
+// Errors: *UnsatisfiableError, *ConflictError, *NoPlatformError,
+// *EnvConflictError, and errors wrapping ErrEmpty, ErrTooComplex or
+// ErrTooManyLayers. See the package documentation for the algorithm.
+func Resolve(src Source, st catalog.Stack, req Request) (*Resolution, error) {
+	if req.Stack != "" && req.Stack != st.Name {
+		return nil, fmt.Errorf("resolving a request for stack %s against stack %s", req.Stack, st.Name)
+	}
+	s := &solver{src: src, pkgs: map[string]*pkgState{}, ranges: map[string]*semver.Constraints{}}
+
+	var base []string
+	for _, c := range st.Base {
+		p := s.pkg(c.Name)
+		if len(p.releases) == 0 {
+			continue // not published (yet): skipped
+		}
+		rng, err := s.parse(c.Range)
+		if err != nil {
+			return nil, fmt.Errorf("stack %s: base package %s: %w", st.Name, c.Name, err)
+		}
+		s.addRoot(p, rng, c.Range, "stack "+st.Name+" includes")
+		if !slices.Contains(base, c.Name) {
+			base = append(base, c.Name)
+		}
+	}
+	for _, r := range req.Requirements {
+		rng := r.Range
+		if rng == nil {
+			rng = anyVersion(r.Name).Range
+		}
+		s.addRoot(s.pkg(r.Name), rng, r.spelling(), "requested")
+	}
+	if len(s.agenda) == 0 {
+		return nil, fmt.Errorf("%w: the request names no package and stack %s has no published base package", ErrEmpty, st.Name)
+	}
+	if s.failure != nil { // a requested package has no matching version at all
+		return nil, s.failure
+	}
+
+	if ok, _ := s.solve(0); !ok {
+		switch {
+		case s.err != nil:
+			return nil, s.err
+		case s.steps > MaxSteps:
+			return nil, fmt.Errorf("%w: gave up after examining %d candidate versions; pin versions in the request to narrow the search", ErrTooComplex, MaxSteps)
+		case s.failure != nil:
+			return nil, s.failure
+		}
+		return nil, fmt.Errorf("resolving %s: no solution", req.Key()) // unreachable: every failure is explained
+	}
+
+	res := &Resolution{Stack: st, Request: req, Releases: s.layerOrder(base)}
+	if err := checkEnv(res.Releases); err != nil {
+		return nil, err
+	}
+	var err error
+	if res.Platforms, err = commonPlatforms(res.Releases); err != nil {
+		return nil, err
+	}
+	if n := len(res.Releases); n > st.Limit() {
+		return nil, fmt.Errorf("%w: %d packages selected, stack %s allows %d layers", ErrTooManyLayers, n, st.Name, st.Limit())
+	}
+	return res, nil
+}
+
+// pkgState is the search state of one package.
+type pkgState struct {
+	name     string
+	releases []catalog.Release // newest first, from Source
+	reqs     []*edge           // active requirements; reqs[0] put the package on the agenda
+	forbids  []*edge           // active conflicts of selected releases that name this package
+	sel      int               // index of the selected release; -1 while undecided
+	level    int               // decision level of the selection
+	onAgenda bool
+}
+
+func (p *pkgState) selected() *catalog.Release { return &p.releases[p.sel] }
+
+// edge is one requirement (or, with conflict set, one conflict) on pkg,
+// either from the request or stack (from == nil) or from a selected release.
+type edge struct {
+	pkg      string
+	rng      *semver.Constraints
+	spelling string
+	level    int              // decision level that added it; -1 for roots
+	from     *catalog.Release // the release that declares it; nil for roots
+	why      *edge            // the edge that brought from's package in
+	root     string           // for roots: "requested", "stack env includes"
+	conflict bool
+}
+
+// solver holds one Resolve call's state. Nothing in it outlives the call.
+type solver struct {
+	src    Source
+	pkgs   map[string]*pkgState
+	ranges map[string]*semver.Constraints // parsed catalog ranges
+	sat    map[satKey]bool                // does any release satisfy this single edge?
+	agenda []*pkgState                    // packages in decision order; level i decides agenda[i]
+	trail  []trailEntry                   // edge pushes, undone in reverse
+	steps  int
+
+	failure error // the explanation kept for when the search fails
+	rank    int   // 2: a requirement nothing satisfies; 1: a conflict
+	err     error // a malformed catalog range: stops the search
+}
+
+type satKey struct {
+	pkg string
+	rng *semver.Constraints
+}
+
+type trailEntry struct {
+	p      *pkgState
+	forbid bool
+}
+
+func (s *solver) pkg(name string) *pkgState {
+	p, ok := s.pkgs[name]
+	if !ok {
+		p = &pkgState{name: name, releases: s.src.Releases(name), sel: -1}
+		s.pkgs[name] = p
+	}
+	return p
+}
+
+func (s *solver) parse(rng string) (*semver.Constraints, error) {
+	if c, ok := s.ranges[rng]; ok {
+		return c, nil
+	}
+	c, err := semver.NewConstraint(rng)
+	if err != nil {
+		return nil, fmt.Errorf("invalid version range %q: %w", rng, err)
+	}
+	s.ranges[rng] = c
+	return c, nil
+}
+
+func (s *solver) addRoot(p *pkgState, rng *semver.Constraints, spelling, root string) {
+	e := &edge{pkg: p.name, rng: rng, spelling: spelling, level: -1, root: root}
+	if !s.satisfiable(p, e) {
+		s.unsatisfiable(p, e)
+	}
+	p.reqs = append(p.reqs, e)
+	if !p.onAgenda {
+		p.onAgenda = true
+		s.agenda = append(s.agenda, p)
+	}
+}
+
+// satisfiable reports whether some release of p satisfies e on its own.
+// It stops at the first match, newest first, and is cached per call.
+func (s *solver) satisfiable(p *pkgState, e *edge) bool {
+	k := satKey{p.name, e.rng}
+	if ok, hit := s.sat[k]; hit {
+		return ok
+	}
+	ok := slices.ContainsFunc(p.releases, func(r catalog.Release) bool { return e.rng.Check(r.Version) })
+	if s.sat == nil {
+		s.sat = map[satKey]bool{}
+	}
+	s.sat[k] = ok
+	return ok
+}
+
+// solve decides agenda[i:] by depth-first search, newest version first.
+// On failure it returns the conflict set: the decision levels (< i) whose
+// choices caused the failure. A caller whose level is not in the set
+// returns at once (conflict-directed backjumping): trying its other
+// versions cannot help.
+func (s *solver) solve(i int) (bool, levelSet) {
+	if i == len(s.agenda) {
+		return true, nil
+	}
+	p := s.agenda[i]
+	var cs levelSet
+	for idx := range p.releases {
+		if s.steps++; s.steps > MaxSteps {
+			return false, nil
+		}
+		if lvl, ok := s.admit(p, idx); !ok {
+			cs.add(lvl)
+			continue
+		}
+		cp := s.checkpoint()
+		if lvl, ok := s.choose(p, idx, i); !ok {
+			s.undo(cp, p)
+			cs.add(lvl)
+			if s.err != nil {
+				return false, nil
+			}
+			continue
+		}
+		ok, sub := s.solve(i + 1)
+		if ok {
+			return true, nil
+		}
+		s.undo(cp, p)
+		if s.err != nil || s.steps > MaxSteps {
+			return false, nil
+		}
+		if !sub.has(i) {
+			return false, sub // backjump over level i
+		}
+		sub.remove(i)
+		cs.union(sub)
+	}
+	cs.add(p.reqs[0].level) // p is only needed because of its first requirement
+	if s.failure == nil {
+		s.explain(p)
+	}
+	return false, cs
+}
+
+// admit checks release idx of p against the requirements on p, the
+// conflicts of selected releases, and its own conflicts with selected
+// packages. On rejection it returns the decision level responsible (-1
+// for none).
+func (s *solver) admit(p *pkgState, idx int) (int, bool) {
+	r := &p.releases[idx]
+	for _, e := range p.reqs {
+		if !e.rng.Check(r.Version) {
+			return e.level, false
+		}
+	}
+	for _, f := range p.forbids {
+		if f.rng.Check(r.Version) {
+			return f.level, false
+		}
+	}
+	for _, c := range r.Conflicts {
+		q, ok := s.pkgs[c.Name]
+		if !ok || q == p || q.sel < 0 {
+			continue
+		}
+		rng, err := s.parse(c.Range)
+		if err != nil {
+			s.err = fmt.Errorf("release %s: conflict %s: %w", r.ID(), c.Name, err)
+			return -1, false
+		}
+		if rng.Check(q.selected().Version) {
+			return q.level, false
+		}
+	}
+	return -1, true
+}
+
+// choose selects release idx of p at decision level lvl and adds its
+// requirements and conflicts to the packages they name. It fails (with
+// the responsible level) when a requirement contradicts an already
+// selected release or no release satisfies it at all.
+func (s *solver) choose(p *pkgState, idx, lvl int) (int, bool) {
+	p.sel, p.level = idx, lvl
+	r := &p.releases[idx]
+	for _, c := range r.Requires {
+		rng, err := s.parse(c.Range)
+		if err != nil {
+			s.err = fmt.Errorf("release %s: requirement %s: %w", r.ID(), c.Name, err)
+			return -1, false
+		}
+		q := s.pkg(c.Name)
+		e := &edge{pkg: c.Name, rng: rng, spelling: c.Range, level: lvl, from: r, why: p.reqs[0]}
+		if q.sel >= 0 {
+			if !rng.Check(q.selected().Version) {
+				if q == p {
+					return -1, false // requires another version of itself
+				}
+				return q.level, false
+			}
+		} else if !s.satisfiable(q, e) {
+			s.unsatisfiable(q, e)
+			return -1, false
+		}
+		q.reqs = append(q.reqs, e)
+		s.trail = append(s.trail, trailEntry{p: q})
+		if !q.onAgenda {
+			q.onAgenda = true
+			s.agenda = append(s.agenda, q)
+		}
+	}
+	for _, c := range r.Conflicts {
+		q := s.pkg(c.Name)
+		if q == p || len(q.releases) == 0 {
+			continue // a self-conflict means nothing; an unpublished package cannot be selected
+		}
+		rng, err := s.parse(c.Range)
+		if err != nil {
+			s.err = fmt.Errorf("release %s: conflict %s: %w", r.ID(), c.Name, err)
+			return -1, false
+		}
+		q.forbids = append(q.forbids, &edge{pkg: c.Name, rng: rng, spelling: c.Range, level: lvl, from: r, why: p.reqs[0], conflict: true})
+		s.trail = append(s.trail, trailEntry{p: q, forbid: true})
+	}
+	return -1, true
+}
+
+type checkpoint struct{ trail, agenda int }
+
+func (s *solver) checkpoint() checkpoint { return checkpoint{len(s.trail), len(s.agenda)} }
+
+// undo reverts p's selection and everything choose did since m.
+func (s *solver) undo(m checkpoint, p *pkgState) {
+	for i := len(s.trail) - 1; i >= m.trail; i-- {
+		t := s.trail[i]
+		if t.forbid {
+			t.p.forbids = t.p.forbids[:len(t.p.forbids)-1]
+		} else {
+			t.p.reqs = t.p.reqs[:len(t.p.reqs)-1]
+		}
+	}
+	s.trail = s.trail[:m.trail]
+	for _, q := range s.agenda[m.agenda:] {
+		q.onAgenda = false
+	}
+	s.agenda = s.agenda[:m.agenda]
+	p.sel = -1
+}
+
+// layerOrder returns the selected releases: base packages first in stack
+// order, then the rest so that each comes after the packages it requires,
+// the smallest name first among those that are ready. A requires-cycle is
+// broken by taking the smallest remaining name.
+func (s *solver) layerOrder(base []string) []catalog.Release {
+	out := make([]catalog.Release, 0, len(s.agenda))
+	isBase := map[string]bool{}
+	for _, b := range base {
+		isBase[b] = true
+		out = append(out, *s.pkgs[b].selected())
+	}
+	var rest []*pkgState
+	for _, p := range s.agenda {
+		if !isBase[p.name] {
+			rest = append(rest, p)
+		}
+	}
+	slices.SortFunc(rest, func(a, b *pkgState) int { return strings.Compare(a.name, b.name) })
+	index := make(map[string]int, len(rest))
+	for i, p := range rest {
+		index[p.name] = i
+	}
+	waiting := make([]int, len(rest))      // unplaced requirements of rest[i]
+	dependents := make([][]int, len(rest)) // who requires rest[i]
+	for i, p := range rest {
+		seen := map[int]bool{}
+		for _, c := range p.selected().Requires {
+			j, ok := index[c.Name]
+			if !ok || j == i || seen[j] {
+				continue
+			}
+			seen[j] = true
+			waiting[i]++
+			dependents[j] = append(dependents[j], i)
+		}
+	}
+	ready := &intHeap{}
+	for i := range rest {
+		if waiting[i] == 0 {
+			heap.Push(ready, i)
+		}
+	}
+	placed := make([]bool, len(rest))
+	next := 0 // smallest index that may be unplaced, for breaking cycles
+	for n := 0; n < len(rest); n++ {
+		var i int
+		if ready.Len() > 0 {
+			i = heap.Pop(ready).(int)
+		} else { // a cycle: take the smallest unplaced name
+			for placed[next] {
+				next++
+			}
+			i = next
+		}
+		placed[i] = true
+		out = append(out, *rest[i].selected())
+		for _, d := range dependents[i] {
+			if waiting[d]--; waiting[d] == 0 && !placed[d] {
+				heap.Push(ready, d)
+			}
+		}
+	}
+	return out
+}
+
+type intHeap []int
+
+func (h intHeap) Len() int           { return len(h) }
+func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *intHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// commonPlatforms intersects the platforms of rels.
+func commonPlatforms(rels []catalog.Release) ([]catalog.Platform, error) {
+	count := map[catalog.Platform]int{}
+	for _, r := range rels {
+		for _, p := range slices.Compact(r.Platforms()) {
+			count[p]++
+		}
+	}
+	var out []catalog.Platform
+	for p, n := range count {
+		if n == len(rels) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		e := &NoPlatformError{}
+		for _, r := range rels {
+			rp := ReleasePlatforms{Release: r.ID()}
+			for _, p := range r.Platforms() {
+				rp.Platforms = append(rp.Platforms, p.String())
+			}
+			e.Releases = append(e.Releases, rp)
+		}
+		return nil, e
+	}
+	slices.SortFunc(out, func(a, b catalog.Platform) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+// checkEnv reports the first variable (in layer order, then by name) that
+// two releases set to different values.
+func checkEnv(rels []catalog.Release) error {
+	type setter struct {
+		id, value string
+	}
+	set := map[string]setter{}
+	for _, r := range rels {
+		for _, k := range slices.Sorted(maps.Keys(r.Env.Vars)) {
+			v := r.Env.Vars[k]
+			if prev, ok := set[k]; ok && prev.value != v {
+				return &EnvConflictError{Variable: k, Packages: [2]string{prev.id, r.ID()}, Values: [2]string{prev.value, v}}
+			} else if !ok {
+				set[k] = setter{r.ID(), v}
+			}
+		}
+	}
+	return nil
+}
+
+// levelSet is a set of decision levels (a bitset).
+type levelSet []uint64
+
+func (l *levelSet) add(lvl int) {
+	if lvl < 0 {
+		return
+	}
+	for len(*l) <= lvl/64 {
+		*l = append(*l, 0)
+	}
+	(*l)[lvl/64] |= 1 << (lvl % 64)
+}
+
+func (l levelSet) has(lvl int) bool {
+	return lvl >= 0 && lvl/64 < len(l) && l[lvl/64]&(1<<(lvl%64)) != 0
+}
+
+func (l levelSet) remove(lvl int) {
+	if l.has(lvl) {
+		l[lvl/64] &^= 1 << (lvl % 64)
+	}
+}
+
+func (l *levelSet) union(o levelSet) {
+	for len(*l) < len(o) {
+		*l = append(*l, 0)
+	}
+	for i, w := range o {
+		(*l)[i] |= w
+	}
+}

@@ -1,0 +1,381 @@
+// Package registry serves the pull side of the OCI distribution-spec v1.1
+// (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md)
+// for envreg's virtual repositories.
+//
+// A repository is a stack. A manifest GET by tag parses the tag into a
+// requirement set, resolves it against one catalog snapshot and returns the
+// synthesized index or manifest (manifestgen.Composer); a GET by digest
+// returns a stored document; blobs are layers published ahead of time and
+// the synthesized configs.
+//
+// Handlers return errors; ServeHTTP-side wrapping maps them to the spec's
+// JSON error bodies in one function, ToError. This package is the only
+// place where domain errors become OCI codes. Backends are injected as the
+// small interfaces each handler needs.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/resolver"
+)
+
+// NamePattern is the distribution-spec repository name grammar
+// (path components separated by '/').
+const NamePattern = `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*`
+
+// Registry is the /v2/ API.
+type Registry struct {
+	catalog  catalog.Reader
+	docs     catalog.Documents
+	blobs    layerstore.Reader
+	composer *manifestgen.Composer
+	log      *slog.Logger
+	router   *mux.Router
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithLogger sets the logger for server-side errors (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+
+// New returns the /v2/ API over the given catalog, documents, blobs and composer.
+func New(cat catalog.Reader, docs catalog.Documents, blobs layerstore.Reader, composer *manifestgen.Composer, opts ...Option) *Registry {
+	reg := &Registry{catalog: cat, docs: docs, blobs: blobs, composer: composer, log: slog.Default()}
+	for _, o := range opts {
+		o(reg)
+	}
+	reg.router = mux.NewRouter()
+	reg.Register(reg.router)
+	reg.router.NotFoundHandler = http.HandlerFunc(NotFound)
+	reg.router.MethodNotAllowedHandler = http.HandlerFunc(MethodNotAllowed)
+	return reg
+}
+
+// ServeHTTP serves the /v2/ API alone (tests, embedding).
+func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) { reg.router.ServeHTTP(w, r) }
+
+// Register adds the /v2/ routes to r.
+func (reg *Registry) Register(r *mux.Router) {
+	get := []string{http.MethodGet, http.MethodHead}
+	r.Handle("/v2/", reg.handle(reg.base)).Methods(get...)
+	r.Handle("/v2/_catalog", reg.handle(reg.listRepositories)).Methods(get...)
+	name := "/v2/{name:" + NamePattern + "}"
+	r.Handle(name+"/manifests/{reference}", reg.handle(reg.getManifest)).Methods(get...)
+	r.Handle(name+"/blobs/{digest}", reg.handle(reg.getBlob)).Methods(get...)
+	r.Handle(name+"/tags/list", reg.handle(reg.listTags)).Methods(get...)
+	// Virtual repositories are read-only: the push side answers UNSUPPORTED.
+	r.PathPrefix(name + "/blobs/uploads").Handler(http.HandlerFunc(MethodNotAllowed))
+}
+
+// handle adapts a handler that returns an error. The error is mapped once,
+// logged once (with the request id the server middleware put in the
+// response headers) and written as the spec's error body.
+func (reg *Registry) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		e := ToError(err)
+		if e == nil {
+			reg.log.Debug("client went away", "method", r.Method, "path", r.URL.Path,
+				"request_id", w.Header().Get("X-Request-Id"), "err", err)
+			return
+		}
+		level := slog.LevelInfo
+		if e.Status >= 500 {
+			level = slog.LevelError
+		}
+		reg.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
+			"status", e.Status, "code", e.Code, "request_id", w.Header().Get("X-Request-Id"), "err", err)
+		writeError(w, r, e)
+	})
+}
+
+// NotFound answers routes that do not exist with the spec's error body.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, newError(CodeNameUnknown, "no such route or repository: "+r.URL.Path, nil))
+}
+
+// MethodNotAllowed answers unsupported methods, e.g. a push to a virtual repository.
+func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, newError(CodeUnsupported, fmt.Sprintf("%s %s is not supported: envreg repositories are read-only", r.Method, r.URL.Path), nil))
+}
+
+// base answers GET /v2/ (end-1 of the spec).
+func (reg *Registry) base(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, "{}")
+	}
+	return nil
+}
+
+// stack returns the snapshot and the stack named in the route.
+func (reg *Registry) stack(r *http.Request) (*catalog.Snapshot, catalog.Stack, error) {
+	name := mux.Vars(r)["name"]
+	snap, err := reg.catalog.Snapshot(r.Context())
+	if err != nil {
+		return nil, catalog.Stack{}, fmt.Errorf("reading catalog: %w", err)
+	}
+	st, ok := snap.Stack(name)
+	if !ok {
+		return nil, catalog.Stack{}, &nameUnknownError{name: name}
+	}
+	return snap, st, nil
+}
+
+// getManifest serves GET/HEAD /v2/<name>/manifests/<reference> (end-3).
+func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request) error {
+	ref := mux.Vars(r)["reference"]
+	snap, st, err := reg.stack(r)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(ref, ":") {
+		d, err := digest.Parse(ref)
+		if err != nil {
+			return err
+		}
+		doc, err := reg.docs.Document(r.Context(), d)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return &manifestUnknownError{reference: ref}
+		}
+		if err != nil {
+			return fmt.Errorf("reading manifest %s: %w", d, err)
+		}
+		writeDocument(w, r, doc.MediaType, doc.Digest, doc.Data)
+		return nil
+	}
+
+	req, err := resolver.ParseTag(ref, st, resolver.StackNames(snap, st))
+	if err != nil {
+		return err
+	}
+	want := negotiate(r.Header.Values("Accept"))
+	img, err := reg.composer.Compose(r.Context(), snap, st, req, want.format)
+	if err != nil {
+		return err
+	}
+	b := img.Index
+	if !want.index {
+		b = defaultManifest(img)
+	}
+	writeDocument(w, r, b.Descriptor.MediaType, b.Descriptor.Digest, b.Data)
+	return nil
+}
+
+// defaultManifest is what a client that cannot read an index gets: the
+// linux/amd64 manifest, or the first platform's when there is none.
+func defaultManifest(img *manifestgen.Image) manifestgen.Blob {
+	for _, m := range img.Manifests {
+		if p := m.Descriptor.Platform; p != nil && p.OS == "linux" && p.Architecture == "amd64" {
+			return m
+		}
+	}
+	return img.Manifests[0]
+}
+
+// writeDocument sets every header before the status line; HEAD gets the
+// same headers as GET.
+func writeDocument(w http.ResponseWriter, r *http.Request, mediaType string, d digest.Digest, data []byte) {
+	h := w.Header()
+	h.Set("Content-Type", mediaType)
+	h.Set("Content-Length", itoa(len(data)))
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("ETag", `"`+d.String()+`"`)
+	if match := r.Header.Get("If-None-Match"); match != "" && match == h.Get("ETag") {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+// wanted is the outcome of content negotiation.
+type wanted struct {
+	format manifestgen.Format
+	index  bool
+}
+
+// negotiate picks the document type from the Accept headers. OCI is
+// preferred; Docker schema2 is served when the client asks only for Docker
+// types. A client that lists no manifest types gets the OCI index.
+func negotiate(accept []string) wanted {
+	var types []string
+	for _, header := range accept {
+		for _, v := range strings.Split(header, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(v))
+			if err == nil {
+				types = append(types, mt)
+			}
+		}
+	}
+	has := func(t string) bool { return slices.Contains(types, t) }
+	switch {
+	case has(ocispec.MediaTypeImageIndex):
+		return wanted{manifestgen.FormatOCI, true}
+	case has(manifestgen.MediaTypeDockerManifestList):
+		return wanted{manifestgen.FormatDocker, true}
+	case has(ocispec.MediaTypeImageManifest):
+		return wanted{manifestgen.FormatOCI, false}
+	case has(manifestgen.MediaTypeDockerManifest):
+		return wanted{manifestgen.FormatDocker, false}
+	default:
+		return wanted{manifestgen.FormatOCI, true}
+	}
+}
+
+// getBlob serves GET/HEAD /v2/<name>/blobs/<digest> (end-2), with Range
+// support from http.ServeContent.
+func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := reg.stack(r); err != nil {
+		return err
+	}
+	d, err := digest.Parse(mux.Vars(r)["digest"])
+	if err != nil {
+		return err
+	}
+	if rd, ok := reg.blobs.(layerstore.Redirector); ok && r.Method == http.MethodGet {
+		u, err := rd.RedirectURL(r.Context(), d)
+		if err != nil {
+			return err
+		}
+		if u != "" {
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
+	if r.Method == http.MethodHead {
+		size, err := reg.blobs.Stat(r.Context(), d)
+		if err != nil {
+			return err
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Docker-Content-Digest", d.String())
+		h.Set("ETag", `"`+d.String()+`"`)
+		h.Set("Accept-Ranges", "bytes")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	rc, _, err := reg.blobs.Open(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("ETag", `"`+d.String()+`"`)
+	// Blobs are immutable: let caches keep them.
+	h.Set("Cache-Control", "max-age=31536000")
+	http.ServeContent(w, r, "", zeroTime, rc)
+	return nil
+}
+
+// listTags serves GET /v2/<name>/tags/list (end-8a/8b). A virtual
+// repository lists "latest" and one tag per published package version,
+// "<name>-<version>" (build metadata dropped, since '+' is not allowed in
+// tags), sorted lexically, paginated with n and last.
+func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
+	snap, st, err := reg.stack(r)
+	if err != nil {
+		return err
+	}
+	tags := []string{"latest"}
+	for _, name := range snap.Names() {
+		for _, rel := range snap.Releases(name) {
+			v := *rel.Version
+			v, _ = v.SetMetadata("")
+			tags = append(tags, name+"-"+v.String())
+		}
+	}
+	slices.Sort(tags)
+	tags = slices.Compact(tags)
+	page, next, err := paginate(r.URL.Query(), tags)
+	if err != nil {
+		return err
+	}
+	body := struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{st.Name, page}
+	return writeJSONList(w, r, body, next, "/v2/"+st.Name+"/tags/list")
+}
+
+// listRepositories serves GET /v2/_catalog: the stacks.
+func (reg *Registry) listRepositories(w http.ResponseWriter, r *http.Request) error {
+	snap, err := reg.catalog.Snapshot(r.Context())
+	if err != nil {
+		return fmt.Errorf("reading catalog: %w", err)
+	}
+	var names []string
+	for _, st := range snap.Stacks() {
+		names = append(names, st.Name)
+	}
+	page, next, err := paginate(r.URL.Query(), names)
+	if err != nil {
+		return err
+	}
+	body := struct {
+		Repositories []string `json:"repositories"`
+	}{page}
+	return writeJSONList(w, r, body, next, "/v2/_catalog")
+}
+
+// paginate applies the spec's n and last parameters to a sorted list. next
+// is the last element of the page when more follow.
+func paginate(q url.Values, all []string) (page []string, next string, err error) {
+	if last := q.Get("last"); last != "" {
+		i, _ := slices.BinarySearch(all, last)
+		for i < len(all) && all[i] <= last {
+			i++
+		}
+		all = all[i:]
+	}
+	if ns := q.Get("n"); ns != "" {
+		n, err := strconv.Atoi(ns)
+		if err != nil || n < 0 {
+			return nil, "", newError(CodePaginationNumber, fmt.Sprintf("invalid n=%q: want a number >= 0", ns), nil)
+		}
+		if n < len(all) {
+			page = all[:n]
+			if n > 0 {
+				next = page[n-1]
+			}
+			return nonNil(page), next, nil
+		}
+	}
+	return nonNil(all), "", nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

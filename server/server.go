@@ -1,0 +1,192 @@
+// Package server composes envreg's HTTP APIs on one router and owns the
+// http.Server: timeouts, middleware (request id, access log, panic
+// recovery, metrics) and graceful shutdown. It depends on the domain
+// packages and the API handlers; it never names a storage backend (those
+// are chosen and injected by cmd/envreg).
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/server/registry"
+)
+
+// Config holds the HTTP server's settings.
+type Config struct {
+	// ReadHeaderTimeout bounds how long a client may take to send headers
+	// (slow-loris protection).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds how long in-flight requests (blob downloads)
+	// may run after shutdown begins.
+	ShutdownTimeout time.Duration
+	// MaxHeaderBytes bounds request headers.
+	MaxHeaderBytes int
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Deps are the backends the server serves from.
+type Deps struct {
+	Catalog catalog.Store
+	Blobs   layerstore.Store
+	Log     *slog.Logger
+}
+
+// Server is envreg's HTTP server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	metrics *metrics
+}
+
+// New wires the APIs over deps.
+func New(cfg Config, deps Deps) *Server {
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
+	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
+	reg := registry.New(deps.Catalog, deps.Catalog, deps.Blobs, composer, registry.WithLogger(log))
+
+	r := mux.NewRouter()
+	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := deps.Catalog.Snapshot(r.Context()); err != nil {
+			http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", s.metrics).Methods(http.MethodGet)
+	reg.Register(r)
+	r.NotFoundHandler = http.HandlerFunc(registry.NotFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(registry.MethodNotAllowed)
+
+	// mux runs Use middleware only for matched routes, so the middleware
+	// wraps the whole router instead.
+	s.handler = s.middleware(r)
+	return s
+}
+
+// Handler returns the server's root handler (for httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish within ShutdownTimeout, and
+// returns nil on a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "grace", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// statusWriter records the status and bytes written for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic serving request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					http.Error(sw, `{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`, http.StatusInternalServerError)
+				}
+			}
+			d := time.Since(start)
+			s.metrics.observe(r, sw.status, sw.bytes, d)
+			s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "bytes", sw.bytes, "duration", d, "remote", r.RemoteAddr,
+				"user_agent", r.UserAgent())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

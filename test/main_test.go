@@ -1,0 +1,194 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/test/fixtures"
+)
+
+// envregBin is the binary under test, built once by TestMain.
+var envregBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "envreg-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	envregBin = filepath.Join(dir, "envreg")
+	build := exec.Command("go", "build", "-o", envregBin, "../cmd/envreg")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building envreg:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// envreg runs the binary and returns its stdout; it fails the test on a
+// non-zero exit.
+func envreg(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := envregResult(t, args...)
+	if err != nil {
+		t.Fatalf("envreg %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// envregResult runs the binary and returns stdout, stderr and the exit error.
+func envregResult(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, envregBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// publishFixture publishes one fixture package for both platforms with the
+// public flag form of "envreg publish".
+func publishFixture(t *testing.T, data string, p fixtures.Package) {
+	t.Helper()
+	for _, plat := range fixturePlatforms {
+		root := filepath.Join(t.TempDir(), "rootfs")
+		if err := fixtures.WriteTree(root, p, plat); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"publish", "--data", data, "--name", p.Name, "--version", p.Version,
+			"--platform", plat.String(), "--from-dir", root}
+		for _, path := range p.Path {
+			args = append(args, "--path", path)
+		}
+		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+			args = append(args, "--env", k+"="+p.Env[k])
+		}
+		for _, r := range p.Requires {
+			args = append(args, "--requires", r)
+		}
+		envreg(t, args...)
+	}
+}
+
+var fixturePlatforms = []catalog.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
+
+// publishAll publishes every fixture package into a new data directory.
+func publishAll(t *testing.T) string {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	for _, p := range fixtures.All() {
+		publishFixture(t, data, p)
+	}
+	return data
+}
+
+// server is a running "envreg serve".
+type server struct {
+	data   string // the data directory
+	host   string // 127.0.0.1:PORT
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startServer runs "envreg serve" on a free loopback port over data and
+// stops it (SIGTERM, expecting a clean exit) when the test ends.
+func startServer(t *testing.T, data string, extra ...string) *server {
+	t.Helper()
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	args := append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, extra...)
+	cmd := exec.Command(envregBin, args...)
+	s := &server{data: data, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{w: s.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(addrFile)
+		if err == nil && len(b) > 0 {
+			s.host = strings.TrimSpace(string(b))
+			break
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("envreg serve exited before listening: %v\n%s", err, s.logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("envreg serve did not start listening within 30s\n%s", s.logs())
+		}
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *server) logs() string {
+	lw := s.cmd.Stderr.(*lockedWriter)
+	return lw.String()
+}
+
+// stop sends SIGTERM and expects a clean exit within 30s. It is safe to
+// call more than once.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("envreg serve exited with %v after SIGTERM\n%s", err, s.logs())
+		}
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Errorf("envreg serve did not exit within 30s of SIGTERM\n%s", s.logs())
+	}
+}
+
+// dataDir returns the server's data directory.
+func (s *server) dataDir(*testing.T) string { return s.data }
+
+// url returns http://host + path.
+func (s *server) url(path string) string { return "http://" + s.host + path }
+
+// get performs a GET with optional Accept header.
+func (s *server) get(t *testing.T, path, accept string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp, buf.Bytes()
+}
