@@ -313,13 +313,22 @@ func ParseRequirement(s string, names Names) (Requirement, error) {
 }
 
 // NewRequest returns the canonical request for stack: requirements sorted
-// by name, a nil Range meaning any version, an empty Spelling filled in.
-// Names must already be canonical (ParseRequirement does that). A package
-// named twice is an error. reqs is not modified.
+// by name, a nil Range parsed from Spelling (any version if Spelling is
+// empty too), an empty Spelling filled in. Names must already be canonical
+// (ParseRequirement does that). A package named twice is an error. reqs is
+// not modified.
 func NewRequest(stack string, reqs []Requirement) (Request, error) {
-	for _, r := range reqs {
+	reqs = slices.Clone(reqs)
+	for i, r := range reqs {
 		if r.Name == "" {
 			return Request{}, errors.New("requirement without a package name")
+		}
+		if r.Range == nil && r.Spelling != "" {
+			rng, err := semver.NewConstraint(r.Spelling)
+			if err != nil {
+				return Request{}, fmt.Errorf("invalid version range %q for %s: %w", r.Spelling, r.Name, err)
+			}
+			reqs[i].Range = rng
 		}
 	}
 	req, i, j := canonicalRequest(stack, reqs)

@@ -90,17 +90,23 @@ func ToError(err error) *Error {
 	case errors.Is(err, context.Canceled):
 		return nil
 	case errors.As(err, &unsat):
-		return &Error{CodeManifestUnknown, unsat.Error(), unsat, err}
+		return &Error{CodeManifestUnknown, unsat.Error(), map[string]any{
+			"package": unsat.Package, "constraint": unsat.Constraint, "available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}, err}
 	case errors.As(err, &conflict):
-		return &Error{CodeManifestUnknown, conflict.Error(), conflict, err}
+		return &Error{CodeManifestUnknown, conflict.Error(), map[string]any{"package": conflict.Package, "chains": conflict.Chains}, err}
 	case errors.As(err, &tagErr):
-		return &Error{CodeManifestUnknown, tagErr.Error(), tagErr, err}
+		return &Error{CodeManifestUnknown, tagErr.Error(), map[string]any{"tag": tagErr.Tag, "reason": tagErr.Reason}, err}
 	case errors.As(err, &noPlat):
-		return &Error{CodeManifestUnknown, noPlat.Error(), noPlat, err}
+		platforms := map[string][]string{}
+		for _, r := range noPlat.Releases {
+			platforms[r.Release] = r.Platforms
+		}
+		return &Error{CodeManifestUnknown, noPlat.Error(), map[string]any{"platforms": platforms}, err}
 	case errors.As(err, &envErr):
-		return &Error{CodeManifestUnknown, envErr.Error(), envErr, err}
+		return &Error{CodeManifestUnknown, envErr.Error(), map[string]any{
+			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err}
 	case errors.As(err, &tooMany):
-		return &Error{CodeManifestUnknown, tooMany.Error(), tooMany, err}
+		return &Error{CodeManifestUnknown, tooMany.Error(), map[string]any{"layers": tooMany.Count, "limit": tooMany.Limit}, err}
 	case errors.Is(err, resolver.ErrUnknownPackage):
 		return &Error{CodeManifestUnknown, err.Error(), nil, err}
 	case errors.As(err, &nameErr):
