@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -101,9 +102,22 @@ type pkgState struct {
 	sel      int               // index of the selected release; -1 while undecided
 	level    int               // decision level of the selection
 	onAgenda bool
+	// dead marks releases that are in no solution, whatever else is
+	// chosen: their failure did not depend on any other decision. Only
+	// grows during a call. Allocated on the first death.
+	dead []bool
 }
 
 func (p *pkgState) selected() *catalog.Release { return &p.releases[p.sel] }
+
+func (p *pkgState) isDead(i int) bool { return p.dead != nil && p.dead[i] }
+
+func (p *pkgState) kill(i int) {
+	if p.dead == nil {
+		p.dead = make([]bool, len(p.releases))
+	}
+	p.dead[i] = true
+}
 
 // edge is one requirement (or, with conflict set, one conflict) on pkg,
 // either from the request or stack (from == nil) or from a selected release.
@@ -118,15 +132,20 @@ type edge struct {
 	conflict bool
 }
 
+// admits reports whether release r is allowed by e.
+func (e *edge) admits(r *catalog.Release) bool { return e.rng.Check(r.Version) != e.conflict }
+
 // solver holds one Resolve call's state. Nothing in it outlives the call.
 type solver struct {
-	src    Source
-	pkgs   map[string]*pkgState
-	ranges map[string]*semver.Constraints // parsed catalog ranges
-	sat    map[satKey]bool                // does any release satisfy this single edge?
-	agenda []*pkgState                    // packages in decision order; level i decides agenda[i]
-	trail  []trailEntry                   // edge pushes, undone in reverse
-	steps  int
+	src     Source
+	pkgs    map[string]*pkgState
+	ranges  map[string]*semver.Constraints // parsed catalog ranges
+	ids     map[*semver.Constraints]int    // small numbers for domain keys
+	sat     map[satKey]witness             // newest live release satisfying one edge
+	domains map[string]*domain             // newest live release allowed by a set of edges
+	agenda  []*pkgState                    // packages in decision order; level i decides agenda[i]
+	trail   []trailEntry                   // edge pushes, undone in reverse
+	steps   int
 
 	failure error // the explanation kept for when the search fails
 	rank    int   // 2: a requirement nothing satisfies; 1: a conflict
@@ -136,6 +155,25 @@ type solver struct {
 type satKey struct {
 	pkg string
 	rng *semver.Constraints
+}
+
+// witness caches the answer to "which is the newest live release that
+// satisfies this edge": index, or -1 with published telling whether a
+// release (since found dead) satisfied it.
+type witness struct {
+	index     int
+	published bool
+}
+
+// domain caches the answer to "which is the newest live release that
+// every requirement on a package allows, and no conflict forbids", keyed
+// by the package and the identities of those ranges. Deaths only remove
+// candidates, so a cached index stays a lower bound and a cached "none"
+// stays true. core lists positions (in reqs then forbids) of edges that
+// exclude every live release on their own: the explanation of "none".
+type domain struct {
+	index int
+	core  []int
 }
 
 type trailEntry struct {
@@ -166,7 +204,7 @@ func (s *solver) parse(rng string) (*semver.Constraints, error) {
 
 func (s *solver) addRoot(p *pkgState, rng *semver.Constraints, spelling, root string) {
 	e := &edge{pkg: p.name, rng: rng, spelling: spelling, level: -1, root: root}
-	if !s.satisfiable(p, e) {
+	if !s.satisfiable(p, e).published {
 		s.unsatisfiable(p, e)
 	}
 	p.reqs = append(p.reqs, e)
@@ -176,47 +214,204 @@ func (s *solver) addRoot(p *pkgState, rng *semver.Constraints, spelling, root st
 	}
 }
 
-// satisfiable reports whether some release of p satisfies e on its own.
-// It stops at the first match, newest first, and is cached per call.
-func (s *solver) satisfiable(p *pkgState, e *edge) bool {
+// satisfiable finds the newest live release of p that satisfies e on its
+// own. It scans newest first, stops at the first match, and is cached per
+// call (a cached index is re-checked only if that release has died since).
+func (s *solver) satisfiable(p *pkgState, e *edge) witness {
 	k := satKey{p.name, e.rng}
-	if ok, hit := s.sat[k]; hit {
-		return ok
+	w, hit := s.sat[k]
+	if hit && (w.index < 0 || !p.isDead(w.index)) {
+		return w
 	}
-	ok := slices.ContainsFunc(p.releases, func(r catalog.Release) bool { return e.rng.Check(r.Version) })
+	from := 0
+	if hit {
+		from = w.index + 1
+	}
+	w = witness{index: -1, published: hit}
+	for i := from; i < len(p.releases); i++ {
+		if e.rng.Check(p.releases[i].Version) {
+			w.published = true
+			if !p.isDead(i) {
+				w.index = i
+				break
+			}
+		}
+	}
 	if s.sat == nil {
-		s.sat = map[satKey]bool{}
+		s.sat = map[satKey]witness{}
 	}
-	s.sat[k] = ok
-	return ok
+	s.sat[k] = w
+	return w
+}
+
+// allowed reports whether every requirement and conflict on p allows r.
+func allowed(p *pkgState, r *catalog.Release) bool {
+	for _, e := range p.reqs {
+		if !e.admits(r) {
+			return false
+		}
+	}
+	for _, e := range p.forbids {
+		if !e.admits(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates returns the index of the newest live release of p that all
+// requirements and conflicts on p allow, or -1 and the edges that already
+// exclude everything. The common case, the newest release, costs no
+// allocation; anything else is cached by domain.
+func (s *solver) candidates(p *pkgState) (int, []*edge) {
+	first := 0
+	for first < len(p.releases) && p.isDead(first) {
+		first++
+	}
+	if first < len(p.releases) && allowed(p, &p.releases[first]) {
+		return first, nil
+	}
+	edges := slices.Concat(p.reqs, p.forbids)
+	key := s.domainKey(p, edges)
+	d, hit := s.domains[key]
+	if !hit {
+		d = &domain{index: -1}
+		if s.domains == nil {
+			s.domains = map[string]*domain{}
+		}
+		s.domains[key] = d
+	}
+	if d.index >= 0 || !hit {
+		from := max(d.index, first)
+		d.index = -1
+		for i := from; i < len(p.releases); i++ {
+			if !p.isDead(i) && allowed(p, &p.releases[i]) {
+				d.index = i
+				return i, nil
+			}
+		}
+		d.core = s.core(p, edges)
+	}
+	core := make([]*edge, len(d.core))
+	for i, j := range d.core {
+		core[i] = edges[j]
+	}
+	return -1, core
+}
+
+// core shrinks edges, deepest first, to a subset that still excludes every
+// live release of p: the decisions behind it explain the failure.
+func (s *solver) core(p *pkgState, edges []*edge) []int {
+	keep := make([]bool, len(edges))
+	for i := range keep {
+		keep[i] = true
+	}
+	excludesAll := func() bool {
+		for i := range p.releases {
+			if p.isDead(i) {
+				continue
+			}
+			ok := true
+			for j, e := range edges {
+				if keep[j] && !e.admits(&p.releases[i]) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return false
+			}
+		}
+		return true
+	}
+	for j := len(edges) - 1; j >= 0; j-- {
+		keep[j] = false
+		if !excludesAll() {
+			keep[j] = true
+		}
+	}
+	var out []int
+	for j, k := range keep {
+		if k {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// domainKey identifies p and the ranges of edges (requirements, then
+// conflicts); equal keys allow the same releases.
+func (s *solver) domainKey(p *pkgState, edges []*edge) string {
+	if s.ids == nil {
+		s.ids = map[*semver.Constraints]int{}
+	}
+	b := append(make([]byte, 0, len(p.name)+1+4*len(edges)), p.name...)
+	for _, e := range edges {
+		id, ok := s.ids[e.rng]
+		if !ok {
+			id = len(s.ids)
+			s.ids[e.rng] = id
+		}
+		if e.conflict {
+			b = append(b, '!')
+		} else {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, int64(id), 36)
+	}
+	return string(b)
 }
 
 // solve decides agenda[i:] by depth-first search, newest version first.
 // On failure it returns the conflict set: the decision levels (< i) whose
 // choices caused the failure. A caller whose level is not in the set
 // returns at once (conflict-directed backjumping): trying its other
-// versions cannot help.
+// versions cannot help. A release whose failure involved no other
+// decision is dead for the rest of the call.
 func (s *solver) solve(i int) (bool, levelSet) {
 	if i == len(s.agenda) {
 		return true, nil
 	}
 	p := s.agenda[i]
 	var cs levelSet
-	for idx := range p.releases {
+	cs.add(p.reqs[0].level) // p is only needed because of its first requirement
+	start, core := s.candidates(p)
+	if start < 0 {
+		for _, e := range core {
+			cs.add(e.level)
+		}
+		if s.failure == nil {
+			s.explain(p)
+		}
+		return false, cs
+	}
+	for idx := start; idx < len(p.releases); idx++ {
+		if p.isDead(idx) {
+			continue
+		}
 		if s.steps++; s.steps > MaxSteps {
 			return false, nil
 		}
 		if lvl, ok := s.admit(p, idx); !ok {
+			if s.err != nil {
+				return false, nil
+			}
+			if lvl < 0 {
+				p.kill(idx)
+			}
 			cs.add(lvl)
 			continue
 		}
 		cp := s.checkpoint()
 		if lvl, ok := s.choose(p, idx, i); !ok {
 			s.undo(cp, p)
-			cs.add(lvl)
 			if s.err != nil {
 				return false, nil
 			}
+			if lvl < 0 {
+				p.kill(idx)
+			}
+			cs.add(lvl)
 			continue
 		}
 		ok, sub := s.solve(i + 1)
@@ -231,9 +426,11 @@ func (s *solver) solve(i int) (bool, levelSet) {
 			return false, sub // backjump over level i
 		}
 		sub.remove(i)
+		if sub.empty() {
+			p.kill(idx)
+		}
 		cs.union(sub)
 	}
-	cs.add(p.reqs[0].level) // p is only needed because of its first requirement
 	if s.failure == nil {
 		s.explain(p)
 	}
@@ -247,12 +444,12 @@ func (s *solver) solve(i int) (bool, levelSet) {
 func (s *solver) admit(p *pkgState, idx int) (int, bool) {
 	r := &p.releases[idx]
 	for _, e := range p.reqs {
-		if !e.rng.Check(r.Version) {
+		if !e.admits(r) {
 			return e.level, false
 		}
 	}
 	for _, f := range p.forbids {
-		if f.rng.Check(r.Version) {
+		if !f.admits(r) {
 			return f.level, false
 		}
 	}
@@ -295,8 +492,10 @@ func (s *solver) choose(p *pkgState, idx, lvl int) (int, bool) {
 				}
 				return q.level, false
 			}
-		} else if !s.satisfiable(q, e) {
-			s.unsatisfiable(q, e)
+		} else if w := s.satisfiable(q, e); w.index < 0 {
+			if !w.published {
+				s.unsatisfiable(q, e)
+			} // else: what satisfies it is dead, and its failure was recorded.
 			return -1, false
 		}
 		q.reqs = append(q.reqs, e)
@@ -487,6 +686,8 @@ func (l *levelSet) add(lvl int) {
 func (l levelSet) has(lvl int) bool {
 	return lvl >= 0 && lvl/64 < len(l) && l[lvl/64]&(1<<(lvl%64)) != 0
 }
+
+func (l levelSet) empty() bool { return !slices.ContainsFunc(l, func(w uint64) bool { return w != 0 }) }
 
 func (l levelSet) remove(lvl int) {
 	if l.has(lvl) {

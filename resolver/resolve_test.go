@@ -875,3 +875,25 @@ func bruteForce(snap *catalog.Snapshot, names []string, req resolver.Request) []
 	slices.Sort(out)
 	return out
 }
+
+// TestResolveFailsFast checks that a conflict at the end of a requires
+// chain is explained, not lost in the search: every version of every
+// package in the chain leads to the same conflict, which must be learnt
+// once rather than retried for each combination (100^4 of them).
+func TestResolveFailsFast(t *testing.T) {
+	var releases []catalog.Release
+	for i := range 5 {
+		var opts []string
+		if i < 4 {
+			opts = append(opts, fmt.Sprintf("requires p%d ^10", i+1))
+		}
+		for v := range 100 {
+			releases = append(releases, rel(fmt.Sprintf("p%d %d.%d.0", i, 1+v/10, v%10), opts...))
+		}
+	}
+	_, err := resolveCase{releases: releases, tag: "p0_p4-1"}.run(t)
+	want := "conflicting requirements for p4: (1) requested p4 1; (2) requested p0 -> p0 10.9.0 requires p1 ^10 -> p1 10.9.0 requires p2 ^10 -> p2 10.9.0 requires p3 ^10 -> p3 10.9.0 requires p4 ^10"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Resolve error = %v\nwant %s", err, want)
+	}
+}

@@ -28,7 +28,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Var(&conflicts, "conflicts", "package versions this one cannot be combined with, e.g. 'php <8' (repeatable)")
 	fs.Var(&labels, "label", "label KEY=VALUE recorded with the package version (repeatable)")
 	fs.BoolVar(&in.Force, "force", false, "replace an existing layer or metadata of the same name, version and platform")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info (one line per stored layer), warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
