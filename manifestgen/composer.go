@@ -92,7 +92,7 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 
 	// The composition must not be cut short by the first client leaving:
 	// others may be waiting for it.
-	e.img, e.err = c.compose(context.WithoutCancel(ctx), snap, st, req, f)
+	e.img, e.err = c.composeSafely(context.WithoutCancel(ctx), snap, st, req, f)
 	close(e.done)
 	if e.err != nil {
 		// Never cache a failure: storage errors are transient, and resolution
@@ -104,6 +104,17 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		c.mu.Unlock()
 	}
 	return e.img, e.err
+}
+
+// composeSafely turns a panic into an error, so that requests waiting on
+// the same entry are released instead of hanging for the whole generation.
+func (c *Composer) composeSafely(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (img *Image, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			img, err = nil, fmt.Errorf("composing %s: panic: %v", req.Key(), p)
+		}
+	}()
+	return c.compose(ctx, snap, st, req, f)
 }
 
 func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (*Image, error) {

@@ -55,8 +55,14 @@ func (m *metrics) observe(r *http.Request, status int, n int64, d time.Duration)
 		status = http.StatusOK
 	}
 	route := routeKind(r.URL.Path)
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		method = "other" // clients choose methods: keep the label set bounded
+	}
 	m.mu.Lock()
-	m.requests[metricKey{route, r.Method, status}]++
+	m.requests[metricKey{route, method, status}]++
 	m.bytes[route] += uint64(n)
 	m.seconds[route] += d.Seconds()
 	m.mu.Unlock()

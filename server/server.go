@@ -172,7 +172,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				s.log.Error("panic serving request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					http.Error(sw, `{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`, http.StatusInternalServerError)
+					sw.Header().Set("Content-Type", "application/json")
+					sw.WriteHeader(http.StatusInternalServerError)
+					_, _ = sw.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`))
 				}
 			}
 			d := time.Since(start)

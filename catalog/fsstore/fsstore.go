@@ -88,6 +88,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/envreg/envreg/internal/durable"
+
 	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
 
@@ -154,11 +156,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	for _, d := range []string{s.releasesDir(), s.stacksDir(), s.path("documents", "sha256"), s.path("documents", "sha512"), s.tmpDir()} {
-		if err := mkdirDurable(d); err != nil {
+		if err := durable.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("opening catalog: %w", err)
 		}
 	}
-	if err := s.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
+	if err := durable.RemoveStale(s.tmpDir(), time.Now().Add(-staleTempAge)); err != nil {
 		return nil, fmt.Errorf("opening catalog %s: removing stale temp files: %w", abs, err)
 	}
 
@@ -445,7 +447,7 @@ func (s *Store) update(ctx context.Context, prepare func() (*change, error)) err
 		return err
 	}
 	if c != nil {
-		if err := mkdirDurable(filepath.Dir(c.path)); err != nil {
+		if err := durable.MkdirAll(filepath.Dir(c.path)); err != nil {
 			return err
 		}
 		if err := s.writeFile(c.path, c.data); err != nil {
@@ -743,59 +745,7 @@ func (s *Store) writeFile(path string, data []byte) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func (s *Store) removeStaleTemps(before time.Time) error {
-	entries, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		info, err := e.Info()
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() && info.ModTime().Before(before) {
-			if err := os.Remove(filepath.Join(s.tmpDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// mkdirDurable creates dir and missing parents, syncing each parent so that
-// the new entries survive a crash.
-func mkdirDurable(dir string) error {
-	if info, err := os.Stat(dir); err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirDurable(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // fileLock is a held flock(2) on catalog/LOCK. Each holder opens the file

@@ -49,7 +49,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Every flag can also be set\nwith an environment variable ENVREG_<FLAG> (e.g. ENVREG_DATA=/var/lib/envreg);\nflags on the command line win.\n")
+	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Deployment flags (--data,\n--addr, --addr-file, --log-level, --log-format, --shutdown-timeout,\n--read-header-timeout) can also be set as ENVREG_<FLAG>, e.g.\nENVREG_DATA=/var/lib/envreg; flags on the command line win.\n")
 }
 
 // run is main without os.Exit, for tests.
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "help", "-h", "--help", "-help":
-		if len(args) > 1 {
+		if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
 			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
 		}
 		usage(stdout)
@@ -118,27 +118,30 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags applies ENVREG_<FLAG> environment variables, then the command
-// line (so flags win over the environment). Repeatable flags take a
-// comma-separated list from the environment.
+// envFlags are the deployment settings that can also come from the
+// environment as ENVREG_<FLAG>. Flags that say what to publish or resolve
+// (--name, --version, --env, …) cannot: a stray variable must not change
+// what a CI job publishes.
+var envFlags = map[string]bool{
+	"data": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
+	"shutdown-timeout": true, "read-header-timeout": true,
+}
+
+// parseFlags applies ENVREG_<FLAG> environment variables for envFlags, then
+// the command line (so flags win over the environment). Flags must come
+// before arguments: "publish recipe.yaml --data d" is refused before
+// anything is done, rather than publishing into the default directory.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
+		if !envFlags[f.Name] {
+			return
+		}
 		key := "ENVREG_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v, ok := os.LookupEnv(key)
-		if !ok {
-			return
-		}
-		if _, multi := f.Value.(*listFlag); multi {
-			for _, item := range strings.Split(v, ",") {
-				if err := fs.Set(f.Name, item); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", key, err))
-				}
+		if v, ok := os.LookupEnv(key); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -149,6 +152,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			return err
 		}
 		return usagef("%v", err)
+	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") {
+			return usagef("flag %s after an argument: flags go before arguments", a)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,12 @@ func TestHelpOnEverySubcommand(t *testing.T) {
 	if code, _, errOut := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, %s", code, errOut)
 	}
+	if code, out, _ := runCLI(t, "help", "--help"); code != 0 || !strings.Contains(out, "Commands:") {
+		t.Errorf("help --help: exit %d", code)
+	}
+	if code, _, errOut := runCLI(t, "publish", "x.yaml", "--data", t.TempDir()); code != 2 || !strings.Contains(errOut, "flags go before arguments") {
+		t.Errorf("flag after argument: exit %d, %s", code, errOut)
+	}
 	if code, _, errOut := runCLI(t, "serve", "--no-such-flag"); code != 2 || !strings.Contains(errOut, "no-such-flag") {
 		t.Errorf("unknown flag: exit %d, %s", code, errOut)
 	}
@@ -139,6 +145,11 @@ func TestEnvironmentOverrides(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "catalog")); err != nil {
 		t.Errorf("ENVREG_DATA was not used: %v", err)
+	}
+	// What to publish never comes from the environment.
+	t.Setenv("ENVREG_NAME", "sneaky")
+	if code, _, errOut := runCLI(t, "publish", "--from-dir", t.TempDir(), "--version", "1.0.0"); code != 2 || !strings.Contains(errOut, "--name and --version are required") {
+		t.Errorf("ENVREG_NAME was used: exit %d %s", code, errOut)
 	}
 	// A flag wins over the environment.
 	other := filepath.Join(t.TempDir(), "from-flag")

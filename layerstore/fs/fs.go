@@ -42,6 +42,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/envreg/envreg/internal/durable"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/layerstore"
@@ -73,11 +75,11 @@ func New(root string) (*Store, error) {
 	}
 	s := &Store{root: root}
 	for _, dir := range append(s.algDirs(), s.uploads()) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := durable.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("opening blob store: %w", err)
 		}
 	}
-	if err := s.removeStaleUploads(time.Now().Add(-staleUploadAge)); err != nil {
+	if err := durable.RemoveStale(s.uploads(), time.Now().Add(-staleUploadAge)); err != nil {
 		return nil, fmt.Errorf("opening blob store %s: %w", root, err)
 	}
 	return s, nil
@@ -92,28 +94,6 @@ func (s *Store) algDirs() []string {
 }
 
 func (s *Store) uploads() string { return filepath.Join(s.root, uploadsDir) }
-
-func (s *Store) removeStaleUploads(before time.Time) error {
-	entries, err := os.ReadDir(s.uploads())
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		info, err := e.Info()
-		if errors.Is(err, os.ErrNotExist) {
-			continue // committed or removed meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() && info.ModTime().Before(before) {
-			if err := os.Remove(filepath.Join(s.uploads(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-	}
-	return nil
-}
 
 // path validates d and returns the file it is stored in.
 func (s *Store) path(d digest.Digest) (string, error) {
@@ -234,7 +214,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("storing blob %s: committing: %w", d, err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(final)); err != nil {
 		// The blob is in place and verified; only its durability across a
 		// power loss is in doubt. Report it, but do not remove a file that
 		// a concurrent Put of the same digest may also have committed.
@@ -258,7 +238,7 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	} else if err != nil {
 		return fmt.Errorf("deleting blob %s: %w", d, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("deleting blob %s: syncing directory: %w", d, err)
 	}
 	return nil
@@ -296,16 +276,6 @@ func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) e
 		}
 	}
 	return nil
-}
-
-// syncDir makes renames and removals in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // ctxReader stops a copy when its context ends.

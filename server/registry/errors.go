@@ -25,15 +25,15 @@ type ErrorCode struct {
 
 // The codes envreg sends.
 var (
-	CodeBlobUnknown      = ErrorCode{"BLOB_UNKNOWN", http.StatusNotFound}
-	CodeDigestInvalid    = ErrorCode{"DIGEST_INVALID", http.StatusBadRequest}
-	CodeManifestUnknown  = ErrorCode{"MANIFEST_UNKNOWN", http.StatusNotFound}
-	CodeNameInvalid      = ErrorCode{"NAME_INVALID", http.StatusBadRequest}
-	CodeNameUnknown      = ErrorCode{"NAME_UNKNOWN", http.StatusNotFound}
-	CodeUnsupported      = ErrorCode{"UNSUPPORTED", http.StatusMethodNotAllowed}
-	CodePaginationNumber = ErrorCode{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest}
-	CodeRangeInvalid     = ErrorCode{"RANGE_INVALID", http.StatusRequestedRangeNotSatisfiable}
-	CodeUnknown          = ErrorCode{"UNKNOWN", http.StatusInternalServerError}
+	CodeBlobUnknown     = ErrorCode{"BLOB_UNKNOWN", http.StatusNotFound}
+	CodeDigestInvalid   = ErrorCode{"DIGEST_INVALID", http.StatusBadRequest}
+	CodeManifestUnknown = ErrorCode{"MANIFEST_UNKNOWN", http.StatusNotFound}
+	CodeNameUnknown     = ErrorCode{"NAME_UNKNOWN", http.StatusNotFound}
+	CodeUnsupported     = ErrorCode{"UNSUPPORTED", http.StatusMethodNotAllowed}
+	// CodeBadRequest is a malformed query (an invalid n): the spec lists no
+	// code for it, and its codes are a closed set, so UNSUPPORTED with 400.
+	CodeBadRequest = ErrorCode{"UNSUPPORTED", http.StatusBadRequest}
+	CodeUnknown    = ErrorCode{"UNKNOWN", http.StatusInternalServerError}
 )
 
 // Error is an error on the wire: code, message and optional detail.
@@ -107,7 +107,8 @@ func ToError(err error) *Error {
 			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err}
 	case errors.As(err, &tooMany):
 		return &Error{CodeManifestUnknown, tooMany.Error(), map[string]any{"layers": tooMany.Count, "limit": tooMany.Limit}, err}
-	case errors.Is(err, resolver.ErrUnknownPackage):
+	case errors.Is(err, resolver.ErrUnknownPackage), errors.Is(err, resolver.ErrEmpty),
+		errors.Is(err, resolver.ErrTooComplex), errors.Is(err, resolver.ErrTooManyLayers):
 		return &Error{CodeManifestUnknown, err.Error(), nil, err}
 	case errors.As(err, &nameErr):
 		return &Error{CodeNameUnknown, nameErr.Error(), map[string]string{"name": nameErr.name}, err}

@@ -117,6 +117,7 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 
 // MethodNotAllowed answers unsupported methods, e.g. a push to a virtual repository.
 func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
 	writeError(w, r, newError(CodeUnsupported, fmt.Sprintf("%s %s is not supported: envreg repositories are read-only", r.Method, r.URL.Path), nil))
 }
 
@@ -220,27 +221,35 @@ type wanted struct {
 	index  bool
 }
 
-// negotiate picks the document type from the Accept headers. OCI is
-// preferred; Docker schema2 is served when the client asks only for Docker
-// types. A client that lists no manifest types gets the OCI index.
+// negotiate picks the document type from the Accept headers (parsed with
+// mime.ParseMediaType; a type with q=0 is refused). OCI is preferred: Docker
+// schema2 is served only to a client that accepts no OCI manifest type. A
+// client that accepts no index type gets a single manifest, and one that
+// lists no manifest type at all (curl) gets the OCI index.
 func negotiate(accept []string) wanted {
 	var types []string
 	for _, header := range accept {
 		for _, v := range strings.Split(header, ",") {
-			mt, _, err := mime.ParseMediaType(strings.TrimSpace(v))
-			if err == nil {
-				types = append(types, mt)
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(v))
+			if err != nil {
+				continue
 			}
+			if q, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f <= 0 {
+					continue
+				}
+			}
+			types = append(types, mt)
 		}
 	}
 	has := func(t string) bool { return slices.Contains(types, t) }
 	switch {
 	case has(ocispec.MediaTypeImageIndex):
 		return wanted{manifestgen.FormatOCI, true}
-	case has(manifestgen.MediaTypeDockerManifestList):
-		return wanted{manifestgen.FormatDocker, true}
 	case has(ocispec.MediaTypeImageManifest):
 		return wanted{manifestgen.FormatOCI, false}
+	case has(manifestgen.MediaTypeDockerManifestList):
+		return wanted{manifestgen.FormatDocker, true}
 	case has(manifestgen.MediaTypeDockerManifest):
 		return wanted{manifestgen.FormatDocker, false}
 	default:
@@ -248,8 +257,8 @@ func negotiate(accept []string) wanted {
 	}
 }
 
-// getBlob serves GET/HEAD /v2/<name>/blobs/<digest> (end-2), with Range
-// support from http.ServeContent.
+// getBlob serves GET/HEAD /v2/<name>/blobs/<digest> (end-2). GET may be
+// redirected when the blob store can hand out URLs.
 func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := reg.stack(r); err != nil {
 		return err
@@ -268,20 +277,6 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	if r.Method == http.MethodHead {
-		size, err := reg.blobs.Stat(r.Context(), d)
-		if err != nil {
-			return err
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		h.Set("Docker-Content-Digest", d.String())
-		h.Set("ETag", `"`+d.String()+`"`)
-		h.Set("Accept-Ranges", "bytes")
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
 	rc, _, err := reg.blobs.Open(r.Context(), d)
 	if err != nil {
 		return err
@@ -293,6 +288,8 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
 	h.Set("ETag", `"`+d.String()+`"`)
 	// Blobs are immutable: let caches keep them.
 	h.Set("Cache-Control", "max-age=31536000")
+	// ServeContent answers HEAD, Range (206, multipart, 416) and
+	// If-None-Match the same way for every blob.
 	http.ServeContent(w, r, "", zeroTime, rc)
 	return nil
 }
@@ -360,7 +357,7 @@ func paginate(q url.Values, all []string) (page []string, next string, err error
 	if ns := q.Get("n"); ns != "" {
 		n, err := strconv.Atoi(ns)
 		if err != nil || n < 0 {
-			return nil, "", newError(CodePaginationNumber, fmt.Sprintf("invalid n=%q: want a number >= 0", ns), nil)
+			return nil, "", newError(CodeBadRequest, fmt.Sprintf("invalid n=%q: want a number >= 0", ns), nil)
 		}
 		if n < len(all) {
 			page = all[:n]

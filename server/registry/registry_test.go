@@ -56,7 +56,7 @@ func TestCalls(t *testing.T) {
 		{name: "start upload", method: "POST", path: "/v2/env/blobs/uploads/", status: 405, code: "UNSUPPORTED"},
 		{name: "tags", method: "GET", path: "/v2/env/tags/list", status: 200, bodyHas: `"php-8.2.36"`},
 		{name: "tags n=0", method: "GET", path: "/v2/env/tags/list?n=0", status: 200, bodyHas: `"tags":[]`},
-		{name: "tags bad n", method: "GET", path: "/v2/env/tags/list?n=-1", status: 400, code: "PAGINATION_NUMBER_INVALID"},
+		{name: "tags bad n", method: "GET", path: "/v2/env/tags/list?n=-1", status: 400, code: "UNSUPPORTED"},
 		{name: "catalog", method: "GET", path: "/v2/_catalog", status: 200, bodyHas: `{"repositories":["env"]}`},
 		{name: "no route", method: "GET", path: "/nope", status: 404, code: "NAME_UNKNOWN"},
 	}

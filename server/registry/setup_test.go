@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -53,4 +54,9 @@ func (p *published) server(t *testing.T) *httptest.Server {
 	s := httptest.NewServer(p.handler)
 	t.Cleanup(s.Close)
 	return s
+}
+
+func jsonDecode(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }

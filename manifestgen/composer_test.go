@@ -1,0 +1,233 @@
+package manifestgen_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/resolver"
+)
+
+// recordingStore is an in-memory Documents + blob Writer that records the
+// order of writes and can be made to fail: the faults a real store cannot
+// produce on demand.
+type recordingStore struct {
+	mu     sync.Mutex
+	order  []string
+	docs   map[digest.Digest]catalog.Document
+	blobs  map[digest.Digest][]byte
+	fail   atomic.Bool
+	writes atomic.Int64
+	delay  time.Duration
+}
+
+func newRecordingStore() *recordingStore {
+	return &recordingStore{docs: map[digest.Digest]catalog.Document{}, blobs: map[digest.Digest][]byte{}}
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (s *recordingStore) Put(_ context.Context, d digest.Digest, size int64, r io.Reader) error {
+	time.Sleep(s.delay)
+	s.writes.Add(1)
+	if s.fail.Load() {
+		return errInjected
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(r); err != nil {
+		return err
+	}
+	if digest.FromBytes(b.Bytes()) != d || int64(b.Len()) != size {
+		return errors.New("config blob does not match its descriptor")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blobs[d] = b.Bytes()
+	s.order = append(s.order, "blob "+d.String())
+	return nil
+}
+
+func (s *recordingStore) PutDocument(_ context.Context, d catalog.Document) error {
+	s.writes.Add(1)
+	if s.fail.Load() {
+		return errInjected
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.docs[d.Digest] = d
+	s.order = append(s.order, "doc "+d.Digest.String())
+	return nil
+}
+
+func (s *recordingStore) Document(_ context.Context, d digest.Digest) (catalog.Document, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	doc, ok := s.docs[d]
+	if !ok {
+		return catalog.Document{}, catalog.ErrNotFound
+	}
+	return doc, nil
+}
+
+func composerRelease(name, version string) catalog.Release {
+	layer := func(arch string) catalog.Layer {
+		return catalog.Layer{
+			Platform:  catalog.Platform{OS: "linux", Architecture: arch},
+			Digest:    digest.FromString(name + version + arch),
+			DiffID:    digest.FromString("diff" + name + version + arch),
+			Size:      100,
+			MediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+		}
+	}
+	return catalog.Release{Name: name, Version: semver.MustParse(version),
+		Layers:    []catalog.Layer{layer("amd64"), layer("arm64")},
+		Published: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func snapshotAt(gen uint64, rels ...catalog.Release) (*catalog.Snapshot, catalog.Stack) {
+	snap := catalog.NewSnapshot(gen, rels, nil)
+	st, _ := snap.Stack(catalog.DefaultStackName)
+	return snap, st
+}
+
+func request(t *testing.T, snap *catalog.Snapshot, st catalog.Stack, tag string) resolver.Request {
+	t.Helper()
+	req, err := resolver.ParseTag(tag, st, resolver.StackNames(snap, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestComposerStoresBeforeReturning(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	img, err := c.Compose(t.Context(), snap, st, request(t, snap, st, "php-8.2"), manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every digest the index names can be fetched, and nothing was stored
+	// before what it references: configs, then manifests, then the index.
+	want := []string{}
+	for _, b := range img.Configs {
+		want = append(want, "blob "+b.Descriptor.Digest.String())
+	}
+	for _, b := range img.Manifests {
+		want = append(want, "doc "+b.Descriptor.Digest.String())
+	}
+	want = append(want, "doc "+img.Index.Descriptor.Digest.String())
+	if len(store.order) != len(want) {
+		t.Fatalf("writes %v, want %v", store.order, want)
+	}
+	for i := range want {
+		if store.order[i] != want[i] {
+			t.Errorf("write %d = %s, want %s", i, store.order[i], want[i])
+		}
+	}
+}
+
+func TestComposerCachesPerGeneration(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	rels := []catalog.Release{composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36")}
+	snap, st := snapshotAt(1, rels...)
+	req := request(t, snap, st, "php-8.2")
+	first, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := store.writes.Load()
+	again, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI)
+	if err != nil || again != first || store.writes.Load() != writes {
+		t.Errorf("second compose in the same generation: same image %v, writes %d -> %d", again == first, writes, store.writes.Load())
+	}
+
+	// A new generation with a newer patch recomposes.
+	snap2, st2 := snapshotAt(2, append(rels, composerRelease("php", "8.2.37"))...)
+	moved, err := c.Compose(t.Context(), snap2, st2, request(t, snap2, st2, "php-8.2"), manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Index.Descriptor.Digest == first.Index.Descriptor.Digest {
+		t.Error("new generation with php 8.2.37 served the cached 8.2.36 index")
+	}
+	// An older snapshot (a slow request) still gets its own answer.
+	old, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI)
+	if err != nil || old.Index.Descriptor.Digest != first.Index.Descriptor.Digest {
+		t.Errorf("older snapshot: %v %v", old, err)
+	}
+}
+
+func TestComposerDoesNotCacheFailures(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	req := request(t, snap, st, "php")
+	store.fail.Store(true)
+	if _, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI); !errors.Is(err, errInjected) {
+		t.Fatalf("compose with failing store: %v", err)
+	}
+	store.fail.Store(false)
+	img, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatalf("compose after the store recovered: %v", err)
+	}
+	if _, err := store.Document(t.Context(), img.Index.Descriptor.Digest); err != nil {
+		t.Errorf("index not stored after recovery: %v", err)
+	}
+}
+
+func TestComposerConcurrentRequestsShareOneComposition(t *testing.T) {
+	store := newRecordingStore()
+	store.delay = 20 * time.Millisecond // keep the first composition in flight
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	req := request(t, snap, st, "php")
+	const n = 16
+	imgs := make([]*manifestgen.Image, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			img, err := c.Compose(context.Background(), snap, st, req, manifestgen.FormatDocker)
+			if err != nil {
+				t.Error(err)
+			}
+			imgs[i] = img
+		})
+	}
+	wg.Wait()
+	for _, img := range imgs[1:] {
+		if img != imgs[0] {
+			t.Fatal("concurrent requests got different compositions")
+		}
+	}
+	// One composition: 2 configs + 2 manifests + 1 index.
+	if got := store.writes.Load(); got != 5 {
+		t.Errorf("%d writes for %d concurrent requests; want 5 (one composition)", got, n)
+	}
+}
+
+func TestComposerResolutionErrors(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	_, err := c.Compose(t.Context(), snap, st, request(t, snap, st, "php-9"), manifestgen.FormatOCI)
+	var unsat *resolver.UnsatisfiableError
+	if !errors.As(err, &unsat) || unsat.Package != "php" {
+		t.Errorf("compose php-9: %v, want *resolver.UnsatisfiableError", err)
+	}
+	if store.writes.Load() != 0 {
+		t.Errorf("a failed resolution stored %d things", store.writes.Load())
+	}
+}
