@@ -120,8 +120,8 @@ func TestResolutionLimitsAre404(t *testing.T) {
 	s := p.server(t)
 	for path, want := range map[string]string{
 		"/v2/small/manifests/php_nodejs": "layers",
-		"/v2/small/manifests/php":      "", // base + php = 2: allowed
-		"/v2/empty/manifests/latest":   "nothing to compose",
+		"/v2/small/manifests/php":        "", // base + php = 2: allowed
+		"/v2/empty/manifests/latest":     "nothing to compose",
 	} {
 		resp, err := s.Client().Get(s.URL + path)
 		if err != nil {

@@ -81,6 +81,7 @@ func (reg *Registry) Register(r *mux.Router) {
 	r.Handle(name+"/manifests/{reference}", reg.handle(reg.getManifest)).Methods(get...)
 	r.Handle(name+"/blobs/{digest}", reg.handle(reg.getBlob)).Methods(get...)
 	r.Handle(name+"/tags/list", reg.handle(reg.listTags)).Methods(get...)
+	r.Handle(name+"/referrers/{digest}", reg.handle(reg.listReferrers)).Methods(get...)
 	// Virtual repositories are read-only: the push side answers UNSUPPORTED.
 	r.PathPrefix(name + "/blobs/uploads").Handler(http.HandlerFunc(MethodNotAllowed))
 }
@@ -322,6 +323,31 @@ func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
 		Tags []string `json:"tags"`
 	}{st.Name, page}
 	return writeJSONList(w, r, body, next, "/v2/"+st.Name+"/tags/list")
+}
+
+// listReferrers serves GET /v2/<name>/referrers/<digest> (end-12a/12b).
+// Composed images are synthesized, so nothing refers to them: the answer
+// is an empty OCI index, which the spec requires instead of 404. An
+// artifactType filter is acknowledged with OCI-Filters-Applied.
+func (reg *Registry) listReferrers(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := reg.stack(r); err != nil {
+		return err
+	}
+	if _, err := digest.Parse(mux.Vars(r)["digest"]); err != nil {
+		return err
+	}
+	body := []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[]}`)
+	h := w.Header()
+	if r.URL.Query().Get("artifactType") != "" {
+		h.Set("OCI-Filters-Applied", "artifactType")
+	}
+	h.Set("Content-Type", ocispec.MediaTypeImageIndex)
+	h.Set("Content-Length", itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return nil
 }
 
 // listRepositories serves GET /v2/_catalog: the stacks.

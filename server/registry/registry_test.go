@@ -57,6 +57,8 @@ func TestCalls(t *testing.T) {
 		{name: "tags", method: "GET", path: "/v2/env/tags/list", status: 200, bodyHas: `"php-8.2.36"`},
 		{name: "tags n=0", method: "GET", path: "/v2/env/tags/list?n=0", status: 200, bodyHas: `"tags":[]`},
 		{name: "tags bad n", method: "GET", path: "/v2/env/tags/list?n=-1", status: 400, code: "UNSUPPORTED"},
+		{name: "referrers", method: "GET", path: "/v2/env/referrers/" + zero, status: 200, contentType: ocispec.MediaTypeImageIndex, bodyHas: `"manifests":[]`},
+		{name: "referrers bad digest", method: "GET", path: "/v2/env/referrers/sha256:zz", status: 400, code: "DIGEST_INVALID"},
 		{name: "catalog", method: "GET", path: "/v2/_catalog", status: 200, bodyHas: `{"repositories":["env"]}`},
 		{name: "no route", method: "GET", path: "/nope", status: 404, code: "NAME_UNKNOWN"},
 	}
