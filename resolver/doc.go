@@ -39,7 +39,8 @@
 // Components are unordered and aliases are expanded, so
 // "node-20_php-8.2", "php-8.2_node-20" and "php-8.2_nodejs-20" are one
 // Request, with one Key: "env:nodejs@20,php@8.2". The tag "latest" stands
-// for the stack's Latest requirements.
+// for the stack's Latest requirements (a package named latest can only be
+// requested with a version).
 //
 // # Resolution
 //
@@ -58,17 +59,25 @@
 // set of decisions that caused it (those that added the refusing
 // requirements or conflicts, or brought the package in), and a decision
 // outside that set returns immediately instead of trying its other
-// versions. This finds exactly the answer plain newest-first backtracking
-// would, without revisiting unrelated packages: a tag that names twenty
-// packages and one impossible pair fails after a few steps, not 2^20.
-// The search still stops after MaxSteps examined candidates
-// (ErrTooComplex).
+// versions. A release whose failure involved no decision at all (only the
+// request, the stack, or what does not exist) is dead: no answer contains
+// it, and it is never tried again in this call. Together these find
+// exactly the answer plain newest-first backtracking would — the tests
+// check that against a reference implementation and a brute-force search
+// on thousands of random catalogs — without revisiting unrelated packages
+// or re-deriving the same dead end: a tag that names twenty packages and
+// one impossible pair fails after a few steps, not 2^20, and a conflict at
+// the end of a five-package requires chain with a hundred versions per
+// package fails after a few hundred, not 100^4. The search still stops
+// after MaxSteps tentative selections (ErrTooComplex).
 //
-// Cost: when the newest version satisfies every requirement — the common
-// case — each package costs one candidate check, so resolution time
-// depends on the packages involved, never on the size of the catalog. Per
-// call, parsed ranges and "does anything satisfy this range" answers are
-// cached in maps that die with the call.
+// Cost: when the newest release of each package satisfies every
+// requirement on it — the common case — each package costs a few range
+// checks and one selection, so resolution time depends on the packages
+// involved, never on the size of the catalog. Otherwise the allowed
+// releases of a package are computed once per distinct set of ranges on
+// it, from per-range match masks (each range checked against each release
+// at most once per call). All caches live in the call.
 //
 // # Example
 //
@@ -100,8 +109,9 @@
 // stack order (even if they require others: base packages are meant to be
 // self-contained), then the rest so that a package comes after the
 // packages it requires, the smallest name first among those that are
-// ready. A requires-cycle (allowed) is broken by taking the smallest
-// remaining name. The order is a function of the selected set only, so
+// ready. A requires-cycle is allowed: its packages (a strongly connected
+// component) are layered together, by name, once everything the cycle
+// requires is in place. The order is a function of the selected set only, so
 // equal resolutions give equal images.
 //
 // Platforms are the intersection of the selected releases' platforms. The

@@ -14,7 +14,7 @@ var (
 	// ErrEmpty: the request names no package and the stack has no
 	// published base package, so there is nothing to compose.
 	ErrEmpty = errors.New("nothing to compose")
-	// ErrTooComplex: the search examined MaxSteps candidates without an answer.
+	// ErrTooComplex: the search tried MaxSteps candidates without an answer.
 	ErrTooComplex = errors.New("requirements too complex to resolve")
 	// ErrTooManyLayers: more packages were selected than the stack's
 	// MaxLayers allows.
@@ -176,10 +176,14 @@ func (s *solver) unsatisfiable(q *pkgState, e *edge) {
 }
 
 // intersects reports whether some release of p satisfies both a and b.
-func intersects(p *pkgState, a, b *edge) bool {
-	return slices.ContainsFunc(p.releases, func(r catalog.Release) bool {
-		return a.rng.Check(r.Version) && b.rng.Check(r.Version)
-	})
+func (s *solver) intersects(p *pkgState, a, b *edge) bool {
+	ma, mb := s.mask(p, a.rng), s.mask(p, b.rng)
+	for i := range ma {
+		if ma[i] && mb[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // explain records why no release of p could be selected, when nothing
@@ -188,7 +192,7 @@ func (s *solver) explain(p *pkgState) {
 	// Two requirements with no common version.
 	for i, a := range p.reqs {
 		for _, b := range p.reqs[i+1:] {
-			if !intersects(p, a, b) {
+			if !s.intersects(p, a, b) {
 				s.record(1, &ConflictError{Package: p.name, Chains: [2][]string{a.chain(), b.chain()}})
 				return
 			}
@@ -197,7 +201,7 @@ func (s *solver) explain(p *pkgState) {
 	// The newest release that satisfies every requirement, and why it was refused.
 	var v *catalog.Release
 	for i := range p.releases {
-		if !slices.ContainsFunc(p.reqs, func(e *edge) bool { return !e.rng.Check(p.releases[i].Version) }) {
+		if !slices.ContainsFunc(p.reqs, func(e *edge) bool { return !s.mask(p, e.rng)[i] }) {
 			v = &p.releases[i]
 			break
 		}
@@ -236,7 +240,7 @@ func (s *solver) explain(p *pkgState) {
 		e := &edge{pkg: q.name, rng: rng, spelling: c.Range, from: v, why: p.reqs[0]}
 		other := selectedChain(q)
 		for _, qe := range q.reqs {
-			if !intersects(q, qe, e) {
+			if !s.intersects(q, qe, e) {
 				other = qe.chain()
 				break
 			}

@@ -3,6 +3,7 @@ package resolver_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -284,6 +285,36 @@ func TestResolve(t *testing.T) {
 			want:     []string{"php 8.2.36", "zapp 1.0.0"},
 		},
 		{
+			name: "backtrack: an older candidate is excluded by an earlier choice",
+			releases: []catalog.Release{
+				rel("a 2.0.0", "requires p !=2.0.0"), rel("a 1.0.0"),
+				rel("p 3.0.0", "requires z ^9"), rel("p 2.0.0"),
+			},
+			tag:  "a_p",
+			want: []string{"a 1.0.0", "p 2.0.0"},
+		},
+		{
+			name: "backtrack: a requirement on a selected package that an earlier choice narrowed",
+			releases: []catalog.Release{
+				rel("a 2.0.0", "requires b <2"), rel("a 1.0.0"),
+				rel("b 2.0.0"), rel("b 1.0.0"),
+				rel("c 1.0.0", "requires b ^2"),
+			},
+			tag:  "a_b_c",
+			want: []string{"a 1.0.0", "b 2.0.0", "c 1.0.0"},
+		},
+		{
+			name: "backtrack: a conflict with every version of a package an earlier choice brought in",
+			releases: []catalog.Release{
+				rel("a 2.0.0", "requires q *"), rel("a 1.0.0"),
+				rel("b 1.0.0", "requires p *"),
+				rel("q 1.0.0"),
+				rel("p 1.0.0", "conflicts q *"),
+			},
+			tag:  "a_b",
+			want: []string{"a 1.0.0", "p 1.0.0", "b 1.0.0"},
+		},
+		{
 			name: "backtrack two levels deep",
 			releases: cat(phps, []catalog.Release{
 				rel("app 2.0.0", "requires lib ^2"), rel("app 1.0.0", "requires lib ^1"),
@@ -297,6 +328,12 @@ func TestResolve(t *testing.T) {
 			releases: cat(phps, []catalog.Release{rel("app 1.0.0", "requires php ^9")}),
 			tag:      "app",
 			wantErr:  "no version of php satisfies ^9 (available: " + phpAvailable + "); required by app 1.0.0",
+		},
+		{
+			name:     "transitive requirement on an unpublished package",
+			releases: cat(phps, []catalog.Release{rel("app 1.0.0", "requires libx ^1")}),
+			tag:      "app",
+			wantErr:  "no version of libx satisfies ^1 (none published); required by app 1.0.0",
 		},
 		{
 			name: "deep transitive requirement nothing satisfies",
@@ -688,73 +725,127 @@ func TestResolveTooComplex(t *testing.T) {
 	}
 }
 
+// randomCatalog publishes releases of names[:published] at some of
+// versions, each requiring up to two random packages (possibly
+// unpublished, possibly itself) and sometimes conflicting with one, and a
+// request for one to three packages.
+func randomCatalog(rnd *rand.Rand, names []string, published int, versions, ranges []string) (*catalog.Snapshot, resolver.Request) {
+	pick := func(list []string) string { return list[rnd.IntN(len(list))] }
+	var releases []catalog.Release
+	for _, name := range names[:published] {
+		for _, v := range versions {
+			if rnd.IntN(3) == 0 {
+				continue
+			}
+			var opts []string
+			for range rnd.IntN(3) {
+				opts = append(opts, "requires "+pick(names)+" "+pick(ranges))
+			}
+			if rnd.IntN(4) == 0 {
+				opts = append(opts, "conflicts "+pick(names)+" "+pick(ranges))
+			}
+			releases = append(releases, rel(name+" "+v, opts...))
+		}
+	}
+	var reqs []resolver.Requirement
+	seen := map[string]bool{}
+	for range 1 + rnd.IntN(3) {
+		name, rng := pick(names), pick(ranges)
+		if !seen[name] {
+			seen[name] = true
+			reqs = append(reqs, resolver.Requirement{Name: name, Range: mustRange(rng), Spelling: rng})
+		}
+	}
+	req, err := resolver.NewRequest("env", reqs)
+	if err != nil {
+		panic(err)
+	}
+	return catalog.NewSnapshot(1, releases, nil), req
+}
+
 // TestResolveAgainstBruteForce resolves many small random catalogs and
-// checks every answer: a Resolution must satisfy every requirement and
-// conflict and contain exactly the packages required; an explained failure
-// must mean that no combination of versions works at all.
+// checks every answer against two oracles: trying every combination of
+// versions (is there a solution at all?) and plain backtracking (which
+// one?). A Resolution must be exactly what plain backtracking chooses,
+// satisfy every requirement and conflict, and contain only required
+// packages; an explained failure must mean that nothing works.
 func TestResolveAgainstBruteForce(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	names := []string{"a", "b", "c", "d", "e", "f"} // f is never published
 	versions := []string{"1.0.0", "1.1.0", "2.0.0", "3.0.0"}
 	ranges := []string{"^1", "^2", ">=1.1", "<2", "*", "~1.0", "^3", "!=2.0.0"}
-	pick := func(list []string) string { return list[rnd.IntN(len(list))] }
 	solved, failed := 0, 0
 	for n := range 2000 {
-		var releases []catalog.Release
-		for _, name := range names[:5] {
-			for _, v := range versions {
-				if rnd.IntN(3) == 0 {
-					continue
-				}
-				var opts []string
-				for range rnd.IntN(3) {
-					opts = append(opts, "requires "+pick(names)+" "+pick(ranges))
-				}
-				if rnd.IntN(4) == 0 {
-					opts = append(opts, "conflicts "+pick(names)+" "+pick(ranges))
-				}
-				releases = append(releases, rel(name+" "+v, opts...))
-			}
-		}
-		var reqs []resolver.Requirement
-		seen := map[string]bool{}
-		for range 1 + rnd.IntN(3) {
-			name, rng := pick(names), pick(ranges)
-			if !seen[name] {
-				seen[name] = true
-				reqs = append(reqs, resolver.Requirement{Name: name, Range: mustRange(rng), Spelling: rng})
-			}
-		}
-		req, err := resolver.NewRequest("env", reqs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := catalog.DefaultStack()
-		snap := catalog.NewSnapshot(1, releases, nil)
-		res, err := resolver.Resolve(snap, st, req)
+		snap, req := randomCatalog(rnd, names, 5, versions, ranges)
 		exists := bruteForce(snap, names, req)
-		var unsat *resolver.UnsatisfiableError
-		var conflict *resolver.ConflictError
-		switch {
-		case err == nil:
+		reference, _ := backtrack(snap, req, 0)
+		if (exists == nil) != (reference == nil) {
+			t.Fatalf("case %d: request %s: brute force found %q, plain backtracking %q", n, req.Key(), exists, reference)
+		}
+		if checkAgainst(t, n, snap, req, reference) {
 			solved++
-			if msg := checkResolution(snap, req, res); msg != "" {
-				for _, r := range res.Releases {
-					t.Logf("%s requires %v conflicts %v", r.ID(), r.Requires, r.Conflicts)
-				}
-				t.Fatalf("case %d: request %s: Resolve = %q: %s", n, req.Key(), ids(res), msg)
-			}
-		case errors.As(err, &unsat) || errors.As(err, &conflict):
+		} else {
 			failed++
-			if exists != nil {
-				t.Fatalf("case %d: request %s: Resolve failed (%v) but %q is a solution", n, req.Key(), err, exists)
-			}
-		default:
-			t.Fatalf("case %d: request %s: unexpected error %v", n, req.Key(), err)
 		}
 	}
 	if solved < 200 || failed < 200 {
 		t.Errorf("solved %d and failed %d cases: the generator does not exercise both outcomes", solved, failed)
+	}
+}
+
+// TestResolveAgainstBacktracking does the same on larger catalogs, with
+// plain backtracking as the only oracle (cases it cannot finish quickly
+// are skipped).
+func TestResolveAgainstBacktracking(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"} // i is never published
+	versions := []string{"0.9.0", "1.0.0", "1.0.1", "1.1.0", "1.2.0-rc1", "1.2.0", "2.0.0", "2.1.0", "3.0.0"}
+	ranges := []string{"^1", "^2", ">=1.1", "<2", "*", "~1.0", "^3", "!=2.0.0", "1.2.0-rc1", ">=1.2.0-0 <2", "^0.9"}
+	solved, failed := 0, 0
+	for n := range 1000 {
+		snap, req := randomCatalog(rnd, names, 8, versions, ranges)
+		reference, ok := backtrack(snap, req, 20_000)
+		if !ok {
+			continue
+		}
+		if checkAgainst(t, n, snap, req, reference) {
+			solved++
+		} else {
+			failed++
+		}
+	}
+	if solved < 100 || failed < 100 {
+		t.Errorf("solved %d and failed %d cases: the generator does not exercise both outcomes", solved, failed)
+	}
+}
+
+// checkAgainst resolves req and compares with the reference answer (nil:
+// no solution). It reports whether Resolve found a solution.
+func checkAgainst(t *testing.T, n int, snap *catalog.Snapshot, req resolver.Request, reference []string) bool {
+	t.Helper()
+	res, err := resolver.Resolve(snap, catalog.DefaultStack(), req)
+	var unsat *resolver.UnsatisfiableError
+	var conflict *resolver.ConflictError
+	switch {
+	case err == nil:
+		if got := slices.Sorted(slices.Values(ids(res))); !reflect.DeepEqual(got, reference) {
+			t.Fatalf("case %d: request %s: Resolve = %q, plain backtracking chose %q", n, req.Key(), got, reference)
+		}
+		if msg := checkResolution(snap, req, res); msg != "" {
+			for _, r := range res.Releases {
+				t.Logf("%s requires %v conflicts %v", r.ID(), r.Requires, r.Conflicts)
+			}
+			t.Fatalf("case %d: request %s: Resolve = %q: %s", n, req.Key(), ids(res), msg)
+		}
+		return true
+	case errors.As(err, &unsat) || errors.As(err, &conflict):
+		if reference != nil {
+			t.Fatalf("case %d: request %s: Resolve failed (%v) but %q is a solution", n, req.Key(), err, reference)
+		}
+		return false
+	default:
+		t.Fatalf("case %d: request %s: unexpected error %v", n, req.Key(), err)
+		return false
 	}
 }
 
@@ -896,4 +987,80 @@ func TestResolveFailsFast(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Resolve error = %v\nwant %s", err, want)
 	}
+}
+
+// backtrack is a reference resolver: plain chronological backtracking,
+// newest first, deciding packages in the same agenda order as Resolve
+// (requested by name, then in the order releases require them). Resolve
+// must choose exactly what it chooses. It returns sorted release IDs, or
+// nil; ok is false if it tried more than limit (> 0) candidates.
+func backtrack(snap *catalog.Snapshot, req resolver.Request, limit int) (ids []string, ok bool) {
+	steps := 0
+	type state struct {
+		agenda  []string
+		sel     map[string]catalog.Release
+		reqs    map[string][]*semver.Constraints
+		forbids map[string][]*semver.Constraints
+	}
+	var try func(st state, i int) []string
+	try = func(st state, i int) []string {
+		if i == len(st.agenda) {
+			var out []string
+			for _, r := range st.sel {
+				out = append(out, r.ID())
+			}
+			slices.Sort(out)
+			return out
+		}
+		name := st.agenda[i]
+	candidates:
+		for _, r := range snap.Releases(name) {
+			if steps++; limit > 0 && steps > limit {
+				return nil
+			}
+			for _, c := range st.reqs[name] {
+				if !c.Check(r.Version) {
+					continue candidates
+				}
+			}
+			for _, c := range st.forbids[name] {
+				if c.Check(r.Version) {
+					continue candidates
+				}
+			}
+			next := state{
+				agenda:  slices.Clone(st.agenda),
+				sel:     maps.Clone(st.sel),
+				reqs:    maps.Clone(st.reqs),
+				forbids: maps.Clone(st.forbids),
+			}
+			next.sel[name] = r
+			for _, c := range r.Conflicts {
+				if got, ok := next.sel[c.Name]; ok && c.Name != name && mustRange(c.Range).Check(got.Version) {
+					continue candidates
+				}
+				next.forbids[c.Name] = append(slices.Clone(next.forbids[c.Name]), mustRange(c.Range))
+			}
+			for _, c := range r.Requires {
+				if got, ok := next.sel[c.Name]; ok && !mustRange(c.Range).Check(got.Version) {
+					continue candidates
+				}
+				if !slices.Contains(next.agenda, c.Name) {
+					next.agenda = append(next.agenda, c.Name)
+				}
+				next.reqs[c.Name] = append(slices.Clone(next.reqs[c.Name]), mustRange(c.Range))
+			}
+			if out := try(next, i+1); out != nil {
+				return out
+			}
+		}
+		return nil
+	}
+	st := state{sel: map[string]catalog.Release{}, reqs: map[string][]*semver.Constraints{}, forbids: map[string][]*semver.Constraints{}}
+	for _, r := range req.Requirements {
+		st.agenda = append(st.agenda, r.Name)
+		st.reqs[r.Name] = []*semver.Constraints{r.Range}
+	}
+	ids = try(st, 0)
+	return ids, limit <= 0 || steps <= limit
 }

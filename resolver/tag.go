@@ -314,14 +314,15 @@ func ParseRequirement(s string, names Names) (Requirement, error) {
 
 // NewRequest returns the canonical request for stack: requirements sorted
 // by name, a nil Range parsed from Spelling (any version if Spelling is
-// empty too), an empty Spelling filled in. Names must already be canonical
-// (ParseRequirement does that). A package named twice is an error. reqs is
+// empty too), an empty Spelling filled in. Names must be valid package
+// names (catalog.ValidateName) and already canonical (ParseRequirement
+// does that). A package named twice is an error. reqs is
 // not modified.
 func NewRequest(stack string, reqs []Requirement) (Request, error) {
 	reqs = slices.Clone(reqs)
 	for i, r := range reqs {
-		if r.Name == "" {
-			return Request{}, errors.New("requirement without a package name")
+		if err := catalog.ValidateName(r.Name); err != nil {
+			return Request{}, fmt.Errorf("requirement: %w", err)
 		}
 		if r.Range == nil && r.Spelling != "" {
 			rng, err := semver.NewConstraint(r.Spelling)
