@@ -75,6 +75,19 @@ type Layer struct {
 	DiffID    digest.Digest `json:"diffID"`    // digest of the uncompressed tar
 	Size      int64         `json:"size"`      // size of the compressed blob in bytes
 	MediaType string        `json:"mediaType"` // OCI layer media type, e.g. application/vnd.oci.image.layer.v1.tar+gzip
+	// Files records what the layer writes: path (relative, no leading '/')
+	// → fingerprint of the entry (content digest and mode for a file, target
+	// for a symlink; directories are not listed). Recorded at publish time so
+	// the resolver can refuse two layers that write one path differently.
+	// Identical entries in two layers (a shared library) are fine. Empty for
+	// layers published without a file list.
+	Files map[string]string `json:"files,omitempty"`
+}
+
+// Equal reports whether l and o describe the same layer, file list included.
+func (l Layer) Equal(o Layer) bool {
+	return l.Platform == o.Platform && l.Digest == o.Digest && l.DiffID == o.DiffID &&
+		l.Size == o.Size && l.MediaType == o.MediaType && maps.Equal(l.Files, o.Files)
 }
 
 // Env is what a package contributes to the image environment.

@@ -33,6 +33,10 @@ type Stack struct {
 	Image   ImageDefaults     `json:"image" yaml:"image"`
 	// MaxLayers bounds the number of layers of one image (0: DefaultMaxLayers).
 	MaxLayers int `json:"maxLayers,omitempty" yaml:"maxLayers,omitempty"`
+	// AllowOverlap lets two packages of one image write the same path with
+	// different content (the upper layer wins). Off by default: such a
+	// resolution is refused, because the result would depend on layer order.
+	AllowOverlap bool `json:"allowOverlap,omitempty" yaml:"allowOverlap,omitempty"`
 }
 
 // ImageDefaults go into every image config of the stack.
@@ -108,6 +112,7 @@ func (s Stack) Validate() error {
 //	  workingDir: /app
 //	  cmd: [/bin/sh]
 //	maxLayers: 100
+//	allowOverlap: false
 type stackYAML struct {
 	Stack  `yaml:",inline"`
 	Base   []string `yaml:"base,omitempty"`

@@ -250,3 +250,18 @@ func (s *solver) explain(p *pkgState) {
 	}
 	s.record(1, &UnsatisfiableError{Package: p.name, Constraint: p.reqs[0].spelling, Available: versions(p.releases), Chain: p.reqs[0].transitive()})
 }
+
+// OverlapError reports two selected packages whose layers write the same
+// path with different content on one platform. Identical entries (the same
+// shared library in two layers) are not an overlap. A stack may allow
+// overlaps (catalog.Stack.AllowOverlap); then the upper layer wins.
+type OverlapError struct {
+	Path     string    // e.g. "usr/lib/x86_64-linux-gnu/libxml2.so.2"
+	Platform string    // e.g. "linux/amd64"
+	Packages [2]string // release IDs in layer order, e.g. "php 8.2.36"
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("%s and %s both write /%s with different content (%s); the stack does not allow overlapping layers",
+		e.Packages[0], e.Packages[1], e.Path, e.Platform)
+}

@@ -83,6 +83,11 @@ func Resolve(src Source, st catalog.Stack, req Request) (*Resolution, error) {
 	if n := len(res.Releases); n > st.Limit() {
 		return nil, fmt.Errorf("%w: %d packages selected, stack %s allows %d layers", ErrTooManyLayers, n, st.Name, st.Limit())
 	}
+	if !st.AllowOverlap {
+		if err := checkOverlap(res.Releases, res.Platforms); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 

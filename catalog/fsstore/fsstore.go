@@ -559,7 +559,7 @@ func merge(old, r catalog.Release, force bool) (catalog.Release, error) {
 		switch {
 		case i < 0:
 			layers = append(layers, l)
-		case layers[i] != l:
+		case !layers[i].Equal(l):
 			conflicts = append(conflicts, fmt.Sprintf("layer for %s differs (stored %s, new %s)",
 				l.Platform, describeLayer(layers[i]), describeLayer(l)))
 			layers[i] = l

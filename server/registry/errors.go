@@ -80,6 +80,7 @@ func ToError(err error) *Error {
 		noPlat   *resolver.NoPlatformError
 		envErr   *resolver.EnvConflictError
 		tooMany  *manifestgen.TooManyLayersError
+		overlap  *resolver.OverlapError
 		nameErr  *nameUnknownError
 		manErr   *manifestUnknownError
 		mismatch *layerstore.DigestMismatchError
@@ -105,6 +106,9 @@ func ToError(err error) *Error {
 	case errors.As(err, &envErr):
 		return &Error{CodeManifestUnknown, envErr.Error(), map[string]any{
 			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err}
+	case errors.As(err, &overlap):
+		return &Error{CodeManifestUnknown, overlap.Error(), map[string]any{
+			"path": overlap.Path, "platform": overlap.Platform, "packages": overlap.Packages}, err}
 	case errors.As(err, &tooMany):
 		return &Error{CodeManifestUnknown, tooMany.Error(), map[string]any{"layers": tooMany.Count, "limit": tooMany.Limit}, err}
 	case errors.Is(err, resolver.ErrUnknownPackage), errors.Is(err, resolver.ErrEmpty),

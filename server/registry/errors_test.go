@@ -53,3 +53,10 @@ func TestToError(t *testing.T) {
 		t.Errorf("canceled request mapped to %+v; want nothing sent", e)
 	}
 }
+
+func TestToErrorOverlap(t *testing.T) {
+	e := registry.ToError(fmt.Errorf("composing: %w", &resolver.OverlapError{Path: "a", Platform: "linux/amd64"}))
+	if e == nil || e.Status != 404 || e.Code != "MANIFEST_UNKNOWN" {
+		t.Errorf("overlap mapped to %+v", e)
+	}
+}
