@@ -1,0 +1,74 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// blobBytesServed reads the registry's counter of blob bytes sent.
+func blobBytesServed(t *testing.T, s *server) int64 {
+	t.Helper()
+	_, body := s.get(t, "/metrics", "")
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), `envreg_http_response_bytes_total{route="blob"} `); ok {
+			n, err := strconv.ParseInt(rest, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// amd64Image returns the linux/amd64 manifest of a composed tag.
+func amd64Image(t *testing.T, s *server, tag string) ocispec.Manifest {
+	t.Helper()
+	resp, body := s.get(t, "/v2/env/manifests/"+tag, ocispec.MediaTypeImageManifest)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", tag, resp.StatusCode, body)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestDockerPullTransfersOnlyChangedLayer proves the point of independent
+// layers: after pulling php-8.2.32_node-18, pulling php-8.2_node-18 makes
+// the engine download only the php layer (and the new image's config),
+// counted from the bytes the registry actually served.
+func TestDockerPullTransfersOnlyChangedLayer(t *testing.T) {
+	docker := dockerEngine(t)
+	s := startServer(t, publishAll(t))
+	old, cur := s.host+"/env:php-8.2.32_node-18", s.host+"/env:php-8.2_node-18"
+	t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "--force", old, cur).Run() })
+
+	runTool(t, docker, "pull", old)
+	before := blobBytesServed(t, s)
+	runTool(t, docker, "pull", cur)
+	served := blobBytesServed(t, s) - before
+
+	oldM, curM := amd64Image(t, s, "php-8.2.32_node-18"), amd64Image(t, s, "php-8.2_node-18")
+	var want int64 = curM.Config.Size
+	for i, l := range curM.Layers {
+		if l.Digest != oldM.Layers[i].Digest {
+			want += l.Size
+		}
+	}
+	changed := curM.Layers[len(curM.Layers)-1]
+	if want != curM.Config.Size+changed.Size {
+		t.Fatalf("fixture assumption broken: more than the php layer differs between the two images")
+	}
+	if served != want {
+		t.Errorf("second pull transferred %d blob bytes; want %d (php layer %d + config %d)", served, want, changed.Size, curM.Config.Size)
+	}
+}
