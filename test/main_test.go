@@ -63,17 +63,24 @@ func envregResult(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-// publishFixture publishes one fixture package for both platforms with the
-// public flag form of "envreg publish".
+// publishFixture publishes one fixture package for both platforms into the
+// embedded store under data, with the public flag form of "envreg publish".
 func publishFixture(t *testing.T, data string, p fixtures.Package) {
+	t.Helper()
+	publishFixtureTo(t, []string{"--data", data}, p)
+}
+
+// publishFixtureTo publishes into the store that the storage flags name
+// (--data DIR, or --catalog URL --blobs URL).
+func publishFixtureTo(t *testing.T, storage []string, p fixtures.Package) {
 	t.Helper()
 	for _, plat := range fixturePlatforms {
 		root := filepath.Join(t.TempDir(), "rootfs")
 		if err := fixtures.WriteTree(root, p, plat); err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"publish", "--data", data, "--name", p.Name, "--version", p.Version,
-			"--platform", plat.String(), "--from-dir", root}
+		args := append(append([]string{"publish"}, storage...), "--name", p.Name, "--version", p.Version,
+			"--platform", plat.String(), "--from-dir", root)
 		for _, path := range p.Path {
 			args = append(args, "--path", path)
 		}
@@ -112,8 +119,14 @@ type server struct {
 // stops it (SIGTERM, expecting a clean exit) when the test ends.
 func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
+	return startServerWith(t, data, append([]string{"--data", data}, extra...)...)
+}
+
+// startServerWith runs "envreg serve" with the given storage flags.
+func startServerWith(t *testing.T, data string, storage ...string) *server {
+	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	args := append([]string{"serve", "--data", data, "--addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, extra...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, storage...)
 	cmd := exec.Command(envregBin, args...)
 	s := &server{data: data, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = &lockedWriter{w: s.stderr}

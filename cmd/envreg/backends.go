@@ -1,14 +1,58 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"path/filepath"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/catalog/fsstore"
+	"github.com/envreg/envreg/catalog/redisstore"
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
+	"github.com/envreg/envreg/layerstore/s3"
 )
+
+// storage is where a command keeps its state: the embedded store under
+// --data by default, or Redis (catalog and manifests) and S3 (blobs).
+type storage struct {
+	data    string
+	catalog string
+	blobs   string
+}
+
+// storageFlags registers --data, --catalog and --blobs.
+func storageFlags(fs *flag.FlagSet) *storage {
+	s := &storage{}
+	fs.StringVar(&s.data, "data", defaultDataDir, "data directory of the embedded store (catalog, manifests, blobs)")
+	fs.StringVar(&s.catalog, "catalog", "", "catalog and manifest store URL instead of --data: redis://[user:pass@]host:port/db, rediss://…, redis+sentinel://…, redis+cluster://…")
+	fs.StringVar(&s.blobs, "blobs", "", "blob store URL instead of DATA/blobs: s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&presign=15m] (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+	return s
+}
+
+// describe says where the state is, for logs (no credentials).
+func (s *storage) describe() (catalogAt, blobsAt string) {
+	catalogAt, blobsAt = absPath(s.data), filepath.Join(absPath(s.data), "blobs")
+	if s.catalog != "" {
+		catalogAt = redact(s.catalog)
+	}
+	if s.blobs != "" {
+		blobsAt = redact(s.blobs)
+	}
+	return catalogAt, blobsAt
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
 
 // backends are the stores a command works on. This is the only place that
 // names concrete backends; everything else receives interfaces.
@@ -17,19 +61,58 @@ type backends struct {
 	blobs   layerstore.Store
 }
 
-// openBackends opens the embedded store under dir: the catalog and
-// documents under dir (catalog/, documents/), blobs under dir/blobs.
-func openBackends(dir string) (*backends, error) {
-	cat, err := fsstore.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening catalog in %s: %w", dir, err)
+// open selects the backends by URL scheme.
+func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error) {
+	var b backends
+	var err error
+	switch scheme := urlScheme(s.catalog); scheme {
+	case "":
+		b.catalog, err = fsstore.Open(s.data)
+	case "redis", "rediss", "redis+sentinel", "redis+cluster":
+		b.catalog, err = redisstore.Open(ctx, s.catalog, redisstore.WithLogger(log))
+	default:
+		return nil, usagef("--catalog: unsupported scheme %q (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", scheme)
 	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
-		cat.Close()
-		return nil, fmt.Errorf("opening blob store in %s: %w", dir, err)
+		return nil, fmt.Errorf("opening catalog: %w", err)
 	}
-	return &backends{catalog: cat, blobs: blobs}, nil
+	switch scheme := urlScheme(s.blobs); scheme {
+	case "":
+		b.blobs, err = blobfs.New(filepath.Join(s.data, "blobs"))
+	case "s3":
+		b.blobs, err = s3.Open(ctx, s.blobs)
+	default:
+		err = usagef("--blobs: unsupported scheme %q (want s3://)", scheme)
+	}
+	if err != nil {
+		b.catalog.Close()
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("opening blob store: %w", err)
+	}
+	return &b, nil
+}
+
+func urlScheme(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return raw
+	}
+	return u.Scheme
+}
+
+// tempDir is where publishing builds layers: under --data when the
+// embedded blob store is used (same file system), else the system default.
+func (s *storage) tempDir() string {
+	if s.blobs == "" {
+		return filepath.Join(s.data, "tmp")
+	}
+	return ""
 }
 
 func (b *backends) Close() error { return b.catalog.Close() }

@@ -49,7 +49,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Deployment flags (--data,\n--addr, --addr-file, --log-level, --log-format, --shutdown-timeout,\n--read-header-timeout) can also be set as ENVREG_<FLAG>, e.g.\nENVREG_DATA=/var/lib/envreg; flags on the command line win.\n")
+	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Deployment flags (--data,\n--catalog, --blobs, --addr, --addr-file, --log-level, --log-format, --shutdown-timeout,\n--read-header-timeout) can also be set as ENVREG_<FLAG>, e.g.\nENVREG_DATA=/var/lib/envreg; flags on the command line win.\n")
 }
 
 // run is main without os.Exit, for tests.
@@ -123,7 +123,7 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 // (--name, --version, --env, …) cannot: a stray variable must not change
 // what a CI job publishes.
 var envFlags = map[string]bool{
-	"data": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
+	"data": true, "catalog": true, "blobs": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
 	"shutdown-timeout": true, "read-header-timeout": true,
 }
 
@@ -170,8 +170,9 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // defaultDataDir is ./data, matching the README.
 const defaultDataDir = "data"
 
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", defaultDataDir, "data directory of the embedded store (catalog, manifests, blobs)")
+// quietLogger reports only warnings and errors (for one-shot commands).
+func quietLogger(env *cliEnv) *slog.Logger {
+	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // newLogger returns a slog logger at the given level and format.

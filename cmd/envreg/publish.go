@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/envreg/envreg/catalog"
@@ -13,7 +12,7 @@ import (
 
 func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "publish")
-	data := dataFlag(fs)
+	store := storageFlags(fs)
 	var in packages.Input
 	var platform string
 	var paths, envs, requires, conflicts, labels listFlag
@@ -47,12 +46,12 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 		return usagef("--name and --version are required with --from-dir/--from-tar")
 	}
 
-	b, err := openBackends(*data)
+	b, err := store.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: filepath.Join(*data, "tmp")}
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir()}
 
 	if fromFlags {
 		p, err := catalog.ParsePlatform(platform)

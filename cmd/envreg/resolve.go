@@ -34,7 +34,7 @@ type resolvedManifest struct {
 
 func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "resolve")
-	data := dataFlag(fs)
+	store := storageFlags(fs)
 	stackName := fs.String("stack", catalog.DefaultStackName, "stack (repository) to resolve in")
 	tag := fs.String("tag", "", "resolve a tag such as php-8.2_node-20 instead of NAME=CONSTRAINT arguments")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -45,7 +45,7 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 		return usagef("give either --tag TAG or requirements such as php=^8.2 nodejs='>=18' graphicsmagick")
 	}
 
-	b, err := openBackends(*data)
+	b, err := store.open(ctx, quietLogger(env))
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "serve")
-	data := dataFlag(fs)
+	store := storageFlags(fs)
 	addr := fs.String("addr", ":5000", "address to listen on (host:port; port 0 picks a free port)")
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (for scripts and tests)")
 	logLevel := fs.String("log-level", "info", "log level: debug (every request), info, warn or error")
@@ -31,7 +31,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 
-	b, err := openBackends(*data)
+	b, err := store.open(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 	}
-	log.Info("envreg serving", "addr", ln.Addr().String(), "data", absPath(*data),
+	catalogAt, blobsAt := store.describe()
+	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
 		"packages", len(snap.Names()), "generation", snap.Generation, "version", version())
 	start := time.Now()
 	srv := server.New(cfg, server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log})

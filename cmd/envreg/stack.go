@@ -10,11 +10,11 @@ import (
 
 func runStack(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "stack")
-	data := dataFlag(fs)
+	store := storageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b, err := openBackends(*data)
+	b, err := store.open(ctx, quietLogger(env))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package redisstore_test
+
+import "syscall"
+
+func serverProcAttr() *syscall.SysProcAttr { return nil }

@@ -1,0 +1,66 @@
+package test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/envreg/envreg/internal/testservers"
+	"github.com/envreg/envreg/test/fixtures"
+)
+
+// TestTwoReplicasOneTruth runs two "envreg serve" processes on one Redis
+// (catalog, manifests) and one S3 server (blobs): they serve the same
+// digests, and a version published through the shared stores is visible
+// on both within a second.
+func TestTwoReplicasOneTruth(t *testing.T) {
+	redisURL := testservers.Redis(t)
+	s3 := testservers.StartS3(t)
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("replicas")}
+	for _, p := range fixtures.All() {
+		publishFixtureTo(t, storage, p)
+	}
+	// Neither replica has a data directory of its own: state is shared.
+	a := startServerWith(t, filepath.Join(t.TempDir(), "unused-a"), storage...)
+	b := startServerWith(t, filepath.Join(t.TempDir(), "unused-b"), storage...)
+
+	for _, tag := range []string{"php-8.2_node-20", "gm_php-8.1", "latest"} {
+		da, db := digestOf(t, a, "env:"+tag), digestOf(t, b, "env:"+tag)
+		if da != db {
+			t.Errorf("%s: replica a serves %s, replica b %s", tag, da, db)
+		}
+	}
+	// Composed on a, pulled by digest from b (stored in Redis + S3), with
+	// every blob validated.
+	pinned := digestOf(t, a, "env:php-8.2_node-18_gm")
+	pullIndex(t, b, "env@"+pinned.String())
+
+	// Publish a newer patch; both replicas must see it within a second.
+	publishFixtureTo(t, storage, fixtures.Extra("php", "8.2.37"))
+	published := time.Now()
+	for name, s := range map[string]*server{"a": a, "b": b} {
+		var got v1.Hash
+		for {
+			got = digestOf(t, s, "env:php-8.2_node-18_gm")
+			if got != pinned {
+				break
+			}
+			if time.Since(published) > time.Second {
+				t.Fatalf("replica %s still serves %s 1s after php 8.2.37 was published", name, pinned)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if da, db := digestOf(t, a, "env:php-8.2_node-18_gm"), digestOf(t, b, "env:php-8.2_node-18_gm"); da != db {
+		t.Errorf("after the publish: replica a %s, replica b %s", da, db)
+	}
+	pullIndex(t, b, "env:php-8.2_node-18_gm")
+	pullIndex(t, a, "env@"+pinned.String())
+}
