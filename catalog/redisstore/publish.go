@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -95,7 +93,7 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 			if err != nil {
 				return fmt.Errorf("publishing %s: release key %s: %w", r.ID(), key, err)
 			}
-			if merged, err = merge(old, r, opts.Force); err != nil {
+			if merged, err = catalog.Merge(old, r, opts.Force); err != nil {
 				return err
 			}
 			if stored, err = json.Marshal(old); err != nil {
@@ -120,67 +118,6 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 		}
 	}
 	return fmt.Errorf("publishing %s: the release changed under %d consecutive attempts", r.ID(), publishAttempts)
-}
-
-// merge adds the layers of r to old. Metadata that differs, or a platform
-// whose layer differs, is an error wrapping catalog.ErrExists unless force,
-// in which case r's metadata and layers win. Platforms of old that r does
-// not mention are kept, and so is the first publish time. (The same rules
-// and messages as fsstore.)
-func merge(old, r catalog.Release, force bool) (catalog.Release, error) {
-	var conflicts []string
-	if !catalog.SameContent(old, r) {
-		conflicts = append(conflicts, "metadata differs ("+strings.Join(metadataDiff(old, r), ", ")+")")
-	}
-	layers := slices.Clone(old.Layers)
-	for _, l := range r.Layers {
-		i := slices.IndexFunc(layers, func(o catalog.Layer) bool { return o.Platform == l.Platform })
-		switch {
-		case i < 0:
-			layers = append(layers, l)
-		case !layers[i].Equal(l):
-			conflicts = append(conflicts, fmt.Sprintf("layer for %s differs (stored %s, new %s)",
-				l.Platform, describeLayer(layers[i]), describeLayer(l)))
-			layers[i] = l
-		}
-	}
-	if len(conflicts) > 0 && !force {
-		return catalog.Release{}, fmt.Errorf("publishing %s: %w with other content: %s (publish with force to replace)",
-			r.ID(), catalog.ErrExists, strings.Join(conflicts, "; "))
-	}
-	merged := r
-	merged.Layers = layers
-	merged.Published = old.Published
-	merged.Canonicalize()
-	return merged, nil
-}
-
-func describeLayer(l catalog.Layer) string {
-	return fmt.Sprintf("%s, %d bytes, diffID %s, %s", l.Digest, l.Size, l.DiffID, l.MediaType)
-}
-
-// metadataDiff names the fields catalog.SameContent found different.
-func metadataDiff(a, b catalog.Release) []string {
-	var out []string
-	if a.Version.Metadata() != b.Version.Metadata() {
-		out = append(out, fmt.Sprintf("version %s vs %s", a.Version, b.Version))
-	}
-	if !slices.Equal(a.Env.Path, b.Env.Path) {
-		out = append(out, fmt.Sprintf("env path %q vs %q", a.Env.Path, b.Env.Path))
-	}
-	if !maps.Equal(a.Env.Vars, b.Env.Vars) {
-		out = append(out, fmt.Sprintf("env vars %v vs %v", a.Env.Vars, b.Env.Vars))
-	}
-	if !slices.Equal(a.Requires, b.Requires) {
-		out = append(out, fmt.Sprintf("requires %v vs %v", a.Requires, b.Requires))
-	}
-	if !slices.Equal(a.Conflicts, b.Conflicts) {
-		out = append(out, fmt.Sprintf("conflicts %v vs %v", a.Conflicts, b.Conflicts))
-	}
-	if !maps.Equal(a.Labels, b.Labels) {
-		out = append(out, fmt.Sprintf("labels %v vs %v", a.Labels, b.Labels))
-	}
-	return out
 }
 
 // PutStack validates st and stores it, replacing the stack of that name.

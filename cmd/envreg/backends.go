@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"path/filepath"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/catalog/fsstore"
 	"github.com/envreg/envreg/catalog/redisstore"
@@ -54,6 +56,13 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
+// redisLogger adapts slog to go-redis's logging interface.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
 // backends are the stores a command works on. This is the only place that
 // names concrete backends; everything else receives interfaces.
 type backends struct {
@@ -69,6 +78,8 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 	case "":
 		b.catalog, err = fsstore.Open(s.data)
 	case "redis", "rediss", "redis+sentinel", "redis+cluster":
+		// go-redis logs through a package global; route it to our logger.
+		redis.SetLogger(redisLogger{log})
 		b.catalog, err = redisstore.Open(ctx, s.catalog, redisstore.WithLogger(log))
 	default:
 		return nil, usagef("--catalog: unsupported scheme %q (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", scheme)

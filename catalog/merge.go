@@ -1,0 +1,69 @@
+package catalog
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Merge adds the layers of r to old: the rule every catalog backend applies
+// when a release with the same name and version is published again. Metadata that differs, or a platform
+// whose layer differs, is an error wrapping ErrExists unless force,
+// in which case r's metadata and layers win. Platforms of old that r does
+// not mention are kept, and so is the first publish time.
+func Merge(old, r Release, force bool) (Release, error) {
+	var conflicts []string
+	if !SameContent(old, r) {
+		conflicts = append(conflicts, "metadata differs ("+strings.Join(metadataDiff(old, r), ", ")+")")
+	}
+	layers := slices.Clone(old.Layers)
+	for _, l := range r.Layers {
+		i := slices.IndexFunc(layers, func(o Layer) bool { return o.Platform == l.Platform })
+		switch {
+		case i < 0:
+			layers = append(layers, l)
+		case !layers[i].Equal(l):
+			conflicts = append(conflicts, fmt.Sprintf("layer for %s differs (stored %s, new %s)",
+				l.Platform, describeLayer(layers[i]), describeLayer(l)))
+			layers[i] = l
+		}
+	}
+	if len(conflicts) > 0 && !force {
+		return Release{}, fmt.Errorf("publishing %s: %w with other content: %s (publish with force to replace)",
+			r.ID(), ErrExists, strings.Join(conflicts, "; "))
+	}
+	merged := r
+	merged.Layers = layers
+	merged.Published = old.Published
+	merged.Canonicalize()
+	return merged, nil
+}
+
+func describeLayer(l Layer) string {
+	return fmt.Sprintf("%s, %d bytes, diffID %s, %s", l.Digest, l.Size, l.DiffID, l.MediaType)
+}
+
+// metadataDiff names the fields SameContent found different.
+func metadataDiff(a, b Release) []string {
+	var out []string
+	if a.Version.Metadata() != b.Version.Metadata() {
+		out = append(out, fmt.Sprintf("version %s vs %s", a.Version, b.Version))
+	}
+	if !slices.Equal(a.Env.Path, b.Env.Path) {
+		out = append(out, fmt.Sprintf("env path %q vs %q", a.Env.Path, b.Env.Path))
+	}
+	if !maps.Equal(a.Env.Vars, b.Env.Vars) {
+		out = append(out, fmt.Sprintf("env vars %v vs %v", a.Env.Vars, b.Env.Vars))
+	}
+	if !slices.Equal(a.Requires, b.Requires) {
+		out = append(out, fmt.Sprintf("requires %v vs %v", a.Requires, b.Requires))
+	}
+	if !slices.Equal(a.Conflicts, b.Conflicts) {
+		out = append(out, fmt.Sprintf("conflicts %v vs %v", a.Conflicts, b.Conflicts))
+	}
+	if !maps.Equal(a.Labels, b.Labels) {
+		out = append(out, fmt.Sprintf("labels %v vs %v", a.Labels, b.Labels))
+	}
+	return out
+}
