@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // command is one subcommand.
@@ -127,12 +131,18 @@ var envFlags = map[string]bool{
 	"shutdown-timeout": true, "read-header-timeout": true,
 }
 
-// parseFlags applies ENVREG_<FLAG> environment variables for envFlags, then
-// the command line (so flags win over the environment). Flags must come
-// before arguments: "publish recipe.yaml --data d" is refused before
-// anything is done, rather than publishing into the default directory.
+// parseFlags sets deployment flags (envFlags) from, in increasing
+// precedence: the --config file, ENVREG_<FLAG> environment variables, and
+// the command line. Flags must come before arguments: "publish recipe.yaml
+// --data d" is refused before anything is done, rather than publishing into
+// the default directory.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	var errs []error
+	if fs.Lookup("config") != nil {
+		if path := configPath(args); path != "" {
+			errs = append(errs, applyConfigFile(fs, path))
+		}
+	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if !envFlags[f.Name] {
 			return
@@ -159,6 +169,67 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 	}
 	return nil
+}
+
+// configFlag registers --config on commands that read a config file.
+func configFlag(fs *flag.FlagSet) {
+	fs.String("config", "", "YAML file of deployment settings, keyed by flag name (data, catalog, blobs, addr, log-level, …); ENVREG_* variables and flags override it (ENVREG_CONFIG names the file too)")
+}
+
+// configPath finds --config on the command line (before the first
+// argument), else ENVREG_CONFIG.
+func configPath(args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv("ENVREG_CONFIG")
+}
+
+// applyConfigFile sets flags from a YAML mapping of flag name to value.
+// Only deployment flags may appear; anything else is an error naming it.
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	var settings map[string]any
+	if err := yaml.Unmarshal(raw, &settings); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		if !envFlags[name] || fs.Lookup(name) == nil {
+			errs = append(errs, fmt.Errorf("config %s: unknown setting %q (known: %s)", path, name, strings.Join(knownSettings(fs), ", ")))
+			continue
+		}
+		if err := fs.Set(name, fmt.Sprint(settings[name])); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: %s: %w", path, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func knownSettings(fs *flag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if envFlags[f.Name] {
+			names = append(names, f.Name)
+		}
+	})
+	return names
 }
 
 // listFlag is a repeatable string flag.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +180,33 @@ func TestStackFile(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "stack", "--data", data, file); code != 1 || !strings.Contains(errOut, "bogus") {
 		t.Errorf("invalid stack: exit %d %s", code, errOut)
+	}
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "envreg.yaml")
+	if err := os.WriteFile(cfg, []byte("addr: 127.0.0.1:0\nlog-level: warn\ndata: "+filepath.Join(dir, "from-file")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFlags(&cliEnv{stdout: io.Discard, stderr: io.Discard}, "serve")
+	configFlag(fs)
+	store := storageFlags(fs)
+	addr := fs.String("addr", ":5000", "")
+	level := fs.String("log-level", "info", "")
+	t.Setenv("ENVREG_LOG_LEVEL", "error") // environment beats the file
+	if err := parseFlags(fs, []string{"--config", cfg, "--addr", "127.0.0.1:7"}); err != nil {
+		t.Fatal(err)
+	}
+	if store.data != filepath.Join(dir, "from-file") || *addr != "127.0.0.1:7" || *level != "error" {
+		t.Errorf("data %q addr %q level %q; want file's data, flag's addr, env's level", store.data, *addr, *level)
+	}
+
+	if err := os.WriteFile(cfg, []byte("name: php\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "serve", "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, `unknown setting "name"`) {
+		t.Errorf("unknown config setting: exit %d %s", code, errOut)
 	}
 }

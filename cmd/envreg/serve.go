@@ -12,6 +12,7 @@ import (
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "serve")
+	configFlag(fs)
 	store := storageFlags(fs)
 	addr := fs.String("addr", ":5000", "address to listen on (host:port; port 0 picks a free port)")
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (for scripts and tests)")
