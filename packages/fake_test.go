@@ -83,7 +83,7 @@ func (c *memCatalog) Publish(ctx context.Context, r catalog.Release, opts catalo
 		switch {
 		case i < 0:
 			merged.Layers = append(merged.Layers, l)
-		case merged.Layers[i] != l && !opts.Force:
+		case !merged.Layers[i].Equal(l) && !opts.Force:
 			return fmt.Errorf("release %s %s: layer differs: %w", r.ID(), l.Platform, catalog.ErrExists)
 		default:
 			merged.Layers[i] = l

@@ -1,16 +1,22 @@
 package packages
 
 import (
+	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"os"
+	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -35,12 +41,31 @@ type Publisher struct {
 	// TempDir holds layers while they are built and tar contents while they
 	// are normalized ("": os.TempDir).
 	TempDir string
+
+	// CacheDir keeps downloaded Debian packages and package lists between
+	// runs, in its debian/ subdirectory ("": $XDG_CACHE_HOME/envreg, else
+	// ~/.cache/envreg). See DebianSource.
+	CacheDir string
+	// DebianSources are the one-line apt sources ("deb URI SUITE
+	// COMPONENT...") of Debian recipes that name none; nil means the
+	// machine's apt sources (/etc/apt/sources.list and sources.list.d).
+	DebianSources []string
+	// Progress receives download and compression progress for a person
+	// watching a terminal; nil (the default, right for CI and logs) shows
+	// none. Give os.Stderr only when it is a terminal.
+	Progress io.Writer
+
+	deb      debianState
+	progress progressBoard
 }
 
-// target is one platform's content.
+// target is one platform's content: a directory, a tar file, or a
+// function that writes the layer (gzip-compressed, canonical) and returns
+// its diffID.
 type target struct {
 	platform catalog.Platform
 	dir, tar string
+	build    func(ctx context.Context, w io.Writer) (digest.Digest, error)
 }
 
 // Publish validates in, builds its layer, stores the blob and then records
@@ -72,16 +97,11 @@ func (p *Publisher) publish(ctx context.Context, rel catalog.Release, targets []
 	if p.Blobs == nil || p.Catalog == nil {
 		return nil, errors.New("publisher has no blob store or no catalog")
 	}
-	for _, t := range targets {
-		l, err := p.storeLayer(ctx, t)
-		if err != nil {
-			if len(targets) > 1 {
-				err = fmt.Errorf("%s: %w", t.platform, err)
-			}
-			return nil, err
-		}
-		rel.Layers = append(rel.Layers, l)
+	layers, err := p.storeLayers(ctx, rel, targets)
+	if err != nil {
+		return nil, err
 	}
+	rel.Layers = append(rel.Layers, layers...)
 	rel.Published = p.now()
 	rel.Canonicalize()
 	if err := rel.Validate(); err != nil {
@@ -101,6 +121,52 @@ func (p *Publisher) publish(ctx context.Context, rel catalog.Release, targets []
 	return out, nil
 }
 
+// storeLayers stores the layers of targets, building up to GOMAXPROCS of
+// them at a time (compression is the slow part of publishing, and the
+// platforms of a recipe are independent). On failure it stops the others
+// and returns the error of the first failed target in targets order.
+func (p *Publisher) storeLayers(ctx context.Context, rel catalog.Release, targets []target) ([]catalog.Layer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	layers := make([]catalog.Layer, len(targets))
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			layers[i], errs[i] = p.storeLayer(ctx, t, fmt.Sprintf("%s %s for %s", rel.Name, rel.Version, t.platform))
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// Prefer a real failure over the cancellations it caused.
+	first := -1
+	for i, err := range errs {
+		if err != nil && (first < 0 || errors.Is(errs[first], context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = i
+		}
+	}
+	if first >= 0 {
+		err := errs[first]
+		if len(targets) > 1 {
+			err = fmt.Errorf("%s: %w", targets[first].platform, err)
+		}
+		return nil, err
+	}
+	return layers, nil
+}
+
 // withLayer returns a copy of r, sharing nothing with it, with the single
 // layer l.
 func withLayer(r catalog.Release, l catalog.Layer) catalog.Release {
@@ -115,7 +181,8 @@ func withLayer(r catalog.Release, l catalog.Layer) catalog.Release {
 
 // storeLayer builds t's layer into a temporary file, hashing and counting
 // the compressed bytes as they are written, and stores the file as a blob.
-func (p *Publisher) storeLayer(ctx context.Context, t target) (catalog.Layer, error) {
+// label names the layer in progress output.
+func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (catalog.Layer, error) {
 	f, err := os.CreateTemp(p.TempDir, "envreg-layer-*.tar.gz")
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("creating temporary layer file: %w", err)
@@ -127,11 +194,21 @@ func (p *Publisher) storeLayer(ctx context.Context, t target) (catalog.Layer, er
 
 	dg := digest.SHA256.Digester()
 	cw := &countingWriter{w: io.MultiWriter(f, dg.Hash())}
-	bw := bufio.NewWriterSize(cw, 1<<20)
+	var out io.Writer = cw
+	var pw *progressWriter
+	if p.Progress != nil {
+		pw = p.progress.start(p.Progress, label, cw)
+		out = pw
+		defer pw.stop() // a failed build leaves the line too
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
 	var diffID digest.Digest
-	if t.dir != "" {
+	switch {
+	case t.build != nil:
+		diffID, err = t.build(ctx, bw)
+	case t.dir != "":
 		diffID, err = BuildLayerFromDir(ctx, t.dir, bw)
-	} else {
+	default:
 		diffID, err = p.buildFromTar(ctx, t.tar, bw)
 	}
 	if err != nil {
@@ -139,6 +216,14 @@ func (p *Publisher) storeLayer(ctx context.Context, t target) (catalog.Layer, er
 	}
 	if err := bw.Flush(); err != nil {
 		return catalog.Layer{}, fmt.Errorf("writing temporary layer file: %w", err)
+	}
+	pw.done()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return catalog.Layer{}, fmt.Errorf("rewinding temporary layer file: %w", err)
+	}
+	files, err := LayerFiles(f)
+	if err != nil {
+		return catalog.Layer{}, fmt.Errorf("listing the files of the layer: %w", err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return catalog.Layer{}, fmt.Errorf("rewinding temporary layer file: %w", err)
@@ -153,7 +238,43 @@ func (p *Publisher) storeLayer(ctx context.Context, t target) (catalog.Layer, er
 		DiffID:    diffID,
 		Size:      cw.n,
 		MediaType: ocispec.MediaTypeImageLayerGzip,
+		Files:     files,
 	}, nil
+}
+
+// LayerFiles lists what a gzip-compressed layer writes, for
+// catalog.Layer.Files: every regular file as "sha256:<hex> <mode>" (mode
+// in four octal digits, e.g. "sha256:ab… 0755") and every symbolic link as
+// "-> <target>", keyed by path without a leading "/" or "./". Directories
+// are not listed: two layers may both create /usr/bin.
+func LayerFiles(r io.Reader) (map[string]string, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	files := map[string]string{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimPrefix(path.Clean(strings.TrimPrefix(hdr.Name, "./")), "/")
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			h := sha256.New()
+			if _, err := io.Copy(h, tr); err != nil {
+				return nil, err
+			}
+			files[name] = fmt.Sprintf("sha256:%x %04o", h.Sum(nil), hdr.Mode&modeMask)
+		case tar.TypeSymlink:
+			files[name] = "-> " + hdr.Linkname
+		}
+	}
 }
 
 func (p *Publisher) buildFromTar(ctx context.Context, file string, w io.Writer) (digest.Digest, error) {
@@ -196,4 +317,88 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// progressBoard shows the layers being compressed on one terminal line,
+// "compressing php 8.2.36 for linux/amd64: 12.3 MB, ... for linux/arm64:
+// 9.8 MB", redrawn at most five times a second, and one line per finished
+// layer.
+type progressBoard struct {
+	mu     sync.Mutex
+	active []*progressWriter
+	last   time.Time
+}
+
+// progressWriter counts the compressed bytes of one layer.
+type progressWriter struct {
+	board *progressBoard
+	out   io.Writer
+	label string
+	w     io.Writer
+	n     int64
+	start time.Time
+}
+
+func (b *progressBoard) start(out io.Writer, label string, w io.Writer) *progressWriter {
+	pw := &progressWriter{board: b, out: out, label: label, w: w, start: time.Now()}
+	b.mu.Lock()
+	b.active = append(b.active, pw)
+	b.mu.Unlock()
+	return pw
+}
+
+// draw redraws the line; the caller holds b.mu.
+func (b *progressBoard) draw(out io.Writer) {
+	if len(b.active) == 0 {
+		return
+	}
+	parts := make([]string, len(b.active))
+	for i, pw := range b.active {
+		parts[i] = fmt.Sprintf("%s: %.1f MB", pw.label, float64(pw.n)/1e6)
+	}
+	fmt.Fprintf(out, "\r\x1b[Kcompressing %s", strings.Join(parts, ", "))
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.board.mu.Lock()
+	p.n += int64(n)
+	if now := time.Now(); now.Sub(p.board.last) >= 200*time.Millisecond {
+		p.board.last = now
+		p.board.draw(p.out)
+	}
+	p.board.mu.Unlock()
+	return n, err
+}
+
+// done prints the layer's final line and takes it off the board; it does
+// nothing on a nil receiver.
+func (p *progressWriter) done() {
+	if p == nil {
+		return
+	}
+	p.board.mu.Lock()
+	defer p.board.mu.Unlock()
+	fmt.Fprintf(p.out, "\r\x1b[Kcompressed %s: %.1f MB in %s\n", p.label, float64(p.n)/1e6, time.Since(p.start).Round(100*time.Millisecond))
+	p.remove()
+}
+
+// stop takes the layer off the board if done did not.
+func (p *progressWriter) stop() {
+	p.board.mu.Lock()
+	defer p.board.mu.Unlock()
+	p.remove()
+}
+
+// remove takes p off the board and redraws it; the caller holds the lock.
+func (p *progressWriter) remove() {
+	b := p.board
+	n := len(b.active)
+	b.active = slices.DeleteFunc(b.active, func(o *progressWriter) bool { return o == p })
+	if len(b.active) < n {
+		if len(b.active) == 0 {
+			fmt.Fprint(p.out, "\r\x1b[K")
+		}
+		b.draw(p.out)
+	}
 }

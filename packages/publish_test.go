@@ -70,8 +70,9 @@ func TestPublishFromDir(t *testing.T) {
 	wantLayer := catalog.Layer{
 		Platform: amd64, Digest: digest.FromBytes(want.Bytes()), DiffID: diffID,
 		Size: int64(want.Len()), MediaType: ocispec.MediaTypeImageLayerGzip,
+		Files: map[string]string{"usr/local/php/bin/php": "sha256:" + digest.FromString("php a\n").Encoded() + " 0755"},
 	}
-	if l != wantLayer {
+	if !l.Equal(wantLayer) {
 		t.Errorf("layer = %+v, want %+v", l, wantLayer)
 	}
 	if !bytes.Equal(blobs.blobs[l.Digest], want.Bytes()) {
@@ -88,7 +89,7 @@ func TestPublishFromDir(t *testing.T) {
 		t.Errorf("path = %v", got)
 	}
 	stored := cat.get(t, "php", "8.2.36")
-	if !catalog.SameContent(stored, rel) || len(stored.Layers) != 1 || stored.Layers[0] != l {
+	if !catalog.SameContent(stored, rel) || len(stored.Layers) != 1 || !stored.Layers[0].Equal(l) {
 		t.Errorf("catalog has %+v, want %+v", stored, rel)
 	}
 
@@ -117,7 +118,7 @@ func TestPublishIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("publishing the same content again: %v", err)
 	}
-	if first.Layers[0] != second.Layers[0] {
+	if !first.Layers[0].Equal(second.Layers[0]) {
 		t.Errorf("layers differ: %+v vs %+v", first.Layers[0], second.Layers[0])
 	}
 	if got := cat.get(t, "php", "8.2.36"); len(got.Layers) != 1 || !got.Published.Equal(first.Published) {
@@ -141,7 +142,7 @@ func TestPublishFromTarMatchesDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fromDir.Layers[0] != fromTar.Layers[0] {
+	if !fromDir.Layers[0].Equal(fromTar.Layers[0]) {
 		t.Errorf("tar layer %+v != dir layer %+v", fromTar.Layers[0], fromDir.Layers[0])
 	}
 }
@@ -165,7 +166,7 @@ func TestPublishConflict(t *testing.T) {
 	if err != nil {
 		t.Fatalf("forced: %v", err)
 	}
-	if got := cat.get(t, "php", "8.2.36").Layers[0]; got != forced.Layers[0] {
+	if got := cat.get(t, "php", "8.2.36").Layers[0]; !got.Equal(forced.Layers[0]) {
 		t.Errorf("catalog layer = %+v, want the forced %+v", got, forced.Layers[0])
 	}
 }

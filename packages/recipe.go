@@ -27,7 +27,7 @@ import (
 //	version: 8.2.36
 //	platforms: [linux/amd64, linux/arm64]
 //	source:
-//	  dir: rootfs/{arch}      # or: tar: php-{arch}.tar.gz
+//	  dir: rootfs/{arch}      # or: tar: php-{arch}.tar.gz, or: debian: {...}
 //	path: [/usr/local/php/bin]
 //	env: {PHP_INI_DIR: /usr/local/etc/php}
 //	requires: ["base ^12"]
@@ -36,8 +36,12 @@ import (
 //
 // Unknown fields are errors, so a typo never silently changes a package.
 type Recipe struct {
-	Name    string `yaml:"name"`
-	Version string `yaml:"version"` // strict semver MAJOR.MINOR.PATCH
+	Name string `yaml:"name"`
+	// Version is a strict semver MAJOR.MINOR.PATCH[+BUILD]. A Debian
+	// recipe may leave it out when its first package is pinned: it is then
+	// derived from that Debian version (see DebianSource), and the loaders
+	// fill it in.
+	Version string `yaml:"version"`
 	// Platforms lists "os/arch[/variant]"; the recipe is published for
 	// each of them.
 	Platforms []string          `yaml:"platforms"`
@@ -57,8 +61,8 @@ type Recipe struct {
 }
 
 // Source says where a recipe's content comes from. Exactly one field is
-// set; later kinds of source (e.g. Debian packages) are added as further
-// optional fields, so existing recipes keep their meaning.
+// set; later kinds of source are added as further optional fields, so
+// existing recipes keep their meaning.
 //
 // Paths are slash-separated, relative to the recipe file, and may contain
 // the placeholders {os}, {arch} and {variant}, expanded per platform.
@@ -68,6 +72,8 @@ type Source struct {
 	// Tar is a tar file (gzip-compressed or plain) whose tree becomes the
 	// layer.
 	Tar string `yaml:"tar,omitempty"`
+	// Debian names Debian binary packages whose closure becomes the layer.
+	Debian *DebianSource `yaml:"debian,omitempty"`
 }
 
 // set lists the fields of s that are set, as "field", template pairs.
@@ -139,6 +145,10 @@ func (s Source) staticDir() string {
 // *ValidationError, wrapped with the recipe's file name.
 func (rc Recipe) Validate() error {
 	_, problems := rc.metadata().release()
+	if rc.effectiveVersion() == "" && rc.Source.Debian != nil {
+		problems = slices.DeleteFunc(problems, func(p string) bool { return strings.HasPrefix(p, "version:") })
+		problems = append(problems, "version: missing; give one, or pin the first source.debian package (name=version) to derive it")
+	}
 	if len(rc.Platforms) == 0 {
 		problems = append(problems, "platforms: at least one platform is required")
 	}
@@ -153,10 +163,16 @@ func (rc Recipe) Validate() error {
 		}
 		seen[p.String()] = true
 	}
-	switch set := rc.Source.set(); len(set) {
-	case 0:
-		problems = append(problems, "source: missing; set one of source.dir, source.tar")
-	case 1:
+	set := rc.Source.set()
+	switch n := len(set); {
+	case rc.Source.Debian != nil && n > 0:
+		problems = append(problems, "source: set only one of source.dir, source.tar, source.debian")
+	case rc.Source.Debian != nil:
+		problems = append(problems, rc.Source.Debian.problems(rc.Labels)...)
+		problems = append(problems, checkBase(rc)...)
+	case n == 0:
+		problems = append(problems, "source: missing; set one of source.dir, source.tar, source.debian")
+	case n == 1:
 		field, tmpl := set[0][0], set[0][1]
 		if path.IsAbs(tmpl) || filepath.IsAbs(tmpl) {
 			problems = append(problems, fmt.Sprintf("source.%s: %q must be relative to the recipe file", field, tmpl))
@@ -164,7 +180,7 @@ func (rc Recipe) Validate() error {
 			problems = append(problems, fmt.Sprintf("source.%s: %v", field, err))
 		}
 	default:
-		problems = append(problems, "source: set only one of source.dir, source.tar")
+		problems = append(problems, "source: set only one of source.dir, source.tar, source.debian")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("recipe %s: %w", rc.where(), &ValidationError{Problems: problems})
@@ -179,9 +195,20 @@ func (rc Recipe) where() string {
 	return rc.Name + " " + rc.Version
 }
 
+// effectiveVersion is Version, or the version derived from the main Debian
+// package when Version is empty.
+func (rc Recipe) effectiveVersion() string {
+	if rc.Version == "" && rc.Source.Debian != nil {
+		if v, err := rc.Source.Debian.derivedVersion(); err == nil {
+			return v
+		}
+	}
+	return rc.Version
+}
+
 func (rc Recipe) metadata() metadata {
 	return metadata{
-		name: rc.Name, version: rc.Version, path: rc.Path, env: rc.Env, labels: rc.Labels,
+		name: rc.Name, version: rc.effectiveVersion(), path: rc.Path, env: rc.Env, labels: rc.Labels,
 		requires: rc.Requires, conflicts: rc.Conflicts,
 	}
 }
@@ -202,6 +229,7 @@ func parseRecipe(data []byte, file string) (Recipe, error) {
 		return Recipe{}, fmt.Errorf("recipe %s: more than one YAML document", file)
 	}
 	rc.File = file
+	rc.Version = rc.effectiveVersion()
 	if err := rc.Validate(); err != nil {
 		return Recipe{}, err
 	}
@@ -209,8 +237,13 @@ func parseRecipe(data []byte, file string) (Recipe, error) {
 }
 
 // LoadRecipeFile loads and validates the recipe in the file name. Its Dir
-// is filepath.Dir(name).
+// is filepath.Dir(name). The base recipe of a Debian source is loaded too.
 func LoadRecipeFile(name string) (Recipe, error) {
+	return loadRecipeFile(name, nil)
+}
+
+// loadRecipeFile loads name; chain lists the recipes whose base it is.
+func loadRecipeFile(name string, chain []string) (Recipe, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return Recipe{}, fmt.Errorf("loading recipe: %w", err)
@@ -220,24 +253,42 @@ func LoadRecipeFile(name string) (Recipe, error) {
 		return Recipe{}, err
 	}
 	rc.Dir = filepath.Dir(name)
+	if d := rc.Source.Debian; d != nil && d.Base != "" {
+		file := filepath.Join(rc.Dir, filepath.FromSlash(d.Base))
+		if slices.Contains(chain, filepath.Clean(file)) {
+			return Recipe{}, fmt.Errorf("recipe %s: source.debian.base: %s is its own base", name, file)
+		}
+		base, err := loadRecipeFile(file, append(chain, filepath.Clean(name)))
+		if err != nil {
+			return Recipe{}, fmt.Errorf("recipe %s: source.debian.base: %w", name, err)
+		}
+		d.BaseRecipe = &base
+		if err := rc.Validate(); err != nil {
+			return Recipe{}, err
+		}
+	}
 	return rc, nil
 }
 
 // LoadRecipes loads and validates every *.yaml file in fsys, recursively,
 // and returns the recipes sorted by name, then version. Hidden directories
-// (".git") are skipped, and so are YAML files inside a recipe's source
+// (".git"), directories named testdata and directories starting with '_'
+// (the Go tool's conventions, so that the packages/ directory of the
+// source tree yields only the bundled recipes) are skipped, and so are
+// YAML files inside a recipe's source
 // directory (package content such as rootfs/{arch}/etc/app.yaml is not a
 // recipe): files are read shallowest first, and the placeholder-free
 // leading part of each recipe's source.dir ("rootfs") is excluded from the
 // search. Every invalid file is reported, and two recipes for the same name
-// and version are an error.
+// and version are an error. The base recipe of a Debian source is read from
+// fsys (it need not be below the directory walked, but must be in fsys).
 func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != "." && strings.HasPrefix(d.Name(), ".") {
+		if d.IsDir() && p != "." && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_") || d.Name() == "testdata") {
 			return fs.SkipDir
 		}
 		if !d.IsDir() && path.Ext(p) == ".yaml" {
@@ -287,6 +338,9 @@ func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 		byID[id] = f
 		recipes = append(recipes, rc)
 	}
+	if len(errs) == 0 {
+		errs = resolveBases(fsys, recipes)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -294,6 +348,56 @@ func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 		return cmp.Or(strings.Compare(a.Name, b.Name), semver.MustParse(a.Version).Compare(semver.MustParse(b.Version)))
 	})
 	return recipes, nil
+}
+
+// resolveBases sets the BaseRecipe of every Debian source in recipes, and
+// of their bases, reading base files from fsys.
+func resolveBases(fsys fs.FS, recipes []Recipe) []error {
+	loaded := map[string]*Recipe{}
+	for i := range recipes {
+		loaded[recipes[i].File] = &recipes[i]
+	}
+	var resolve func(rc *Recipe, chain []string) error
+	resolve = func(rc *Recipe, chain []string) error {
+		d := rc.Source.Debian
+		if d == nil || d.Base == "" || d.BaseRecipe != nil {
+			return nil
+		}
+		file := path.Join(rc.Dir, d.Base)
+		if !fs.ValidPath(file) {
+			return fmt.Errorf("recipe %s: source.debian.base: %s is outside the recipe directory", rc.File, d.Base)
+		}
+		if slices.Contains(chain, file) {
+			return fmt.Errorf("recipe %s: source.debian.base: %s is its own base", rc.File, file)
+		}
+		base, ok := loaded[file]
+		if !ok {
+			data, err := fs.ReadFile(fsys, file)
+			if err != nil {
+				return fmt.Errorf("recipe %s: source.debian.base: %w", rc.File, err)
+			}
+			b, err := parseRecipe(data, file)
+			if err != nil {
+				return fmt.Errorf("recipe %s: source.debian.base: %w", rc.File, err)
+			}
+			b.Dir = path.Dir(file)
+			base = &b
+			loaded[file] = base
+		}
+		if err := resolve(base, append(chain, rc.File)); err != nil {
+			return err
+		}
+		cp := *base
+		d.BaseRecipe = &cp
+		return rc.Validate()
+	}
+	var errs []error
+	for i := range recipes {
+		if err := resolve(&recipes[i], nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // LoadRecipeDir is LoadRecipes for the OS directory dir, with each
@@ -304,9 +408,18 @@ func LoadRecipeDir(dir string) ([]Recipe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading recipes from %s: %w", dir, err)
 	}
+	seen := map[*DebianSource]bool{}
+	var osPaths func(rc *Recipe)
+	osPaths = func(rc *Recipe) {
+		rc.Dir = filepath.Join(dir, filepath.FromSlash(rc.Dir))
+		rc.File = filepath.Join(dir, filepath.FromSlash(rc.File))
+		if d := rc.Source.Debian; d != nil && d.BaseRecipe != nil && !seen[d] {
+			seen[d] = true
+			osPaths(d.BaseRecipe)
+		}
+	}
 	for i := range recipes {
-		recipes[i].Dir = filepath.Join(dir, filepath.FromSlash(recipes[i].Dir))
-		recipes[i].File = filepath.Join(dir, filepath.FromSlash(recipes[i].File))
+		osPaths(&recipes[i])
 	}
 	return recipes, nil
 }
@@ -321,11 +434,28 @@ func LoadRecipeDir(dir string) ([]Recipe, error) {
 // carrying all platforms' layers. The result has one release per platform,
 // in the order of rc.Platforms, each with that platform's layer.
 func (p *Publisher) PublishRecipe(ctx context.Context, rc Recipe, baseDir string, force bool) ([]catalog.Release, error) {
-	what := fmt.Sprintf("publishing %s %s for %s", rc.Name, rc.Version, platformList(rc.Platforms))
+	what := fmt.Sprintf("publishing %s %s for %s", rc.Name, rc.effectiveVersion(), platformList(rc.Platforms))
+	if d := rc.Source.Debian; d != nil && d.Base != "" && d.BaseRecipe == nil {
+		file := filepath.Join(baseDir, filepath.FromSlash(rc.Dir), filepath.FromSlash(d.Base))
+		base, err := LoadRecipeFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: recipe %s: source.debian.base: %w", what, rc.where(), err)
+		}
+		dc := *d
+		dc.BaseRecipe = &base
+		rc.Source.Debian = &dc
+	}
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	release, _ := rc.metadata().release()
+	if rc.Source.Debian != nil {
+		rels, err := p.publishDebian(ctx, rc, release, force)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return rels, nil
+	}
 	set := rc.Source.set()[0]
 	field, tmpl := set[0], set[1]
 	targets := make([]target, 0, len(rc.Platforms))

@@ -180,7 +180,7 @@ func TestPublishRecipe(t *testing.T) {
 		t.Errorf("%d catalog calls and %d blobs, want 1 and 2", cat.calls, len(blobs.blobs))
 	}
 	stored := cat.get(t, "php", "8.2.36")
-	if len(stored.Layers) != 2 || stored.Layers[0] != rels[0].Layers[0] || stored.Layers[1] != rels[1].Layers[0] {
+	if len(stored.Layers) != 2 || !stored.Layers[0].Equal(rels[0].Layers[0]) || !stored.Layers[1].Equal(rels[1].Layers[0]) {
 		t.Errorf("catalog layers = %+v", stored.Layers)
 	}
 	if got := stored.Requires; len(got) != 1 || got[0] != (catalog.Constraint{Name: "base", Range: "^12"}) {
@@ -207,7 +207,7 @@ func TestPublishRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("republishing: %v", err)
 	}
-	if again[1].Layers[0] != rels[1].Layers[0] {
+	if !again[1].Layers[0].Equal(rels[1].Layers[0]) {
 		t.Errorf("republished layer %+v, want %+v", again[1].Layers[0], rels[1].Layers[0])
 	}
 }

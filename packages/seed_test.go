@@ -1,0 +1,55 @@
+package packages_test
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/packages"
+)
+
+func TestSeed(t *testing.T) {
+	dir := recipeDir(t)
+	recipes, err := packages.LoadRecipes(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, blobs, cat := newPublisher(t)
+	var progress bytes.Buffer
+	pub.Progress = &progress
+
+	// Nothing published yet: every platform is.
+	got, err := pub.Seed(t.Context(), recipes, dir, catalog.NewSnapshot(0, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || cat.calls != 1 {
+		t.Fatalf("first seed published %d releases in %d catalog calls, want 2 in 1", len(got), cat.calls)
+	}
+	if !strings.Contains(progress.String(), "publishing php 8.2.36 for linux/amd64, linux/arm64 (1 of 1)\n") ||
+		!strings.Contains(progress.String(), "compressed php 8.2.36 for linux/arm64: ") {
+		t.Errorf("progress = %q", progress.String())
+	}
+	full := cat.get(t, "php", "8.2.36")
+
+	// A second start with the same catalog publishes nothing.
+	puts, calls := blobs.puts, cat.calls
+	got, err = pub.Seed(t.Context(), recipes, dir, catalog.NewSnapshot(1, []catalog.Release{full}, nil))
+	if err != nil || len(got) != 0 || blobs.puts != puts || cat.calls != calls {
+		t.Fatalf("second seed: %d releases, %d new blobs, %d new catalog calls, err %v; want nothing",
+			len(got), blobs.puts-puts, cat.calls-calls, err)
+	}
+
+	// A release that lacks a platform gets only that one.
+	partial := full
+	partial.Layers = full.Layers[:1]
+	got, err = pub.Seed(t.Context(), recipes, dir, catalog.NewSnapshot(2, []catalog.Release{partial}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Layers[0].Platform.String() != "linux/arm64" {
+		t.Errorf("seeding a release without arm64 published %+v, want only linux/arm64", got)
+	}
+}
