@@ -134,7 +134,12 @@ func startServerWith(t *testing.T, data string, storage ...string) *server {
 		t.Fatal(err)
 	}
 	go func() { s.done <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
+	// Seeding publishes real packages before listening (about a minute here).
+	wait := 30 * time.Second
+	if slices.Contains(storage, "--seed") {
+		wait = 10 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		b, err := os.ReadFile(addrFile)
 		if err == nil && len(b) > 0 {
@@ -147,7 +152,7 @@ func startServerWith(t *testing.T, data string, storage ...string) *server {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("envreg serve did not start listening within 30s\n%s", s.logs())
+			t.Fatalf("envreg serve did not start listening within %s\n%s", wait, s.logs())
 		}
 	}
 	t.Cleanup(func() { s.stop(t) })

@@ -49,7 +49,15 @@ func amd64Image(t *testing.T, s *server, tag string) ocispec.Manifest {
 func TestDockerPullTransfersOnlyChangedLayer(t *testing.T) {
 	docker := dockerEngine(t)
 	s := startServer(t, publishAll(t))
-	old, cur := s.host+"/env:php-8.2.32_node-18", s.host+"/env:php-8.2_node-18"
+	checkOnlyChangedLayerTransferred(t, docker, s, "php-8.2.32_node-18", "php-8.2_node-18")
+}
+
+// checkOnlyChangedLayerTransferred pulls oldTag then newTag with the Docker
+// engine and asserts that the second pull fetched exactly the last (php)
+// layer and the config, and nothing else.
+func checkOnlyChangedLayerTransferred(t *testing.T, docker string, s *server, oldTag, newTag string) {
+	t.Helper()
+	old, cur := s.host+"/env:"+oldTag, s.host+"/env:"+newTag
 	t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "--force", old, cur).Run() })
 
 	runTool(t, docker, "pull", old)
@@ -57,7 +65,7 @@ func TestDockerPullTransfersOnlyChangedLayer(t *testing.T) {
 	runTool(t, docker, "pull", cur)
 	served := blobBytesServed(t, s) - before
 
-	oldM, curM := amd64Image(t, s, "php-8.2.32_node-18"), amd64Image(t, s, "php-8.2_node-18")
+	oldM, curM := amd64Image(t, s, oldTag), amd64Image(t, s, newTag)
 	var want int64 = curM.Config.Size
 	for i, l := range curM.Layers {
 		if l.Digest != oldM.Layers[i].Digest {
@@ -66,9 +74,10 @@ func TestDockerPullTransfersOnlyChangedLayer(t *testing.T) {
 	}
 	changed := curM.Layers[len(curM.Layers)-1]
 	if want != curM.Config.Size+changed.Size {
-		t.Fatalf("fixture assumption broken: more than the php layer differs between the two images")
+		t.Fatalf("more than the php layer differs between %s and %s", oldTag, newTag)
 	}
 	if served != want {
-		t.Errorf("second pull transferred %d blob bytes; want %d (php layer %d + config %d)", served, want, changed.Size, curM.Config.Size)
+		t.Errorf("pulling %s after %s transferred %d blob bytes; want %d (php layer %d + config %d)",
+			newTag, oldTag, served, want, changed.Size, curM.Config.Size)
 	}
 }

@@ -278,3 +278,17 @@ func runVersion(_ context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintln(env.stdout, "envreg", version())
 	return nil
 }
+
+// terminal returns w when it is a terminal (progress bars for a person),
+// else nil (quiet in CI and in logs).
+func terminal(w io.Writer) io.Writer {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	info, err := f.Stat()
+	if err != nil || info.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return w
+}

@@ -27,6 +27,9 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Var(&conflicts, "conflicts", "package versions this one cannot be combined with, e.g. 'php <8' (repeatable)")
 	fs.Var(&labels, "label", "label KEY=VALUE recorded with the package version (repeatable)")
 	fs.BoolVar(&in.Force, "force", false, "replace an existing layer or metadata of the same name, version and platform")
+	cacheDir := fs.String("cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
+	var debianSources listFlag
+	fs.Var(&debianSources, "debian-source", "apt source line for Debian recipes, e.g. 'deb http://mirror/debian bookworm main' (repeatable; default: this machine's apt sources)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (one line per stored layer), warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -51,7 +54,8 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer b.Close()
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir()}
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
+		CacheDir: *cacheDir, DebianSources: debianSources, Progress: terminal(env.stderr)}
 
 	if fromFlags {
 		p, err := catalog.ParsePlatform(platform)

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
 
+	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
 )
 
@@ -18,6 +20,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (for scripts and tests)")
 	logLevel := fs.String("log-level", "info", "log level: debug (every request), info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	seed := fs.String("seed", "", "before serving, publish the recipes under this directory that the store does not have yet (\"bundled\": the recipes built into the binary); a second start publishes nothing")
+	cacheDir := fs.String("cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	cfg := server.DefaultConfig()
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may run after SIGTERM")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "how long a client may take to send request headers")
@@ -37,6 +41,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer b.Close()
+	if *seed != "" {
+		if err := seedStore(ctx, env, b, store, log, *seed, *cacheDir); err != nil {
+			return err
+		}
+	}
 	snap, err := b.catalog.Snapshot(ctx)
 	if err != nil {
 		return err
@@ -70,4 +79,32 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// seedStore publishes the recipes of dir (or the bundled ones) that the
+// store lacks, showing progress on stderr.
+func seedStore(ctx context.Context, env *cliEnv, b *backends, store *storage, log *slog.Logger, dir, cacheDir string) error {
+	var recipes []packages.Recipe
+	var err error
+	if dir == "bundled" {
+		recipes, err = packages.Bundled()
+	} else {
+		recipes, err = packages.LoadRecipeDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("--seed %s: %w", dir, err)
+	}
+	snap, err := b.catalog.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
+		CacheDir: cacheDir, Progress: terminal(env.stderr)}
+	rels, err := pub.Seed(ctx, recipes, "", snap)
+	if err != nil {
+		return fmt.Errorf("--seed %s: %w", dir, err)
+	}
+	log.Info("seeded", "recipes", len(recipes), "layers published", len(rels), "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
