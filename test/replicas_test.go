@@ -64,3 +64,35 @@ func TestTwoReplicasOneTruth(t *testing.T) {
 	pullIndex(t, b, "env:php-8.2_node-18_gm")
 	pullIndex(t, a, "env@"+pinned.String())
 }
+
+// TestMigrate moves an embedded data directory into Redis + S3 with
+// "envreg migrate": a server on the new stores serves the same digests and
+// the environments pinned before the move.
+func TestMigrate(t *testing.T) {
+	data := publishAll(t)
+	before := startServer(t, data)
+	pinned := digestOf(t, before, "env:php-8.2_node-20") // stored as documents in data
+	before.stop(t)
+
+	redisURL := testservers.Redis(t)
+	s3 := testservers.StartS3(t)
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("migrated")}
+	out := envreg(t, append([]string{"migrate", "--data", data}, storage...)...)
+	if !strings.Contains(out, "verified") {
+		t.Errorf("migrate output lacks the verification: %s", out)
+	}
+	// Running it again copies nothing new and still verifies.
+	if again := envreg(t, append([]string{"migrate", "--data", data}, storage...)...); !strings.Contains(again, "blobs: 0 copied") {
+		t.Errorf("second migrate copied blobs again: %s", again)
+	}
+
+	after := startServerWith(t, filepath.Join(t.TempDir(), "unused"), storage...)
+	pullIndex(t, after, "env@"+pinned.String())
+	if got := digestOf(t, after, "env:php-8.2_node-20"); got != pinned {
+		t.Errorf("after migration php-8.2_node-20 = %s, want %s", got, pinned)
+	}
+}

@@ -652,6 +652,38 @@ func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Docum
 	return catalog.Document{MediaType: string(mt), Digest: dgst, Data: data}, nil
 }
 
+// WalkDocuments calls fn with every stored document (verified against its
+// digest), by algorithm then digest. It is how documents are enumerated for
+// migration and integrity tooling.
+func (s *Store) WalkDocuments(ctx context.Context, fn func(catalog.Document) error) error {
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		entries, err := os.ReadDir(s.path("documents", string(alg)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".type") || !e.Type().IsRegular() {
+				continue
+			}
+			d := digest.NewDigestFromEncoded(alg, e.Name())
+			if d.Validate() != nil {
+				continue // not a document (a stray file)
+			}
+			doc, err := s.Document(ctx, d)
+			if err != nil {
+				return err
+			}
+			if err := fn(doc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // writeFile replaces path with data atomically and durably: temp file in
 // DIR/tmp, write, fsync, rename, fsync the directory.
 func (s *Store) writeFile(path string, data []byte) (err error) {

@@ -44,6 +44,7 @@ func commands() []command {
 		{"publish", "publish a package version (recipe, directory or tar)", "[flags] [RECIPE.yaml|DIR ...]", runPublish},
 		{"resolve", "resolve requirements or a tag to exact versions and a pinned digest", "[flags] (--tag TAG | NAME[=CONSTRAINT] ...)", runResolve},
 		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
+		{"migrate", "copy a --data directory into Redis + S3 (--catalog, --blobs) and verify the copy", "--data DIR --catalog URL --blobs URL", runMigrate},
 		{"version", "print the version", "", runVersion},
 	}
 }
