@@ -20,6 +20,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/layerstore"
 )
 
 // Errors reported by catalog stores. Callers test them with errors.Is.
@@ -259,6 +261,21 @@ type Document struct {
 	MediaType string
 	Digest    digest.Digest
 	Data      []byte
+}
+
+// Validate checks what every backend checks before storing d: a digest of
+// an accepted algorithm that matches Data, and a media type.
+func (d Document) Validate() error {
+	if err := layerstore.ValidateDigest(d.Digest); err != nil {
+		return fmt.Errorf("document: %w", err)
+	}
+	if got := d.Digest.Algorithm().FromBytes(d.Data); got != d.Digest {
+		return fmt.Errorf("storing document %s: content has digest %s", d.Digest, got)
+	}
+	if d.MediaType == "" || strings.ContainsAny(d.MediaType, "\r\n") {
+		return fmt.Errorf("storing document %s: invalid media type %q", d.Digest, d.MediaType)
+	}
+	return nil
 }
 
 // PublishOptions modify Publisher.Publish.

@@ -10,12 +10,33 @@ package layerstore
 
 import (
 	"context"
+	_ "crypto/sha256" // register the digest algorithms with crypto
+	_ "crypto/sha512"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 )
+
+// Algorithms are the digest algorithms envreg stores content under, in
+// listing order.
+var Algorithms = []digest.Algorithm{digest.SHA256, digest.SHA512}
+
+// ValidateDigest checks that d is well-formed and uses one of Algorithms.
+// Backends call it before building a path or key from d, so an
+// unvalidated string never reaches the storage namespace.
+func ValidateDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("invalid digest %q: %w", d, err)
+	}
+	if !slices.Contains(Algorithms, d.Algorithm()) {
+		return fmt.Errorf("invalid digest %q: algorithm %s not accepted (want sha256 or sha512): %w",
+			d, d.Algorithm(), digest.ErrDigestUnsupported)
+	}
+	return nil
+}
 
 // ErrNotFound: no blob with that digest.
 var ErrNotFound = errors.New("blob not found")

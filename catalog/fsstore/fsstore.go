@@ -88,6 +88,7 @@ import (
 	"time"
 
 	"github.com/envreg/envreg/internal/durable"
+	"github.com/envreg/envreg/layerstore"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
@@ -571,14 +572,8 @@ func (s *Store) PutStack(ctx context.Context, st catalog.Stack) error {
 
 // docPath validates dgst and returns the file of its data.
 func (s *Store) docPath(dgst digest.Digest) (string, error) {
-	if err := dgst.Validate(); err != nil {
-		return "", fmt.Errorf("invalid document digest %q: %w", dgst, err)
-	}
-	switch dgst.Algorithm() {
-	case digest.SHA256, digest.SHA512:
-	default:
-		return "", fmt.Errorf("invalid document digest %q: algorithm %s not accepted (want sha256 or sha512): %w",
-			dgst, dgst.Algorithm(), digest.ErrDigestUnsupported)
+	if err := layerstore.ValidateDigest(dgst); err != nil {
+		return "", fmt.Errorf("document: %w", err)
 	}
 	return s.path("documents", string(dgst.Algorithm()), dgst.Encoded()), nil
 }
@@ -594,11 +589,8 @@ func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
 	if err != nil {
 		return err
 	}
-	if got := d.Digest.Algorithm().FromBytes(d.Data); got != d.Digest {
-		return fmt.Errorf("storing document %s: content has digest %s", d.Digest, got)
-	}
-	if d.MediaType == "" || strings.ContainsAny(d.MediaType, "\r\n") {
-		return fmt.Errorf("storing document %s: invalid media type %q", d.Digest, d.MediaType)
+	if err := d.Validate(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -656,7 +648,7 @@ func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Docum
 // digest), by algorithm then digest. It is how documents are enumerated for
 // migration and integrity tooling.
 func (s *Store) WalkDocuments(ctx context.Context, fn func(catalog.Document) error) error {
-	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+	for _, alg := range layerstore.Algorithms {
 		entries, err := os.ReadDir(s.path("documents", string(alg)))
 		if errors.Is(err, os.ErrNotExist) {
 			continue

@@ -5,12 +5,12 @@ import (
 	_ "crypto/sha256" // register the digest algorithms with crypto
 	_ "crypto/sha512"
 	"fmt"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/layerstore"
 )
 
 // documentScript stores a document unless one is stored under its digest.
@@ -30,14 +30,8 @@ return ''
 
 // documentKey validates dgst and returns its key.
 func (s *Store) documentKey(dgst digest.Digest) (string, error) {
-	if err := dgst.Validate(); err != nil {
-		return "", fmt.Errorf("invalid document digest %q: %w", dgst, err)
-	}
-	switch dgst.Algorithm() {
-	case digest.SHA256, digest.SHA512:
-	default:
-		return "", fmt.Errorf("invalid document digest %q: algorithm %s not accepted (want sha256 or sha512): %w",
-			dgst, dgst.Algorithm(), digest.ErrDigestUnsupported)
+	if err := layerstore.ValidateDigest(dgst); err != nil {
+		return "", fmt.Errorf("document: %w", err)
 	}
 	return s.keys.document + string(dgst), nil
 }
@@ -54,11 +48,8 @@ func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
 	if err != nil {
 		return err
 	}
-	if got := d.Digest.Algorithm().FromBytes(d.Data); got != d.Digest {
-		return fmt.Errorf("storing document %s: content has digest %s", d.Digest, got)
-	}
-	if d.MediaType == "" || strings.ContainsAny(d.MediaType, "\r\n") {
-		return fmt.Errorf("storing document %s: invalid media type %q", d.Digest, d.MediaType)
+	if err := d.Validate(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -39,7 +39,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/envreg/envreg/internal/durable"
@@ -48,9 +47,6 @@ import (
 
 	"github.com/envreg/envreg/layerstore"
 )
-
-// algorithms are the digest algorithms Store accepts, in Walk order.
-var algorithms = []digest.Algorithm{digest.SHA256, digest.SHA512}
 
 const (
 	uploadsDir = "_uploads"
@@ -86,8 +82,8 @@ func New(root string) (*Store, error) {
 }
 
 func (s *Store) algDirs() []string {
-	dirs := make([]string, len(algorithms))
-	for i, a := range algorithms {
+	dirs := make([]string, len(layerstore.Algorithms))
+	for i, a := range layerstore.Algorithms {
 		dirs[i] = filepath.Join(s.root, string(a))
 	}
 	return dirs
@@ -97,12 +93,8 @@ func (s *Store) uploads() string { return filepath.Join(s.root, uploadsDir) }
 
 // path validates d and returns the file it is stored in.
 func (s *Store) path(d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("invalid digest %q: %w", d, err)
-	}
-	if !slices.Contains(algorithms, d.Algorithm()) {
-		return "", fmt.Errorf("invalid digest %q: algorithm %s not accepted (want sha256 or sha512): %w",
-			d, d.Algorithm(), digest.ErrDigestUnsupported)
+	if err := layerstore.ValidateDigest(d); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.root, string(d.Algorithm()), d.Encoded()), nil
 }
@@ -249,7 +241,7 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 // are skipped; blobs deleted during the walk may be skipped. An error from
 // fn stops the walk and is returned as is.
 func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
-	for _, alg := range algorithms {
+	for _, alg := range layerstore.Algorithms {
 		dir := filepath.Join(s.root, string(alg))
 		entries, err := os.ReadDir(dir)
 		if err != nil {

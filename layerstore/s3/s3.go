@@ -110,9 +110,6 @@ import (
 	"github.com/envreg/envreg/layerstore"
 )
 
-// algorithms are the digest algorithms Store accepts, in Walk order.
-var algorithms = []digest.Algorithm{digest.SHA256, digest.SHA512}
-
 const (
 	// DefaultPartSize is the multipart part size unless WithPartSize says
 	// otherwise; each Put holds at most one part in memory.
@@ -235,12 +232,8 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 
 // key validates d and returns the object key it is stored under.
 func (s *Store) key(d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("invalid digest %q: %w", d, err)
-	}
-	if !slices.Contains(algorithms, d.Algorithm()) {
-		return "", fmt.Errorf("invalid digest %q: algorithm %s not accepted (want sha256 or sha512): %w",
-			d, d.Algorithm(), digest.ErrDigestUnsupported)
+	if err := layerstore.ValidateDigest(d); err != nil {
+		return "", err
 	}
 	return s.prefix + blobsDir + string(d.Algorithm()) + "/" + d.Encoded(), nil
 }
@@ -361,7 +354,7 @@ func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) e
 			continue
 		}
 		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), encoded)
-		if !slices.Contains(algorithms, d.Algorithm()) || d.Validate() != nil {
+		if !slices.Contains(layerstore.Algorithms, d.Algorithm()) || d.Validate() != nil {
 			continue
 		}
 		if err := fn(d, obj.Size); err != nil {
