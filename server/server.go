@@ -23,6 +23,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/server/api"
 	"github.com/envreg/envreg/server/registry"
 )
 
@@ -84,6 +85,7 @@ func New(cfg Config, deps Deps) *Server {
 		_, _ = w.Write([]byte("ok\n"))
 	})).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", s.metrics).Methods(http.MethodGet)
+	api.New(deps.Catalog, deps.Catalog, composer, api.WithLogger(log)).Register(r)
 	reg.Register(r)
 	r.NotFoundHandler = http.HandlerFunc(registry.NotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(registry.MethodNotAllowed)

@@ -3,18 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/resolver"
+	"github.com/envreg/envreg/server/api"
 )
 
 // resolveOutput is what "envreg resolve --json" prints.
 type resolveOutput struct {
 	Stack     string             `json:"stack"`
-	Reference string             `json:"reference"` // stack@digest of the OCI index
+	Reference string             `json:"reference"` // stack@digest of the OCI index (HOST/stack@digest with --registry)
 	Digest    string             `json:"digest"`
 	Packages  []resolvedPackage  `json:"packages"`
 	Manifests []resolvedManifest `json:"manifests"`
@@ -37,6 +42,7 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 	store := storageFlags(fs)
 	stackName := fs.String("stack", catalog.DefaultStackName, "stack (repository) to resolve in")
 	tag := fs.String("tag", "", "resolve a tag such as php-8.2_node-20 instead of NAME=CONSTRAINT arguments")
+	registryURL := fs.String("registry", "", "resolve through the provisioning API of a running envreg (http://HOST:PORT) instead of opening --data/--catalog/--blobs; the reference then names that host")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -44,49 +50,87 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 	if (*tag == "") == (fs.NArg() == 0) {
 		return usagef("give either --tag TAG or requirements such as php=^8.2 nodejs='>=18' graphicsmagick")
 	}
-
-	b, err := store.open(ctx, quietLogger(env))
+	var (
+		out *resolveOutput
+		err error
+	)
+	if *registryURL != "" {
+		if name := storageOnCommandLine(args); name != "" {
+			return usagef("--%s and --registry exclude each other: --registry resolves on the server, with its stores", name)
+		}
+		out, err = resolveRemote(ctx, *registryURL, *stackName, *tag, fs.Args())
+	} else {
+		out, err = resolveLocal(ctx, env, store, *stackName, *tag, fs.Args())
+	}
 	if err != nil {
 		return err
+	}
+	return printResolution(env, out, *asJSON)
+}
+
+// storageOnCommandLine returns the first storage flag (data, catalog,
+// blobs) given on the command line; ENVREG_* variables do not count.
+func storageOnCommandLine(args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch name {
+		case "data", "catalog", "blobs":
+			return name
+		}
+	}
+	return ""
+}
+
+// resolveLocal opens the stores, resolves and composes (which stores the
+// documents, so the pinned reference can be pulled).
+func resolveLocal(ctx context.Context, env *cliEnv, store *storage, stackName, tag string, args []string) (*resolveOutput, error) {
+	b, err := store.open(ctx, quietLogger(env))
+	if err != nil {
+		return nil, err
 	}
 	defer b.Close()
 	snap, err := b.catalog.Snapshot(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, ok := snap.Stack(*stackName)
+	st, ok := snap.Stack(stackName)
 	if !ok {
-		return fmt.Errorf("unknown stack %q", *stackName)
+		return nil, fmt.Errorf("unknown stack %q", stackName)
 	}
 	names := resolver.StackNames(snap, st)
 	var req resolver.Request
-	if *tag != "" {
-		req, err = resolver.ParseTag(*tag, st, names)
+	if tag != "" {
+		req, err = resolver.ParseTag(tag, st, names)
 	} else {
 		var reqs []resolver.Requirement
-		for _, a := range fs.Args() {
+		for _, a := range args {
 			r, perr := resolver.ParseRequirement(a, names)
 			if perr != nil {
-				return &exitError{1, perr}
+				return nil, &exitError{1, perr}
 			}
 			reqs = append(reqs, r)
 		}
 		req, err = resolver.NewRequest(st.Name, reqs)
 	}
 	if err != nil {
-		return &exitError{1, err}
+		return nil, &exitError{1, err}
 	}
 	res, err := resolver.Resolve(snap, st, req)
 	if err != nil {
-		return &exitError{1, err}
+		return nil, &exitError{1, err}
 	}
-	// Compose stores the documents, so the pinned reference can be pulled.
 	img, err := manifestgen.NewComposer(b.catalog, b.blobs).Compose(ctx, snap, st, req, manifestgen.FormatOCI)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	out := resolveOutput{Stack: st.Name, Digest: img.Index.Descriptor.Digest.String()}
+	out := &resolveOutput{Stack: st.Name, Digest: img.Index.Descriptor.Digest.String()}
 	out.Reference = st.Name + "@" + out.Digest
 	for _, r := range res.Releases {
 		out.Packages = append(out.Packages, resolvedPackage{r.Name, r.Version.String()})
@@ -100,7 +144,61 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		out.Manifests = append(out.Manifests, resolvedManifest{p.String(), m.Descriptor.Digest.String(), len(res.Releases), size})
 	}
-	if *asJSON {
+	return out, nil
+}
+
+// resolveRemote asks the provisioning API of a running envreg. Every
+// answer but 200 exits with 1 and the server's one-line explanation, the
+// sentence the local form prints.
+func resolveRemote(ctx context.Context, registryURL, stackName, tag string, args []string) (*resolveOutput, error) {
+	c, err := api.NewClient(registryURL, &http.Client{Timeout: 2 * time.Minute})
+	if err != nil {
+		return nil, usagef("--registry: %v", err)
+	}
+	in := api.ResolveRequest{Tag: tag}
+	if tag == "" {
+		in.Requirements = map[string]string{}
+		spelled := map[string]string{}
+		for _, a := range args {
+			name, rng, hasRange := strings.Cut(a, "=")
+			name, rng = strings.TrimSpace(name), strings.TrimSpace(rng)
+			switch {
+			case name == "":
+				return nil, &exitError{1, fmt.Errorf("invalid requirement %q: no package name", a)}
+			case hasRange && rng == "":
+				return nil, &exitError{1, fmt.Errorf("invalid requirement %q: empty version range after '='", a)}
+			case !hasRange:
+				rng = "*"
+			}
+			if prev, ok := spelled[name]; ok {
+				return nil, &exitError{1, fmt.Errorf("duplicate requirement for %s: %q and %q", name, prev, rng)}
+			}
+			spelled[name] = rng
+			in.Requirements[name] = rng
+		}
+	}
+	res, err := c.Resolve(ctx, stackName, in)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		return nil, &exitError{1, errors.New(apiErr.Message)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &resolveOutput{Stack: res.Stack, Reference: res.Reference, Digest: res.Digest}
+	for _, p := range res.Packages {
+		out.Packages = append(out.Packages, resolvedPackage{p.Name, p.Version})
+	}
+	for _, p := range res.Platforms {
+		out.Manifests = append(out.Manifests, resolvedManifest{p.Platform, p.Digest, len(p.Layers), p.Size})
+	}
+	return out, nil
+}
+
+// printResolution prints the pinned reference and the version and platform
+// tables, or out as JSON.
+func printResolution(env *cliEnv, out *resolveOutput, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

@@ -1,0 +1,233 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/manifestgen"
+)
+
+// Prefix is where the API is mounted.
+const Prefix = "/api/v1"
+
+// MaxBodyBytes bounds request bodies (http.MaxBytesReader): a requirement
+// set is a few hundred bytes, so 1 MiB is generous and still cheap to
+// refuse.
+const MaxBodyBytes = 1 << 20
+
+// API is the /api/v1 provisioning API.
+type API struct {
+	catalog  catalog.Reader
+	docs     catalog.Documents
+	composer *manifestgen.Composer
+	log      *slog.Logger
+	guard    func(http.Handler) http.Handler
+	router   *mux.Router // the API alone, for ServeHTTP
+}
+
+// Option configures an API.
+type Option func(*API)
+
+// WithLogger sets the logger for failed requests (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(a *API) { a.log = l } }
+
+// WithGuard replaces the access check that wraps every API route (default:
+// LoopbackOnly). It is the hook for the registry's authentication once one
+// is configured.
+func WithGuard(g func(http.Handler) http.Handler) Option { return func(a *API) { a.guard = g } }
+
+// New returns the API over cat (snapshots), docs (stored indexes, read for
+// "from") and composer (which stores what a resolve pins).
+func New(cat catalog.Reader, docs catalog.Documents, composer *manifestgen.Composer, opts ...Option) *API {
+	a := &API{catalog: cat, docs: docs, composer: composer, log: slog.Default(), guard: LoopbackOnly}
+	for _, o := range opts {
+		o(a)
+	}
+	a.router = mux.NewRouter()
+	a.Register(a.router)
+	return a
+}
+
+// Register mounts the API under Prefix on r, as a subrouter with its own
+// JSON 404 and 405 answers, so that nothing under /api/v1 ever answers with
+// the registry's OCI error body, and the catalog page at "/".
+func (a *API) Register(r *mux.Router) {
+	r.Handle("/", a.guard(a.handle(a.page))).Methods(http.MethodGet, http.MethodHead)
+	sub := r.PathPrefix(Prefix).Subrouter()
+	var (
+		paths   []string
+		methods = map[string][]string{}
+	)
+	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error) {
+		sub.Handle(path, a.guard(a.handle(h))).Methods(method)
+		if _, ok := methods[path]; !ok {
+			paths = append(paths, path)
+		}
+		methods[path] = append(methods[path], method)
+	}
+	route(http.MethodGet, "/openapi.yaml", a.openAPI)
+	route(http.MethodGet, "/stacks", a.listStacks)
+	route(http.MethodGet, "/stacks/{stack}", a.getStack)
+	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve)
+	route(http.MethodGet, "/packages", a.listPackages)
+	route(http.MethodGet, "/packages/{name}", a.getPackage)
+	// Other methods on a known path: 405. These routes come after every
+	// method route and match any method, because mux (1.8) loses a method
+	// mismatch inside a subrouter when a later route's prefix matches.
+	for _, path := range paths {
+		allow := strings.Join(methods[path], ", ")
+		sub.Handle(path, a.guard(a.handle(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return newError(CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow, nil, nil)
+		})))
+	}
+	sub.NotFoundHandler = a.guard(a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return newError(CodeNotFound, "no such API route: "+r.Method+" "+r.URL.Path+" (see "+Prefix+"/openapi.yaml)", nil, nil)
+	}))
+}
+
+// ServeHTTP serves the API alone on a router of its own (tests, embedding).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
+
+// handle adapts a handler that returns an error. The error is mapped once
+// (ToError), logged once with the request id, and written as JSON with the
+// request id in the body too.
+func (a *API) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := requestID(w, r)
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		e := ToError(err)
+		if e == nil {
+			a.log.Debug("client went away", "method", r.Method, "path", r.URL.Path, "request_id", id, "err", err)
+			return
+		}
+		level := slog.LevelInfo
+		if e.Status >= 500 {
+			level = slog.LevelError
+		}
+		a.log.Log(r.Context(), level, "api request failed", "method", r.Method, "path", r.URL.Path,
+			"status", e.Status, "code", e.Code, "request_id", id, "remote", r.RemoteAddr, "err", err)
+		writeError(w, e, id)
+	})
+}
+
+// requestID returns the id the server middleware put in the response
+// headers, or makes one when the API is served alone.
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	if id := w.Header().Get("X-Request-Id"); id != "" {
+		return id
+	}
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", id)
+	return id
+}
+
+func writeError(w http.ResponseWriter, e *Error, id string) {
+	body := *e
+	body.RequestID = id
+	writeJSON(w, e.Status, &body)
+}
+
+// writeJSON sets every header, then the status, then writes v as JSON
+// (without HTML escaping: messages such as "php <8.2" stay readable).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	var data []byte
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		data = []byte(`{"status":500,"code":"INTERNAL","message":"internal server error"}` + "\n")
+	} else {
+		data = buf.Bytes()
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+// decodeBody reads one JSON object of at most MaxBodyBytes into v. Unknown
+// fields, trailing data and a body that is not JSON are bad requests; an
+// oversized body is a *http.MaxBytesError (413).
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "text/json") {
+			return newError(CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", ct), nil, err)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			return err
+		case errors.Is(err, io.EOF):
+			return badRequest(err, "empty request body: send a JSON object")
+		}
+		return badRequest(err, "invalid JSON body: %v", err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return badRequest(err, "invalid JSON body: data after the first JSON value")
+	}
+	return nil
+}
+
+// LoopbackOnly is the API's access check while envreg has no
+// authentication configured: it answers 403 to any client whose address
+// is not a loopback address. It looks at the TCP peer (RemoteAddr) only,
+// never at X-Forwarded-For: a reverse proxy on the same host makes every
+// client look local, so do not put one in front of the API until
+// authentication exists.
+func LoopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLoopback(r.RemoteAddr) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id := requestID(w, r)
+		writeError(w, newError(CodeForbidden, fmt.Sprintf(
+			"the provisioning API answers loopback clients only while no authentication is configured (client address %s)", r.RemoteAddr), nil, nil), id)
+	})
+}
+
+func isLoopback(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err == nil {
+		return ap.Addr().Unmap().IsLoopback()
+	}
+	addr, err := netip.ParseAddr(remote)
+	return err == nil && addr.Unmap().IsLoopback()
+}
