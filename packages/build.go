@@ -61,43 +61,25 @@ type entry struct {
 
 // BuildLayer writes a gzip-compressed tar of the tree root to w, in the
 // canonical form described in the package documentation, and returns the
-// digest of the uncompressed tar (the layer's diffID).
+// digest of the uncompressed tar (the layer's diffID), under the default
+// Policy (setuid and setgid files refused; see Policy.BuildLayer).
 //
 // Symbolic links are preserved when root implements fs.ReadLinkFS (as
 // os.DirFS, (*os.Root).FS and fstest.MapFS do); otherwise a symbolic link is
 // an error. BuildLayerFromDir is the way to build from a directory.
 func BuildLayer(ctx context.Context, root fs.FS, w io.Writer) (diffID digest.Digest, err error) {
-	entries, err := scanFS(ctx, root)
-	if err != nil {
-		return "", fmt.Errorf("building layer: %w", err)
-	}
-	d, err := writeLayer(ctx, entries, w)
-	if err != nil {
-		return "", fmt.Errorf("building layer: %w", err)
-	}
-	return d, nil
+	return Policy{}.BuildLayer(ctx, root, w)
 }
 
 // BuildLayerFromDir is BuildLayer for the directory dir. It reads the tree
 // through an os.Root, so nothing outside dir is read even if the tree
 // changes while it is read; symbolic links are recorded (never followed),
-// hard links become independent regular files, and devices, FIFOs and
-// sockets are refused with an *UnsupportedFileError naming the path.
+// hard links become independent regular files (a file that also has a
+// name outside dir is refused), and devices, FIFOs and sockets are
+// refused with an *UnsupportedFileError naming the path. The default
+// Policy applies (see Policy.BuildLayerFromDir).
 func BuildLayerFromDir(ctx context.Context, dir string, w io.Writer) (diffID digest.Digest, err error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return "", fmt.Errorf("building layer from %s: %w", dir, err)
-	}
-	defer root.Close()
-	entries, err := scanFS(ctx, root.FS())
-	if err != nil {
-		return "", fmt.Errorf("building layer from %s: %w", dir, err)
-	}
-	d, err := writeLayer(ctx, entries, w)
-	if err != nil {
-		return "", fmt.Errorf("building layer from %s: %w", dir, err)
-	}
-	return d, nil
+	return Policy{}.BuildLayerFromDir(ctx, dir, w)
 }
 
 // NormalizeTar reads a tar archive from r (gzip-compressed or plain,
@@ -105,37 +87,35 @@ func BuildLayerFromDir(ctx context.Context, dir string, w io.Writer) (diffID dig
 // tree to w, returning its diffID. Entry contents are spooled to a
 // temporary directory (os.TempDir), not memory.
 //
-// Entries with absolute paths or paths that escape the root through "..",
-// duplicate entries (after cleaning: "./a" and "a/" are the same entry),
-// entries below a non-directory, devices and FIFOs are refused. A hard link
-// becomes a copy of its (earlier) target; missing parent directories are
-// added with mode 0755; the root entry ("./") and PAX global headers are
-// dropped.
+// Entries with absolute paths or ".." components, duplicate entries (after
+// cleaning: "./a" and "a/" are the same entry), entries below a
+// non-directory (a symbolic link included), whiteouts, devices and FIFOs
+// are refused, and so is what the default Policy refuses (setuid and
+// setgid files, input beyond the default limits, invalid gzip). A hard
+// link becomes a copy of its (earlier) target; missing parent directories
+// are added with mode 0755; the root entry ("./") and PAX global headers
+// are dropped. See Policy.NormalizeTar.
 func NormalizeTar(ctx context.Context, r io.Reader, w io.Writer) (diffID digest.Digest, err error) {
-	d, err := normalizeTar(ctx, r, w, "")
-	if err != nil {
-		return "", fmt.Errorf("normalizing tar: %w", err)
-	}
-	return d, nil
+	return Policy{}.NormalizeTar(ctx, r, w)
 }
 
 // normalizeTar is NormalizeTar spooling to tempDir, without error context.
 func normalizeTar(ctx context.Context, r io.Reader, w io.Writer, tempDir string) (digest.Digest, error) {
-	spool, err := os.MkdirTemp(tempDir, "envreg-tar-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(spool)
-	entries, err := readTar(ctx, r, spool)
-	if err != nil {
-		return "", err
-	}
-	return writeLayer(ctx, entries, w)
+	return Policy{}.normalizeTar(ctx, r, w, tempDir)
 }
 
-// scanFS lists the tree root (without the root itself).
-func scanFS(ctx context.Context, root fs.FS) ([]entry, error) {
+// scanFS lists the tree root (without the root itself). With links, a
+// regular file that has more hard links than names in the tree is
+// refused: one of its names is outside the tree.
+func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, error) {
 	var entries []entry
+	b := budget{p: p}
+	type linked struct {
+		name  string // first name in the tree
+		nlink uint64
+		seen  uint64
+	}
+	files := map[[2]uint64]*linked{}
 	err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -148,6 +128,9 @@ func scanFS(ctx context.Context, root fs.FS) ([]entry, error) {
 				return errors.New("root is not a directory")
 			}
 			return nil
+		}
+		if err := checkLength(p, p, "name"); err != nil {
+			return err
 		}
 		if err := checkName(p); err != nil {
 			return err
@@ -162,6 +145,14 @@ func scanFS(ctx context.Context, root fs.FS) ([]entry, error) {
 		case 0:
 			e.typ, e.size = tar.TypeReg, info.Size()
 			e.open = func() (io.ReadCloser, error) { return root.Open(p) }
+			if id, n, ok := fileID(info); links && ok && n > 1 {
+				l := files[id]
+				if l == nil {
+					l = &linked{name: p, nlink: n}
+					files[id] = l
+				}
+				l.seen++
+			}
 		case fs.ModeDir:
 			e.typ = tar.TypeDir
 		case fs.ModeSymlink:
@@ -169,15 +160,34 @@ func scanFS(ctx context.Context, root fs.FS) ([]entry, error) {
 			if err != nil {
 				return fmt.Errorf("reading symbolic link %s: %w", p, err)
 			}
+			if len(target) > maxPathLength {
+				return checkLength(p, target, "symbolic link target")
+			}
 			e.typ, e.linkname, e.mode = tar.TypeSymlink, target, symlinkMode
 		default:
 			return &UnsupportedFileError{Path: p, Kind: fileKind(m)}
+		}
+		if err := b.entry(p); err != nil {
+			return err
+		}
+		if err := b.content(p, e.size); err != nil {
+			return err
 		}
 		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range files {
+		if l.seen < l.nlink {
+			return nil, refuse(l.name, RuleHardLink, "%s: hard link to a file outside the directory (%d links, %d in the tree); copy the file instead of linking it", l.name, l.nlink, l.seen)
+		}
+	}
+	for _, e := range entries {
+		if err := p.checkSetuid(e.name, e.typ, e.mode); err != nil {
+			return nil, err
+		}
 	}
 	return entries, nil
 }
@@ -213,30 +223,124 @@ func fileKind(m fs.FileMode) string {
 }
 
 // checkName refuses OCI whiteouts: in a package layer they would delete
-// files of other packages when the layers are stacked.
+// files of other packages when the layers are stacked. Every component
+// counts: "a/.wh.b/c" would put the whiteout directory a/.wh.b in the
+// layer as c's parent.
 func checkName(name string) error {
-	if strings.HasPrefix(path.Base(name), ".wh.") {
-		return fmt.Errorf("%s: whiteout files (.wh.*) are not allowed in a package layer", name)
+	for c := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(c, ".wh.") {
+			return refuse(name, RuleWhiteout, "%s: whiteout files (.wh.*) are not allowed in a package layer", name)
+		}
 	}
 	return nil
 }
 
-// readTar reads a gzip-compressed or plain tar, spooling regular file
-// contents into files under spool.
+// readTar reads a gzip-compressed or plain tar for a Debian layer,
+// spooling regular file contents into files under spool. Debian content
+// keeps setuid and setgid files (see Policy); every other rule and the
+// default limits apply.
 func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
+	return Policy{AllowSetuid: true}.readTar(ctx, r, spool)
+}
+
+// Magic bytes of compressed input.
+var (
+	gzipMagic  = []byte{0x1f, 0x8b}
+	otherMagic = []struct {
+		name  string
+		magic []byte
+	}{
+		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd}},
+		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}},
+		// "BZh", the block size, the first block's magic: a plain tar
+		// whose first name starts with "BZh" is still a tar.
+		{"bzip2", []byte("BZh?1AY&SY")},
+	}
+)
+
+// hasMagic reports whether b starts with magic, where '?' in magic
+// matches a digit 1 to 9.
+func hasMagic(b, magic []byte) bool {
+	if len(b) < len(magic) {
+		return false
+	}
+	for i, m := range magic {
+		if m == '?' && b[i] >= '1' && b[i] <= '9' || m == b[i] {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// errTooLarge is what limitedReader returns past its limit.
+var errTooLarge = errors.New("uncompressed input too large")
+
+// limitedReader counts what it reads and fails past max (max < 0: no
+// limit).
+type limitedReader struct {
+	r   io.Reader
+	max int64
+	n   int64
+}
+
+func (l *limitedReader) Read(b []byte) (int, error) {
+	if l.max >= 0 && l.n >= l.max {
+		// Allow reading exactly max bytes; fail only if there is more.
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		return 0, errTooLarge
+	}
+	if l.max >= 0 && int64(len(b)) > l.max-l.n {
+		b = b[:l.max-l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n += int64(n)
+	return n, err
+}
+
+// readTar reads a gzip-compressed or plain tar under policy p, spooling
+// regular file contents into files under spool.
+func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
 	br := bufio.NewReader(r)
+	magic, _ := br.Peek(10)
+	for _, o := range otherMagic {
+		if hasMagic(magic, o.magic) {
+			return nil, refuse("", RuleMalformed, "input is %s-compressed; a layer source must be a plain or gzip-compressed tar", o.name)
+		}
+	}
 	var src io.Reader = br
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("reading gzip: %w", err)
+	var zr *gzip.Reader
+	if bytes.HasPrefix(magic, gzipMagic) {
+		var err error
+		if zr, err = gzip.NewReader(br); err != nil {
+			return nil, refuse("", RuleMalformed, "input starts like gzip but is not valid gzip data: %v", err)
 		}
 		defer zr.Close()
 		src = zr
 	}
-	tr := tar.NewReader(src)
+	lr := &limitedReader{r: src, max: p.maxTotalSize()}
+	tr := tar.NewReader(lr)
+	b := budget{p: p}
 	var entries []entry
-	index := map[string]int{} // name -> position in entries
+	index := map[string]int{}    // name -> position in entries
+	implied := map[string]bool{} // parents not (yet) listed
+	last := ""                   // the last entry read, for errors about the stream
+	readErr := func(err error) error {
+		where := "reading tar"
+		if last != "" {
+			where = fmt.Sprintf("reading tar after entry %q", last)
+		}
+		switch {
+		case errors.Is(err, errTooLarge):
+			return refuse(last, RuleTotalSize, "%s: more than %d uncompressed bytes; the limit is %d (Policy.MaxTotalSize)", where, lr.max, lr.max)
+		case zr != nil:
+			return refuse(last, RuleMalformed, "%s: invalid gzip or tar data: %v", where, err)
+		}
+		return refuse(last, RuleMalformed, "%s: not a valid tar archive: %v", where, err)
+	}
 	for i := 0; ; i++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -245,26 +349,58 @@ func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
 		// archive/tar may flag insecure names (GODEBUG=tarinsecurepath=0);
 		// cleanName below refuses them with a better message.
 		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
-			return nil, fmt.Errorf("reading tar: %w", err)
+			return nil, readErr(err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			if err := b.entry(hdr.Name); err != nil {
+				return nil, err
+			}
 			continue
+		}
+		last = hdr.Name
+		if err := checkLength(hdr.Name, hdr.Name, "name"); err != nil {
+			return nil, err
 		}
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return nil, err
 		}
+		// Every entry counts, and so does every directory its path
+		// implies (once: an entry listed after its children was counted
+		// as implied).
+		if !implied[name] {
+			if err := b.entry(hdr.Name); err != nil {
+				return nil, err
+			}
+		}
+		for dir := name; ; {
+			i := strings.LastIndexByte(dir, '/')
+			if i < 0 {
+				break
+			}
+			dir = dir[:i]
+			if _, ok := index[dir]; ok || implied[dir] {
+				break
+			}
+			implied[dir] = true
+			if err := b.entry(hdr.Name); err != nil {
+				return nil, err
+			}
+		}
 		if name == "" { // the root directory
 			if hdr.Typeflag != tar.TypeDir {
-				return nil, fmt.Errorf("entry %q: the root must be a directory", hdr.Name)
+				return nil, refuse(hdr.Name, RuleMalformed, "entry %q: the root must be a directory", hdr.Name)
 			}
 			continue
 		}
 		if _, dup := index[name]; dup {
-			return nil, fmt.Errorf("duplicate entry %q", name)
+			if name != hdr.Name && name+"/" != hdr.Name {
+				return nil, refuse(hdr.Name, RuleDuplicate, "duplicate entry %q (spelled %q here)", name, hdr.Name)
+			}
+			return nil, refuse(hdr.Name, RuleDuplicate, "duplicate entry %q", name)
 		}
 		if err := checkName(name); err != nil {
 			return nil, err
@@ -272,21 +408,36 @@ func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
 		e := entry{name: name, mode: hdr.Mode & modeMask}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeGNUSparse:
+			if err := p.checkSetuid(name, tar.TypeReg, e.mode); err != nil {
+				return nil, err
+			}
+			if err := b.content(hdr.Name, hdr.Size); err != nil {
+				return nil, err
+			}
 			file := filepath.Join(spool, strconv.Itoa(i))
-			n, err := spoolFile(file, tr)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", name, err)
+			n, rerr, err := spoolFile(file, tr)
+			if rerr != nil { // the input's fault
+				return nil, readErr(rerr)
+			}
+			if err != nil { // ours (disk full, …)
+				return nil, fmt.Errorf("spooling %s: %w", name, err)
 			}
 			e.typ, e.size = tar.TypeReg, n
 			e.open = func() (io.ReadCloser, error) { return os.Open(file) }
 		case tar.TypeLink:
+			if err := checkLength(hdr.Name, hdr.Linkname, "hard link target"); err != nil {
+				return nil, err
+			}
 			target, err := cleanName(hdr.Linkname)
 			if err != nil {
-				return nil, fmt.Errorf("hard link %s: %w", name, err)
+				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: %v", name, err)
 			}
 			t, ok := index[target]
 			if !ok || entries[t].typ != tar.TypeReg {
-				return nil, fmt.Errorf("hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
+				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
+			}
+			if err := b.content(hdr.Name, entries[t].size); err != nil {
+				return nil, err
 			}
 			e = entries[t]
 			e.name = name
@@ -294,7 +445,10 @@ func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
 			e.typ = tar.TypeDir
 		case tar.TypeSymlink:
 			if hdr.Linkname == "" {
-				return nil, fmt.Errorf("symbolic link %s: empty target", name)
+				return nil, refuse(hdr.Name, RuleMalformed, "symbolic link %s: empty target", name)
+			}
+			if len(hdr.Linkname) > maxPathLength {
+				return nil, checkLength(hdr.Name, hdr.Linkname, "symbolic link target")
 			}
 			e.typ, e.linkname, e.mode = tar.TypeSymlink, hdr.Linkname, symlinkMode
 		case tar.TypeChar:
@@ -309,33 +463,69 @@ func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
 		index[name] = len(entries)
 		entries = append(entries, e)
 	}
+	if lr.n == 0 {
+		return nil, refuse("", RuleMalformed, "input is empty, not a tar archive")
+	}
+	if zr != nil {
+		// Read the gzip stream to its end: that checks its CRC and length,
+		// and that nothing but further gzip members follows.
+		if _, err := io.Copy(io.Discard, lr); err != nil {
+			return nil, readErr(err)
+		}
+	}
 	return entries, nil
 }
 
-func spoolFile(file string, r io.Reader) (int64, error) {
+// spoolFile copies r into a new file. It tells errors reading r (the
+// input's) from errors writing the file (the system's).
+func spoolFile(file string, r io.Reader) (n int64, readErr, writeErr error) {
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	n, err := io.Copy(f, r)
+	er := &errReader{r: r}
+	n, err = io.Copy(f, er)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if er.err != nil {
+		return n, er.err, nil
+	}
+	return n, nil, err
+}
+
+// errReader remembers the error its reader returned, other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err != nil && err != io.EOF {
+		e.err = err
 	}
 	return n, err
 }
 
 // cleanName returns the canonical form of a tar entry name, "" for the
-// root, or an error for names that are absolute or escape the root.
+// root, or a *RefusedError for names that are absolute or have a ".."
+// component (escaping the root or not: a canonical layer never needs one).
 func cleanName(name string) (string, error) {
 	if name == "" {
-		return "", errors.New("entry with an empty name")
+		return "", refuse(name, RuleMalformed, "entry with an empty name")
 	}
 	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("entry %q: absolute paths are not allowed", name)
+		return "", refuse(name, RuleAbsolute, "entry %q: absolute paths are not allowed", name)
 	}
 	c := path.Clean(name)
 	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("entry %q: path escapes the root", name)
+		return "", refuse(name, RuleDotDot, "entry %q: path escapes the root", name)
+	}
+	for part := range strings.SplitSeq(name, "/") {
+		if part == ".." {
+			return "", refuse(name, RuleDotDot, `entry %q: ".." components are not allowed`, name)
+		}
 	}
 	if c == "." {
 		return "", nil
@@ -366,25 +556,43 @@ func compareNames(a, b string) int {
 }
 
 // canonicalize sorts entries, refuses duplicates and entries below a
-// non-directory, and adds missing parent directories.
+// non-directory (a symbolic link included: an extractor would write
+// through it), and adds missing parent directories.
 func canonicalize(entries []entry) ([]entry, error) {
 	types := make(map[string]byte, len(entries))
 	for _, e := range entries {
 		if _, dup := types[e.name]; dup {
-			return nil, fmt.Errorf("duplicate entry %q", e.name)
+			return nil, refuse(e.name, RuleDuplicate, "duplicate entry %q", e.name)
 		}
 		types[e.name] = e.typ
 	}
-	for _, e := range entries {
-		for dir := path.Dir(e.name); dir != "."; dir = path.Dir(dir) {
+	// Walk up from each entry to the first parent that is listed (or
+	// already added): that one's own parents are checked when its turn
+	// comes (or were when it was added), so the work is linear in the
+	// length of the names, not quadratic in their depth.
+	n := len(entries)
+	for _, e := range entries[:n] {
+		if err := checkName(e.name); err != nil {
+			return nil, err
+		}
+	parents:
+		for dir := e.name; ; {
+			i := strings.LastIndexByte(dir, '/')
+			if i < 0 {
+				break
+			}
+			dir = dir[:i]
 			typ, ok := types[dir]
-			if !ok {
+			switch {
+			case !ok:
 				types[dir] = tar.TypeDir
 				entries = append(entries, entry{name: dir, typ: tar.TypeDir, mode: dirModeImplicit})
-				continue
-			}
-			if typ != tar.TypeDir {
-				return nil, fmt.Errorf("%s: parent %s is not a directory", e.name, dir)
+			case typ == tar.TypeDir:
+				break parents
+			case typ == tar.TypeSymlink:
+				return nil, refuse(e.name, RuleThroughSymlink, "%s: parent %s is not a directory but a symbolic link; nothing may be written through a symbolic link", e.name, dir)
+			default:
+				return nil, refuse(e.name, RuleNotDirectory, "%s: parent %s is not a directory", e.name, dir)
 			}
 		}
 	}

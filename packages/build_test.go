@@ -32,7 +32,8 @@ type treeFile struct {
 
 // testTree is a small tree with the interesting cases: tree order
 // ("usr/local/bin" before "usr/local-note"), a symlink, setuid and sticky
-// bits, and a private file.
+// bits, and a private file. The default Policy refuses its setuid file, so
+// the tests that build it allow setuid (allowSetuid).
 var testTree = []treeFile{
 	{"etc", fs.ModeDir | 0o755, ""},
 	{"etc/os-release", 0o644, "ID=envreg\nVERSION_ID=12\n"},
@@ -75,6 +76,9 @@ const (
 	goldenDigest = digest.Digest("sha256:2f5b95c82b2083bc9e3de75d8326b23155a1489da7403b0b672b5d2a4d95921c")
 )
 
+// allowSetuid is the policy under which testTree builds.
+var allowSetuid = packages.Policy{AllowSetuid: true}
+
 func mapFS(tree []treeFile) fstest.MapFS {
 	m := fstest.MapFS{}
 	for _, f := range tree {
@@ -111,7 +115,7 @@ func writeDisk(t *testing.T, dir string, tree []treeFile) {
 func buildFS(t *testing.T, fsys fs.FS) ([]byte, digest.Digest) {
 	t.Helper()
 	var buf bytes.Buffer
-	diffID, err := packages.BuildLayer(t.Context(), fsys, &buf)
+	diffID, err := allowSetuid.BuildLayer(t.Context(), fsys, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +125,7 @@ func buildFS(t *testing.T, fsys fs.FS) ([]byte, digest.Digest) {
 func buildDir(t *testing.T, dir string) ([]byte, digest.Digest) {
 	t.Helper()
 	var buf bytes.Buffer
-	diffID, err := packages.BuildLayerFromDir(t.Context(), dir, &buf)
+	diffID, err := allowSetuid.BuildLayerFromDir(t.Context(), dir, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +443,7 @@ func TestNormalizeTarMatchesDirBuild(t *testing.T) {
 	for _, compress := range []bool{true, false} {
 		in := messyTar(t, testTreeTar(), compress)
 		var out bytes.Buffer
-		diffID, err := packages.NormalizeTar(t.Context(), bytes.NewReader(in), &out)
+		diffID, err := allowSetuid.NormalizeTar(t.Context(), bytes.NewReader(in), &out)
 		if err != nil {
 			t.Fatalf("compressed %v: %v", compress, err)
 		}

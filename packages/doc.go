@@ -25,8 +25,10 @@
 //   - Every entry has mtime 0 (the Unix epoch), uid and gid 0, and empty user
 //     and group names; no atime, ctime, xattrs or ACLs are recorded.
 //   - Modes keep the permission bits and setuid, setgid and sticky
-//     (mode & 07777); symbolic links always have mode 0777. Policy about
-//     setuid files is a separate concern.
+//     (mode & 07777); symbolic links always have mode 0777. Whether a
+//     setuid or setgid file may be in a layer at all is the Policy's
+//     decision (refused by default for tar and directory input; see
+//     Policy, which also lists what every layer refuses and the limits).
 //   - Only directories, regular files and symbolic links are allowed.
 //     Devices, FIFOs and sockets are refused with an *UnsupportedFileError
 //     naming the path. Hard links become independent regular files, so a tar

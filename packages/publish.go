@@ -54,6 +54,12 @@ type Publisher struct {
 	// watching a terminal; nil (the default, right for CI and logs) shows
 	// none. Give os.Stderr only when it is a terminal.
 	Progress io.Writer
+	// Policy decides what --from-tar and --from-dir content may hold
+	// beyond the rules every layer follows; the zero Policy refuses
+	// setuid and setgid files and applies the default limits. Debian
+	// recipes do not use it: they keep setuid files and get the default
+	// limits (see Policy).
+	Policy Policy
 
 	deb      debianState
 	progress progressBoard
@@ -207,7 +213,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	case t.build != nil:
 		diffID, err = t.build(ctx, bw)
 	case t.dir != "":
-		diffID, err = BuildLayerFromDir(ctx, t.dir, bw)
+		diffID, err = p.Policy.BuildLayerFromDir(ctx, t.dir, bw)
 	default:
 		diffID, err = p.buildFromTar(ctx, t.tar, bw)
 	}
@@ -283,7 +289,7 @@ func (p *Publisher) buildFromTar(ctx context.Context, file string, w io.Writer) 
 		return "", fmt.Errorf("building layer from %s: %w", file, err)
 	}
 	defer f.Close()
-	d, err := normalizeTar(ctx, f, w, p.TempDir)
+	d, err := p.Policy.normalizeTar(ctx, f, w, p.TempDir)
 	if err != nil {
 		return "", fmt.Errorf("building layer from %s: %w", file, err)
 	}

@@ -128,6 +128,7 @@ func TestPublishIdempotent(t *testing.T) {
 
 func TestPublishFromTarMatchesDir(t *testing.T) {
 	pub, _, _ := newPublisher(t)
+	pub.Policy = allowSetuid // testTree has a setuid file
 	dir := t.TempDir()
 	writeDisk(t, dir, testTree)
 	fromDir, err := pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Dir: dir})
@@ -232,6 +233,7 @@ func TestPublishReportsAllProblems(t *testing.T) {
 
 func TestPublishLeavesNoTemporaryFiles(t *testing.T) {
 	pub, _, _ := newPublisher(t)
+	pub.Policy = allowSetuid // testTree has a setuid file
 	tarFile := filepath.Join(t.TempDir(), "x.tar")
 	if err := os.WriteFile(tarFile, messyTar(t, testTreeTar(), false), 0o644); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,8 @@ func commands() []command {
 		{"resolve", "resolve requirements or a tag to exact versions and a pinned digest", "[flags] (--tag TAG | NAME[=CONSTRAINT] ...)", runResolve},
 		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
 		{"migrate", "copy a --data directory into Redis + S3 (--catalog, --blobs) and verify the copy", "--data DIR --catalog URL --blobs URL", runMigrate},
+		{"verify", "recheck every blob, package version and stored manifest; exit 1 on damage", "[--data DIR | --catalog URL --blobs URL]", runVerify},
+		{"gc", "delete blobs that no package version or stored manifest references", "[--dry-run] [--grace 1h] [--data DIR | --catalog URL --blobs URL]", runGC},
 		{"version", "print the version", "", runVersion},
 	}
 }

@@ -26,6 +26,11 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Var(&requires, "requires", "requirement on another package, e.g. 'base ^12' (repeatable)")
 	fs.Var(&conflicts, "conflicts", "package versions this one cannot be combined with, e.g. 'php <8' (repeatable)")
 	fs.Var(&labels, "label", "label KEY=VALUE recorded with the package version (repeatable)")
+	var policy packages.Policy
+	fs.BoolVar(&policy.AllowSetuid, "allow-setuid", false, "keep setuid/setgid files of --from-dir/--from-tar content (refused by default)")
+	fs.Int64Var(&policy.MaxTotalSize, "max-layer-size", 0, "refuse content over this many uncompressed bytes (0: 16 GiB)")
+	fs.Int64Var(&policy.MaxEntrySize, "max-file-size", 0, "refuse a file over this many bytes (0: 4 GiB)")
+	fs.IntVar(&policy.MaxEntries, "max-entries", 0, "refuse content with more entries (0: 1048576)")
 	fs.BoolVar(&in.Force, "force", false, "replace an existing layer or metadata of the same name, version and platform")
 	cacheDir := fs.String("cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	var debianSources listFlag
@@ -54,7 +59,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer b.Close()
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(), Policy: policy,
 		CacheDir: *cacheDir, DebianSources: debianSources, Progress: terminal(env.stderr)}
 
 	if fromFlags {

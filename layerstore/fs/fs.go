@@ -167,6 +167,13 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		if size >= 0 && info.Size() != size {
 			return &layerstore.DigestMismatchError{Want: d, Got: d, WantSize: size, GotSize: info.Size()}
 		}
+		// A new reference to an existing blob renews it: garbage collection
+		// spares blobs modified within its grace period, so a publish that
+		// reuses an old orphan cannot lose it to a concurrent gc.
+		now := time.Now()
+		if err := os.Chtimes(final, now, now); err != nil {
+			return fmt.Errorf("storing blob %s: %w", d, err)
+		}
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("storing blob %s: %w", d, err)

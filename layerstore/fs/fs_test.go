@@ -224,3 +224,33 @@ func TestWalkAndDelete(t *testing.T) {
 		t.Errorf("Delete of invalid digest: error = %v", err)
 	}
 }
+
+// TestPutExistingRenewsBlob: putting a blob that exists renews its
+// modification time, which gc's grace period is measured against.
+func TestPutExistingRenewsBlob(t *testing.T) {
+	root := t.TempDir()
+	s, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("shared layer")
+	d := digest.FromBytes(data)
+	if err := s.Put(t.Context(), d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "sha256", d.Encoded())
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(info.ModTime()) > time.Hour {
+		t.Errorf("blob modification time %s not renewed by a second Put", info.ModTime())
+	}
+}
