@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxHeaderBytes bounds request headers.
 	MaxHeaderBytes int
+	// TLSCert and TLSKey are PEM files; when both are set the server speaks
+	// HTTPS only.
+	TLSCert, TLSKey string
 }
 
 // DefaultConfig returns production defaults.
@@ -110,6 +114,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if (s.cfg.TLSCert == "") != (s.cfg.TLSKey == "") {
+		return errors.New("TLS needs both a certificate and a key")
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

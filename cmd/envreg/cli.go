@@ -131,7 +131,7 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 // what a CI job publishes.
 var envFlags = map[string]bool{
 	"data": true, "catalog": true, "blobs": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
-	"shutdown-timeout": true, "read-header-timeout": true,
+	"shutdown-timeout": true, "read-header-timeout": true, "tls-cert": true, "tls-key": true,
 }
 
 // parseFlags sets deployment flags (envFlags) from, in increasing
