@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -137,6 +138,34 @@ func TestResolutionLimitsAre404(t *testing.T) {
 		}
 		if resp.StatusCode != 404 || len(eb.Errors) != 1 || eb.Errors[0].Code != "MANIFEST_UNKNOWN" || !strings.Contains(eb.Errors[0].Message, want) {
 			t.Errorf("%s: %d %+v, want 404 MANIFEST_UNKNOWN mentioning %q", path, resp.StatusCode, eb, want)
+		}
+	}
+}
+
+// TestManifestRevalidation: a client that has a manifest revalidates it
+// with If-None-Match and gets 304 without a body; a stale ETag gets 200.
+func TestManifestRevalidation(t *testing.T) {
+	s := newPublished(t).server(t)
+	resp, err := s.Client().Get(s.URL + "/v2/env/manifests/php-8.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if etag == "" || etag != `"`+resp.Header.Get("Docker-Content-Digest")+`"` {
+		t.Fatalf("ETag %q, digest %q", etag, resp.Header.Get("Docker-Content-Digest"))
+	}
+	for match, want := range map[string]int{etag: http.StatusNotModified, `"sha256:stale"`: http.StatusOK} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/v2/env/manifests/php-8.2", nil)
+		req.Header.Set("If-None-Match", match)
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == http.StatusNotModified && len(body) != 0) {
+			t.Errorf("If-None-Match %s: %d with %d bytes, want %d", match, resp.StatusCode, len(body), want)
 		}
 	}
 }
