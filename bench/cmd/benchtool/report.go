@@ -285,7 +285,7 @@ func atMost(name string, got, limit float64, unit, what string) target {
 	if math.IsNaN(got) {
 		t.na, t.measured = true, "not measured"
 	} else if !t.pass {
-		t.short = fmt.Sprintf("%.2f× the limit", got/limit)
+		t.short = fmt.Sprintf("%.2f× the allowed %g%s%s", got/limit, limit, sep, unit)
 	}
 	return t
 }
