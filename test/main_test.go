@@ -79,19 +79,25 @@ func publishFixtureTo(t *testing.T, storage []string, p fixtures.Package) {
 		if err := fixtures.WriteTree(root, p, plat); err != nil {
 			t.Fatal(err)
 		}
-		args := append(append([]string{"publish"}, storage...), "--name", p.Name, "--version", p.Version,
-			"--platform", plat.String(), "--from-dir", root)
-		for _, path := range p.Path {
-			args = append(args, "--path", path)
-		}
-		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
-			args = append(args, "--env", k+"="+p.Env[k])
-		}
-		for _, r := range p.Requires {
-			args = append(args, "--requires", r)
-		}
-		envreg(t, args...)
+		envreg(t, publishArgs(storage, p, plat, root)...)
 	}
+}
+
+// publishArgs is the "envreg publish" command line for one fixture
+// package and platform, with every metadata flag of the public form.
+func publishArgs(storage []string, p fixtures.Package, plat catalog.Platform, root string) []string {
+	args := append(append([]string{"publish"}, storage...), "--name", p.Name, "--version", p.Version,
+		"--platform", plat.String(), "--from-dir", root)
+	for _, path := range p.Path {
+		args = append(args, "--path", path)
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+		args = append(args, "--env", k+"="+p.Env[k])
+	}
+	for _, r := range p.Requires {
+		args = append(args, "--requires", r)
+	}
+	return args
 }
 
 var fixturePlatforms = []catalog.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
