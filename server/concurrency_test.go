@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -14,9 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/envreg/envreg/catalog/fsstore"
-	blobfs "github.com/envreg/envreg/layerstore/fs"
-	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/test/fixtures"
 )
@@ -26,21 +22,8 @@ import (
 // succeed, and every image must validate completely: each manifest names
 // only blobs that exist and a config whose diff_ids match its layers.
 func TestConcurrentPullsDuringPublishes(t *testing.T) {
-	dir := t.TempDir()
-	cat, err := fsstore.Open(filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	blobs, err := blobfs.New(filepath.Join(dir, "data", "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	pub := &packages.Publisher{Blobs: blobs, Catalog: cat, Log: log, TempDir: t.TempDir()}
-	if _, err := fixtures.PublishAll(t.Context(), pub, filepath.Join(dir, "work")); err != nil {
-		t.Fatal(err)
-	}
+	st := fixtures.NewStores(t)
+	cat, blobs, pub, log := st.Catalog, st.Blobs, st.Publisher, slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(server.New(server.DefaultConfig(), server.Deps{Catalog: cat, Blobs: blobs, Log: log}).Handler())
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
@@ -58,7 +41,7 @@ func TestConcurrentPullsDuringPublishes(t *testing.T) {
 			default:
 			}
 			for _, p := range []fixtures.Package{fixtures.Extra("php", fmt.Sprintf("8.2.%d", i)), fixtures.Extra("nodejs", fmt.Sprintf("20.12.%d", i))} {
-				if _, err := fixtures.Publish(t.Context(), pub, filepath.Join(dir, "work"), p); err != nil {
+				if _, err := fixtures.Publish(t.Context(), pub, st.Work, p); err != nil {
 					t.Errorf("publishing %s %s: %v", p.Name, p.Version, err)
 					return
 				}

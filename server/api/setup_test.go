@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/catalog/fsstore"
@@ -33,23 +32,8 @@ type published struct {
 
 func newPublished(tb testing.TB) *published {
 	tb.Helper()
-	dir := tb.TempDir()
-	cat, err := fsstore.Open(filepath.Join(dir, "data"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cat.Close() })
-	blobs, err := blobfs.New(filepath.Join(dir, "data", "blobs"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	pub := &packages.Publisher{Blobs: blobs, Catalog: cat, Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return now }, TempDir: tb.TempDir()}
-	work := filepath.Join(dir, "work")
-	if _, err := fixtures.PublishAll(tb.Context(), pub, work); err != nil {
-		tb.Fatal(err)
-	}
+	st := fixtures.NewStores(tb)
+	cat, blobs, pub, work := st.Catalog, st.Blobs, st.Publisher, st.Work
 	s := server.New(server.DefaultConfig(), server.Deps{Catalog: cat, Blobs: blobs, Log: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(s.Handler())
 	tb.Cleanup(srv.Close)

@@ -5,9 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/envreg/envreg/catalog/fsstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
@@ -29,24 +27,9 @@ type published struct {
 
 func newPublished(tb testing.TB) *published {
 	tb.Helper()
-	dir := tb.TempDir()
-	cat, err := fsstore.Open(filepath.Join(dir, "data"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cat.Close() })
-	blobs, err := blobfs.New(filepath.Join(dir, "data", "blobs"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	pub := &packages.Publisher{Blobs: blobs, Catalog: cat, Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return now }, TempDir: tb.TempDir()}
-	if _, err := fixtures.PublishAll(tb.Context(), pub, filepath.Join(dir, "work")); err != nil {
-		tb.Fatal(err)
-	}
-	reg := registry.New(cat, cat, blobs, manifestgen.NewComposer(cat, blobs), registry.WithLogger(slog.New(slog.DiscardHandler)))
-	return &published{handler: reg, cat: cat, blobs: blobs, pub: pub, work: filepath.Join(dir, "work")}
+	st := fixtures.NewStores(tb)
+	reg := registry.New(st.Catalog, st.Catalog, st.Blobs, manifestgen.NewComposer(st.Catalog, st.Blobs), registry.WithLogger(slog.New(slog.DiscardHandler)))
+	return &published{handler: reg, cat: st.Catalog, blobs: st.Blobs, pub: st.Publisher, work: st.Work}
 }
 
 func (p *published) server(t *testing.T) *httptest.Server {
