@@ -169,3 +169,32 @@ func TestManifestRevalidation(t *testing.T) {
 		}
 	}
 }
+
+// TestTagParseFollowsCatalogChanges: parsed tags are reused only within one
+// catalog generation. Redefining what "latest" means takes effect at once.
+func TestTagParseFollowsCatalogChanges(t *testing.T) {
+	p := newPublished(t)
+	s := p.server(t)
+	annotations := func() map[string]string {
+		resp, err := s.Client().Get(s.URL + "/v2/env/manifests/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx struct{ Annotations map[string]string }
+		if err := jsonDecode(resp, &idx); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("latest: %d %v", resp.StatusCode, err)
+		}
+		return idx.Annotations
+	}
+	if a := annotations(); a["io.envreg.package.php"] != "" {
+		t.Fatalf("default latest already has php: %v", a)
+	}
+	st := catalog.DefaultStack()
+	st.Latest = []catalog.Constraint{{Name: "php", Range: "~8.1"}}
+	if err := p.cat.PutStack(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if got := annotations()["io.envreg.package.php"]; got != "8.1.27" {
+		t.Errorf("after redefining latest as php ~8.1: php = %q, want 8.1.27", got)
+	}
+}

@@ -33,7 +33,6 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/resolver"
 )
 
 // NamePattern is the distribution-spec repository name grammar
@@ -46,6 +45,7 @@ type Registry struct {
 	docs     catalog.Documents
 	blobs    layerstore.Reader
 	composer *manifestgen.Composer
+	tags     tagCache
 	log      *slog.Logger
 	router   *mux.Router
 }
@@ -170,7 +170,7 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
-	req, err := resolver.ParseTag(ref, st, resolver.StackNames(snap, st))
+	req, err := reg.tags.parse(snap, st, ref)
 	if err != nil {
 		return err
 	}
