@@ -314,5 +314,6 @@ type Store interface {
 	Reader
 	Publisher
 	Documents
+	Repositories
 	io.Closer
 }

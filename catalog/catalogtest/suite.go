@@ -1,5 +1,5 @@
 // Package catalogtest is the contract suite every catalog.Store backend runs
-// (fsstore, and Redis later), in the spirit of distribution's driver suites
+// (fsstore and redisstore), in the spirit of distribution's driver suites
 // and containerd's content testsuite.
 //
 //	func TestContract(t *testing.T) {
@@ -24,8 +24,13 @@
 //     change is visible within a second, and conflicts are detected
 //     against the storage, not a cache.
 //
-// The subtests use only Reader, Publisher and Documents, and no fixed
-// sleeps: waiting for another handle polls with a deadline.
+// The subtests "Repositories/..." check catalog.Repositories (see
+// RunRepositories and the contract in repos.go): a repository change is
+// visible through the other handle as soon as the call returns, and never
+// moves the generation.
+//
+// The subtests use only the catalog.Store interface, and no fixed sleeps:
+// waiting for another handle polls with a deadline.
 package catalogtest
 
 import (
@@ -80,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	t.Run("Repositories", func(t *testing.T) { RunRepositories(t, newStore) })
 }
 
 // RunShared runs the tests of two handles on the same storage, as two
@@ -105,6 +111,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b catalog.Store)) {
 			tc.fn(t, a, b)
 		})
 	}
+	t.Run("Repositories", func(t *testing.T) { RunSharedRepositories(t, newPair) })
 }
 
 // Published is the publish time of the releases Release returns.

@@ -122,9 +122,12 @@ type Store struct {
 
 	// mu serialises changes and reloads in this process. It is taken
 	// before the file lock, never after.
-	mu     sync.Mutex
-	state  atomic.Pointer[state]
-	closed atomic.Bool
+	mu sync.Mutex
+	// reposMu serialises repository changes in this process, before
+	// repositories/_lock; it is never held with mu.
+	reposMu sync.Mutex
+	state   atomic.Pointer[state]
+	closed  atomic.Bool
 
 	// hook, when set (tests only), is called at named points of a write;
 	// an error aborts the write there as a crash would.
@@ -155,7 +158,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	for _, d := range []string{s.releasesDir(), s.stacksDir(), s.path("documents", "sha256"), s.path("documents", "sha512"), s.tmpDir()} {
+	for _, d := range []string{s.releasesDir(), s.stacksDir(), s.path("documents", "sha256"), s.path("documents", "sha512"), s.reposDir(), s.tmpDir()} {
 		if err := durable.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("opening catalog: %w", err)
 		}
@@ -711,17 +714,23 @@ func (s *Store) writeFile(path string, data []byte) (err error) {
 	return durable.SyncDir(filepath.Dir(path))
 }
 
-// fileLock is a held flock(2) on catalog/LOCK. Each holder opens the file
-// itself: flock belongs to the open file description, so two Stores in one
-// process exclude each other like two processes do.
+// fileLock is a held flock(2) on catalog/LOCK or repositories/_lock. Each
+// holder opens the file itself: flock belongs to the open file description,
+// so two Stores in one process exclude each other like two processes do.
 type fileLock struct{ f *os.File }
 
-// lock takes the lock (LOCK_EX or LOCK_SH), polling so that ctx can end the
-// wait.
+// lock takes the catalog lock (LOCK_EX or LOCK_SH), polling so that ctx can
+// end the wait.
 func (s *Store) lock(ctx context.Context, how int) (*fileLock, error) {
-	f, err := os.OpenFile(s.lockFile(), os.O_RDWR|os.O_CREATE, 0o644)
+	return lockFile(ctx, s.lockFile(), "catalog", how)
+}
+
+// lockFile takes a flock(2) on path (what names it in errors), polling so
+// that ctx can end the wait.
+func lockFile(ctx context.Context, path, what string, how int) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("locking catalog: %w", err)
+		return nil, fmt.Errorf("locking %s: %w", what, err)
 	}
 	wait := time.Millisecond
 	for {
@@ -731,14 +740,14 @@ func (s *Store) lock(ctx context.Context, how int) (*fileLock, error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			f.Close()
-			return nil, fmt.Errorf("locking catalog: %w", err)
+			return nil, fmt.Errorf("locking %s: %w", what, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			f.Close()
-			return nil, fmt.Errorf("waiting for the catalog lock: %w", ctx.Err())
+			return nil, fmt.Errorf("waiting for the %s lock: %w", what, ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, 20*time.Millisecond)
