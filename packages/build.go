@@ -57,6 +57,7 @@ type entry struct {
 	size     int64  // regular files
 	linkname string // symbolic links
 	open     func() (io.ReadCloser, error)
+	sum      digest.Digest // regular files of an inspected layer: SHA-256 of the content
 }
 
 // BuildLayer writes a gzip-compressed tar of the tree root to w, in the
@@ -304,6 +305,49 @@ func (l *limitedReader) Read(b []byte) (int, error) {
 // readTar reads a gzip-compressed or plain tar under policy p, spooling
 // regular file contents into files under spool.
 func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
+	return p.scanTar(ctx, r, tarScan{content: spoolContent(spool)})
+}
+
+// tarScan says what scanTar does besides checking the entries.
+type tarScan struct {
+	// content consumes the content of regular file number i (r) and sets
+	// e.size and e.open or e.sum. readErr is the input's fault, writeErr
+	// the system's (disk full, …).
+	content func(i int, e *entry, r io.Reader) (readErr, writeErr error)
+	// raw, when set, receives the uncompressed tar stream, to the end of
+	// the gzip stream (its digest is the layer's diffID).
+	raw io.Writer
+	// asIs: the tar is a layer that stays as it is (a pushed layer), not
+	// input to the canonical form. What normalizing would drop is then
+	// checked too: the root entry, extended attributes and ACLs, and PAX
+	// global headers.
+	asIs bool
+}
+
+// spoolContent spools each regular file into spool/<i>.
+func spoolContent(spool string) func(int, *entry, io.Reader) (error, error) {
+	return func(i int, e *entry, r io.Reader) (error, error) {
+		file := filepath.Join(spool, strconv.Itoa(i))
+		n, rerr, err := spoolFile(file, r)
+		e.size = n
+		e.open = func() (io.ReadCloser, error) { return os.Open(file) }
+		return rerr, err
+	}
+}
+
+// hashContent records each regular file's size and SHA-256 digest.
+func hashContent(_ int, e *entry, r io.Reader) (error, error) {
+	dg := digest.SHA256.Digester()
+	er := &errReader{r: r}
+	n, _ := io.Copy(dg.Hash(), er) // a hash never fails to write
+	e.size, e.sum = n, dg.Digest()
+	return er.err, nil
+}
+
+// scanTar reads a gzip-compressed or plain tar under policy p, checking
+// every entry as the package documentation and Policy describe, and
+// returns its entries (hard links as copies of their targets).
+func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, error) {
 	br := bufio.NewReader(r)
 	magic, _ := br.Peek(10)
 	for _, o := range otherMagic {
@@ -320,6 +364,9 @@ func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry
 		}
 		defer zr.Close()
 		src = zr
+	}
+	if s.raw != nil {
+		src = io.TeeReader(src, s.raw)
 	}
 	lr := &limitedReader{r: src, max: p.maxTotalSize()}
 	tr := tar.NewReader(lr)
@@ -358,6 +405,11 @@ func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry
 			if err := b.entry(hdr.Name); err != nil {
 				return nil, err
 			}
+			if s.asIs {
+				if err := checkGlobalHeader(hdr); err != nil {
+					return nil, err
+				}
+			}
 			continue
 		}
 		last = hdr.Name
@@ -390,9 +442,19 @@ func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry
 				return nil, err
 			}
 		}
+		if s.asIs {
+			if err := p.checkRecords(hdr); err != nil {
+				return nil, err
+			}
+		}
 		if name == "" { // the root directory
 			if hdr.Typeflag != tar.TypeDir {
 				return nil, refuse(hdr.Name, RuleMalformed, "entry %q: the root must be a directory", hdr.Name)
+			}
+			if s.asIs {
+				if err := checkRoot(hdr); err != nil {
+					return nil, err
+				}
 			}
 			continue
 		}
@@ -414,16 +476,14 @@ func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry
 			if err := b.content(hdr.Name, hdr.Size); err != nil {
 				return nil, err
 			}
-			file := filepath.Join(spool, strconv.Itoa(i))
-			n, rerr, err := spoolFile(file, tr)
+			rerr, err := s.content(i, &e, tr)
 			if rerr != nil { // the input's fault
 				return nil, readErr(rerr)
 			}
 			if err != nil { // ours (disk full, …)
 				return nil, fmt.Errorf("spooling %s: %w", name, err)
 			}
-			e.typ, e.size = tar.TypeReg, n
-			e.open = func() (io.ReadCloser, error) { return os.Open(file) }
+			e.typ = tar.TypeReg
 		case tar.TypeLink:
 			if err := checkLength(hdr.Name, hdr.Linkname, "hard link target"); err != nil {
 				return nil, err

@@ -114,6 +114,12 @@ const (
 	RuleTotalSize      Rule = "max-total-size"
 	RuleNameLength     Rule = "name-length" // path over PATH_MAX, component over NAME_MAX
 	RuleMalformed      Rule = "malformed"   // not (valid) gzip or tar, empty input, bad name
+
+	// Rules of layers kept as they are (Policy.InspectLayer): what the
+	// canonical form drops cannot be dropped there, so it is refused.
+	RuleMediaType Rule = "media-type" // not a gzip layer media type
+	RuleRoot      Rule = "root-entry" // a root entry other than 0755 root:root
+	RuleXattr     Rule = "xattr"      // extended attributes other than user.*, ACLs
 )
 
 // Linux's limits on names: no longer path (PATH_MAX) or symbolic link

@@ -1,0 +1,171 @@
+package packages
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// mediaTypeDockerLayerGzip is the Docker (schema 2) gzip layer media type;
+// manifestgen.MediaTypeDockerLayerGzip is the same string (this package
+// does not import manifestgen, which depends on the resolver).
+const mediaTypeDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+// IsGzipLayer reports whether mediaType is a gzip-compressed layer that
+// may be registered as a package layer: the OCI or the Docker one.
+// Uncompressed, zstd, foreign and non-distributable layers are not.
+func IsGzipLayer(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageLayerGzip || mediaType == mediaTypeDockerLayerGzip
+}
+
+// InspectLayer checks a layer that is registered as it is, byte for byte
+// (a layer pushed to packages/<name>), and returns its diffID (the SHA-256
+// digest of the uncompressed tar) and its files in the LayerFiles format.
+// It reads r once, streaming: nothing is spooled or kept but the entry
+// list.
+//
+// The layer must have a gzip media type (see IsGzipLayer) and be gzip
+// data. Its entries follow the same rules as --from-tar input (see
+// Policy): the checks, refusals and limits are the same, and a refused
+// layer gives a *RefusedError or *UnsupportedFileError naming the entry,
+// both wrapping ErrRefused. Because the layer is not rewritten into the
+// canonical form, what normalizing would drop is checked as well:
+//
+//   - a root entry ("./") is refused unless it is a directory with mode
+//     0755 owned by 0:0, since it would set the mode and owner of / in
+//     every image that contains the package;
+//   - extended attributes are refused except user.*: security.capability
+//     (file capabilities) is a setuid bit by another name and follows
+//     AllowSetuid; trusted.* (overlay opaque markers are whiteouts by
+//     another name), security.* and ACLs would change what the files
+//     allow in every image;
+//   - PAX global headers may carry a comment only: extractors disagree on
+//     whether their records apply to later entries.
+//
+// Hard links stay hard links (their targets were checked to be earlier
+// regular files of the layer); their Files entry is their target's.
+// Owners (uid, gid) are kept as pushed.
+func (p Policy) InspectLayer(ctx context.Context, r io.Reader, mediaType string) (diffID digest.Digest, files map[string]string, err error) {
+	diffID, files, err = p.inspectLayer(ctx, r, mediaType)
+	if err != nil {
+		return "", nil, fmt.Errorf("inspecting layer: %w", err)
+	}
+	return diffID, files, nil
+}
+
+func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string) (digest.Digest, map[string]string, error) {
+	if !IsGzipLayer(mediaType) {
+		return "", nil, refuse("", RuleMediaType, "layer media type %q is not accepted: %s", mediaType, mediaTypeAdvice(mediaType))
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(10)
+	if !bytes.HasPrefix(magic, gzipMagic) {
+		for _, o := range otherMagic {
+			if hasMagic(magic, o.magic) {
+				return "", nil, refuse("", RuleMalformed, "layer is %s-compressed, but its media type %s says gzip", o.name, mediaType)
+			}
+		}
+		return "", nil, refuse("", RuleMalformed, "layer is not gzip data (it starts with % x), but its media type %s says gzip", magic[:min(len(magic), 4)], mediaType)
+	}
+	dg := digest.SHA256.Digester()
+	entries, err := p.scanTar(ctx, br, tarScan{content: hashContent, raw: dg.Hash(), asIs: true})
+	if err != nil {
+		return "", nil, err
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		switch e.typ {
+		case tar.TypeReg:
+			files[e.name] = fmt.Sprintf("%s %04o", e.sum, e.mode&modeMask)
+		case tar.TypeSymlink:
+			files[e.name] = "-> " + e.linkname
+		}
+	}
+	// Duplicates, entries below a symbolic link or a file: the checks of
+	// the canonical form, on a copy (it adds the implied directories).
+	if _, err := canonicalize(slices.Clone(entries)); err != nil {
+		return "", nil, err
+	}
+	return dg.Digest(), files, nil
+}
+
+// mediaTypeAdvice says what to push instead of a refused layer media type.
+func mediaTypeAdvice(mt string) string {
+	const want = "push a gzip-compressed layer (" + ocispec.MediaTypeImageLayerGzip + ")"
+	switch {
+	case strings.Contains(mt, "zstd"):
+		return "zstd layers are not registered as packages; " + want
+	case strings.Contains(mt, "nondistributable") || strings.Contains(mt, "foreign"):
+		return "foreign (non-distributable) layers are not registered as packages; " + want
+	case strings.HasSuffix(mt, ".tar") || strings.HasSuffix(mt, "+tar"):
+		return "uncompressed layers are not registered as packages; " + want
+	}
+	return want
+}
+
+// checkRoot refuses a root entry of a pushed layer that would change / in
+// the image.
+func checkRoot(hdr *tar.Header) error {
+	if hdr.Mode&modeMask == 0o755 && hdr.Uid == 0 && hdr.Gid == 0 {
+		return nil
+	}
+	return refuse(hdr.Name, RuleRoot, "entry %q: a root directory with mode %04o and owner %d:%d would change / in every image that contains the package; leave the root out of the layer (or make it 0755 root:root)",
+		hdr.Name, hdr.Mode&modeMask, hdr.Uid, hdr.Gid)
+}
+
+// checkGlobalHeader refuses a PAX global header with records other than a
+// comment.
+func checkGlobalHeader(hdr *tar.Header) error {
+	for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
+		if k != "comment" {
+			return refuse(hdr.Name, RuleMalformed, "PAX global header %q sets %q: extractors disagree on whether global records apply to later entries, so a pushed layer may not carry them", hdr.Name, k)
+		}
+	}
+	return nil
+}
+
+// PAX record prefixes of extended attributes and ACLs (GNU tar, star,
+// libarchive).
+var (
+	xattrPrefixes = []string{"SCHILY.xattr.", "LIBARCHIVE.xattr.", "RHT."}
+	aclPrefixes   = []string{"SCHILY.acl.", "LIBARCHIVE.acl."}
+)
+
+// checkRecords refuses extended attributes (but user.*, and
+// security.capability when setuid files are allowed) and ACLs in the PAX
+// records of an entry of a pushed layer.
+func (p Policy) checkRecords(hdr *tar.Header) error {
+	for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
+		for _, pre := range aclPrefixes {
+			if strings.HasPrefix(k, pre) {
+				return refuse(hdr.Name, RuleXattr, "%s: access control list (PAX record %s) refused; a package layer's permissions are its modes", shorten(hdr.Name), k)
+			}
+		}
+		attr := ""
+		for _, pre := range xattrPrefixes {
+			if a, ok := strings.CutPrefix(k, pre); ok {
+				attr = a
+				break
+			}
+		}
+		switch {
+		case attr == "" || strings.HasPrefix(attr, "user."):
+		case attr == "security.capability":
+			if !p.AllowSetuid {
+				return refuse(hdr.Name, RuleSetuid, "%s: file capabilities (extended attribute security.capability) refused; like a setuid bit they hand privileges to every image that contains the package (allow with Policy.AllowSetuid)", shorten(hdr.Name))
+			}
+		default:
+			return refuse(hdr.Name, RuleXattr, "%s: extended attribute %s refused; a package layer may carry user.* attributes only", shorten(hdr.Name), attr)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,445 @@
+package packages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/layerstore"
+)
+
+// Package ingestion by push.
+//
+// An image or index pushed to the repository packages/<name> with the tag
+// <version> becomes package version <name> <version>: its single layer per
+// platform is registered as it is, byte for byte (the pushed blob is the
+// catalog's layer). What the recipe fields say for a published package,
+// labels say for a pushed one. They are read from the image config's labels
+// (Dockerfile LABEL) and from the manifest's and the index's annotations
+// (crane, oras, buildx --annotation); all of them together must give every
+// platform the same values:
+//
+//	io.envreg.package.name       the package name; must match the repository (optional)
+//	io.envreg.package.version    the version; must match the tag (optional)
+//	io.envreg.package.env.path   directories to prepend to PATH, ':'-separated
+//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH)
+//	io.envreg.package.requires   constraints, ';'-separated: "base ^12; openssl >=3"
+//	io.envreg.package.conflicts  constraints, ';'-separated
+//	io.envreg.package.aliases    short names, ';'-separated, added to every stack
+//	io.envreg.package.label.<K>  the release label K (shown by the catalog API)
+//
+// Any other io.envreg.package.* key is refused (a typo must not silently
+// drop a requirement). Labels outside that namespace are ignored.
+
+// LabelPrefix starts every package label.
+const LabelPrefix = "io.envreg.package."
+
+// The package labels.
+const (
+	LabelName      = LabelPrefix + "name"
+	LabelVersion   = LabelPrefix + "version"
+	LabelPath      = LabelPrefix + "env.path"
+	LabelEnvPrefix = LabelPrefix + "env."
+	LabelRequires  = LabelPrefix + "requires"
+	LabelConflicts = LabelPrefix + "conflicts"
+	LabelAliases   = LabelPrefix + "aliases"
+	LabelLabel     = LabelPrefix + "label."
+)
+
+// Push is an image or index pushed to packages/<Name> with tag Version.
+type Push struct {
+	Name, Version string
+	// Annotations are the pushed manifest's (the index's, for an index).
+	Annotations map[string]string
+	// Images are the platform images: one for an image manifest, one per
+	// (non-attestation) entry of an index.
+	Images []PushedImage
+}
+
+// PushedImage is one platform image of a push.
+type PushedImage struct {
+	Platform catalog.Platform
+	Config   ocispec.Image
+	// Layers are the image manifest's layer descriptors.
+	Layers []ocispec.Descriptor
+	// Annotations are the image manifest's.
+	Annotations map[string]string
+}
+
+// PackageLabels is what the labels of a push say.
+type PackageLabels struct {
+	Name, Version       string
+	Path                []string
+	Env                 map[string]string
+	Requires, Conflicts []string
+	Aliases             []string
+	Labels              map[string]string
+}
+
+// ParsePackageLabels reads the io.envreg.package.* entries of labels (other
+// keys are ignored). Every problem is reported, as "label KEY: reason".
+func ParsePackageLabels(labels map[string]string) (PackageLabels, []string) {
+	var pl PackageLabels
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	list := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ";") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		if !strings.HasPrefix(k, LabelPrefix) {
+			continue
+		}
+		switch {
+		case k == LabelName:
+			pl.Name = strings.TrimSpace(v)
+		case k == LabelVersion:
+			pl.Version = strings.TrimSpace(v)
+		case k == LabelPath:
+			for _, p := range strings.Split(v, ":") {
+				if p = strings.TrimSpace(p); p != "" {
+					pl.Path = append(pl.Path, p)
+				}
+			}
+		case k == LabelRequires:
+			pl.Requires = list(v)
+		case k == LabelConflicts:
+			pl.Conflicts = list(v)
+		case k == LabelAliases:
+			pl.Aliases = list(v)
+		case strings.HasPrefix(k, LabelEnvPrefix):
+			name := strings.TrimPrefix(k, LabelEnvPrefix)
+			if name == "" {
+				add("label %s: names no variable (use %sVAR)", k, LabelEnvPrefix)
+				continue
+			}
+			if pl.Env == nil {
+				pl.Env = map[string]string{}
+			}
+			pl.Env[name] = v
+		case strings.HasPrefix(k, LabelLabel):
+			name := strings.TrimPrefix(k, LabelLabel)
+			if name == "" {
+				add("label %s: names no label (use %sKEY)", k, LabelLabel)
+				continue
+			}
+			if pl.Labels == nil {
+				pl.Labels = map[string]string{}
+			}
+			pl.Labels[name] = v
+		default:
+			add("label %s: unknown package label (known: %s, %s, %s, %sVAR, %s, %s, %s, %sKEY)", k,
+				LabelName, LabelVersion, LabelPath, LabelEnvPrefix, LabelRequires, LabelConflicts, LabelAliases, LabelLabel)
+		}
+	}
+	return pl, problems
+}
+
+// ReleaseLabels returns the package labels that describe rel's metadata
+// (everything but its layers) plus aliases: pushing an image with them to
+// packages/<name>:<version> registers the same release. `envreg publish
+// --registry` puts them on the manifests it pushes.
+func ReleaseLabels(rel catalog.Release, aliases []string) map[string]string {
+	l := map[string]string{
+		LabelName:    rel.Name,
+		LabelVersion: rel.Version.String(),
+	}
+	if len(rel.Env.Path) > 0 {
+		l[LabelPath] = strings.Join(rel.Env.Path, ":")
+	}
+	for k, v := range rel.Env.Vars {
+		l[LabelEnvPrefix+k] = v
+	}
+	cs := func(cs []catalog.Constraint) string {
+		s := make([]string, len(cs))
+		for i, c := range cs {
+			s[i] = c.String()
+		}
+		return strings.Join(s, "; ")
+	}
+	if len(rel.Requires) > 0 {
+		l[LabelRequires] = cs(rel.Requires)
+	}
+	if len(rel.Conflicts) > 0 {
+		l[LabelConflicts] = cs(rel.Conflicts)
+	}
+	if len(aliases) > 0 {
+		l[LabelAliases] = strings.Join(aliases, "; ")
+	}
+	for k, v := range rel.Labels {
+		l[LabelLabel+k] = v
+	}
+	return l
+}
+
+// KnownArchitectures are the architectures a pushed package may be
+// registered for (Go's GOARCH names, as OCI uses them).
+var KnownArchitectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
+
+// Ingestor registers pushed packages.
+type Ingestor struct {
+	// Blobs holds the pushed layers and configs.
+	Blobs layerstore.Reader
+	// Catalog records the release (and the aliases, in its stacks).
+	Catalog interface {
+		catalog.Reader
+		catalog.Publisher
+	}
+	// Policy checks the layers (InspectLayer); the zero Policy refuses
+	// setuid files and applies the default limits.
+	Policy Policy
+	// Now gives the publish time (nil: time.Now).
+	Now func() time.Time
+	// Log receives a line per registered package (nil: discard).
+	Log *slog.Logger
+}
+
+// Ingest checks p and registers it as a package version: the labels, the
+// platforms (known, not repeated), exactly one gzip layer per image whose
+// content passes Policy.InspectLayer and whose diffID is the config's.
+// Anything wrong is refused with a *ValidationError (or a *RefusedError
+// for a hostile layer) and nothing is registered. Pushing the same content
+// again succeeds; different content for an existing version fails with an
+// error wrapping catalog.ErrExists.
+func (in *Ingestor) Ingest(ctx context.Context, p Push) (catalog.Release, error) {
+	what := fmt.Sprintf("registering pushed package %s %s", p.Name, p.Version)
+	rel, err := in.ingest(ctx, p)
+	if err != nil {
+		return catalog.Release{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return rel, nil
+}
+
+func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error) {
+	if in.Blobs == nil || in.Catalog == nil {
+		return catalog.Release{}, errors.New("ingestor has no blob store or no catalog")
+	}
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if len(p.Images) == 0 {
+		add("the push holds no platform image")
+	}
+
+	// The labels: the same on every platform.
+	var first map[string]string
+	for i, img := range p.Images {
+		labels, conflicts := mergeLabels(p.Annotations, img.Annotations, img.Config.Config.Labels)
+		problems = append(problems, conflicts...)
+		if i == 0 {
+			first = labels
+		} else if !maps.Equal(first, labels) {
+			add("%s: package labels differ from those of %s; a package version has one set of metadata", img.Platform, p.Images[0].Platform)
+		}
+	}
+	pl, lp := ParsePackageLabels(first)
+	problems = append(problems, lp...)
+	if pl.Name != "" && pl.Name != p.Name {
+		add("label %s: %q, but the repository names package %q", LabelName, pl.Name, p.Name)
+	}
+	if pl.Version != "" && pl.Version != p.Version {
+		add("label %s: %q, but the tag is %q", LabelVersion, pl.Version, p.Version)
+	}
+	rel, mp := metadata{name: p.Name, version: p.Version, path: pl.Path, env: pl.Env, labels: pl.Labels,
+		requires: pl.Requires, conflicts: pl.Conflicts}.release()
+	for _, m := range mp {
+		problems = append(problems, "package "+m)
+	}
+
+	// The platforms and their single layers.
+	seen := map[catalog.Platform]bool{}
+	for _, img := range p.Images {
+		problems = append(problems, checkImage(img, seen)...)
+	}
+	aliasProblems, stacks := in.checkAliases(ctx, p.Name, pl.Aliases)
+	problems = append(problems, aliasProblems...)
+	if len(problems) > 0 {
+		return catalog.Release{}, &ValidationError{Problems: problems}
+	}
+
+	// The layers' content, one at a time (each is read once, streaming).
+	for _, img := range p.Images {
+		l, err := in.inspect(ctx, img)
+		if err != nil {
+			return catalog.Release{}, fmt.Errorf("%s: %w", img.Platform, err)
+		}
+		rel.Layers = append(rel.Layers, l)
+	}
+	rel.Published = in.now()
+	rel.Canonicalize()
+	if err := rel.Validate(); err != nil {
+		return catalog.Release{}, &ValidationError{Problems: []string{err.Error()}}
+	}
+	if err := in.Catalog.Publish(ctx, rel, catalog.PublishOptions{}); err != nil {
+		return catalog.Release{}, fmt.Errorf("recording release in catalog: %w", err)
+	}
+	for _, st := range stacks {
+		if err := in.Catalog.PutStack(ctx, st); err != nil {
+			return catalog.Release{}, fmt.Errorf("adding aliases to stack %s: %w", st.Name, err)
+		}
+	}
+	for _, l := range rel.Layers {
+		in.log().InfoContext(ctx, "registered pushed package", "name", rel.Name, "version", rel.Version.String(),
+			"platform", l.Platform.String(), "digest", l.Digest.String(), "size", l.Size)
+	}
+	return rel, nil
+}
+
+// mergeLabels merges the package labels of the index annotations, the
+// manifest annotations and the config labels; a key with two different
+// values is a problem.
+func mergeLabels(sources ...map[string]string) (map[string]string, []string) {
+	out := map[string]string{}
+	var problems []string
+	for _, src := range sources {
+		for _, k := range slices.Sorted(maps.Keys(src)) {
+			if !strings.HasPrefix(k, LabelPrefix) {
+				continue
+			}
+			if cur, ok := out[k]; ok && cur != src[k] {
+				problems = append(problems, fmt.Sprintf("label %s: two values, %q and %q (annotations and config labels must agree)", k, cur, src[k]))
+				continue
+			}
+			out[k] = src[k]
+		}
+	}
+	return out, problems
+}
+
+// checkImage checks one platform image's description (not the content).
+func checkImage(img PushedImage, seen map[catalog.Platform]bool) []string {
+	var problems []string
+	add := func(format string, args ...any) {
+		problems = append(problems, img.Platform.String()+": "+fmt.Sprintf(format, args...))
+	}
+	if _, err := catalog.ParsePlatform(img.Platform.String()); err != nil {
+		add("%v", err)
+	} else if img.Platform.OS != "linux" || !slices.Contains(KnownArchitectures, img.Platform.Architecture) {
+		add("unknown platform (packages are registered for linux on %s)", strings.Join(KnownArchitectures, ", "))
+	}
+	if seen[img.Platform] {
+		add("the platform appears twice")
+	}
+	seen[img.Platform] = true
+	if img.Config.OS != "" && img.Config.OS != img.Platform.OS || img.Config.Architecture != "" && img.Config.Architecture != img.Platform.Architecture {
+		add("the config says %s/%s", img.Config.OS, img.Config.Architecture)
+	}
+	switch n := len(img.Layers); {
+	case n != 1:
+		add("a package image has exactly one layer, this one has %d (build it FROM scratch and COPY the package's files in one step)", n)
+	default:
+		d := img.Layers[0]
+		if !IsGzipLayer(d.MediaType) {
+			add("layer media type %q: %s", d.MediaType, mediaTypeAdvice(d.MediaType))
+		}
+		if len(img.Config.RootFS.DiffIDs) != 1 {
+			add("the config lists %d diff_ids for 1 layer", len(img.Config.RootFS.DiffIDs))
+		}
+	}
+	return problems
+}
+
+// inspect reads the layer of img, checks it (and that its content has the
+// digest and size of its descriptor and the config's diffID) and returns
+// the catalog layer.
+func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer, error) {
+	desc := img.Layers[0]
+	rc, size, err := in.Blobs.Open(ctx, desc.Digest)
+	if err != nil {
+		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	defer rc.Close()
+	if size != desc.Size {
+		return catalog.Layer{}, &ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
+	}
+	dg := desc.Digest.Algorithm().Digester()
+	diffID, files, err := in.Policy.InspectLayer(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
+	if err != nil {
+		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if got := dg.Digest(); got != desc.Digest {
+		return catalog.Layer{}, fmt.Errorf("layer %s: stored content has digest %s", desc.Digest, got)
+	}
+	if want := img.Config.RootFS.DiffIDs[0]; diffID != want {
+		return catalog.Layer{}, &ValidationError{Problems: []string{fmt.Sprintf(
+			"layer %s: its uncompressed content has digest %s, but the config's diff_ids[0] is %s", desc.Digest, diffID, want)}}
+	}
+	return catalog.Layer{
+		Platform:  img.Platform,
+		Digest:    desc.Digest,
+		DiffID:    diffID,
+		Size:      desc.Size,
+		MediaType: ocispec.MediaTypeImageLayerGzip, // the Docker gzip type is the same bytes
+		Files:     files,
+	}, nil
+}
+
+// checkAliases checks that every alias is free (or names pkg already) in
+// every stack, and returns the stacks that need it added.
+func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []string) ([]string, []catalog.Stack) {
+	if len(aliases) == 0 {
+		return nil, nil
+	}
+	snap, err := in.Catalog.Snapshot(ctx)
+	if err != nil {
+		return []string{fmt.Sprintf("reading the stacks for aliases: %v", err)}, nil
+	}
+	var problems []string
+	for _, a := range aliases {
+		if err := catalog.ValidateName(a); err != nil {
+			problems = append(problems, fmt.Sprintf("label %s: %v", LabelAliases, err))
+		} else if a == pkg || len(snap.Releases(a)) > 0 {
+			problems = append(problems, fmt.Sprintf("label %s: alias %q is a package name", LabelAliases, a))
+		}
+	}
+	var changed []catalog.Stack
+	for _, st := range snap.Stacks() {
+		st.Aliases = maps.Clone(st.Aliases)
+		dirty := false
+		for _, a := range aliases {
+			switch cur, ok := st.Aliases[a]; {
+			case ok && cur == pkg:
+			case ok:
+				problems = append(problems, fmt.Sprintf("label %s: alias %q already names package %q in stack %s", LabelAliases, a, cur, st.Name))
+			default:
+				if st.Aliases == nil {
+					st.Aliases = map[string]string{}
+				}
+				st.Aliases[a] = pkg
+				dirty = true
+			}
+		}
+		if dirty {
+			changed = append(changed, st)
+		}
+	}
+	return problems, changed
+}
+
+func (in *Ingestor) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}
+
+func (in *Ingestor) log() *slog.Logger {
+	if in.Log != nil {
+		return in.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,230 @@
+package packages_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/packages"
+)
+
+func TestParsePackageLabels(t *testing.T) {
+	pl, problems := packages.ParsePackageLabels(map[string]string{
+		"io.envreg.package.name":            "php",
+		"io.envreg.package.version":         "8.2.36",
+		"io.envreg.package.env.path":        "/usr/local/php/bin: /usr/local/php/sbin",
+		"io.envreg.package.env.PHP_INI_DIR": "/etc/php",
+		"io.envreg.package.requires":        "base ^12; openssl >=3.0, <4",
+		"io.envreg.package.conflicts":       "hhvm",
+		"io.envreg.package.aliases":         "php8; php-cli",
+		"io.envreg.package.label.source":    "https://example.org/php",
+		"org.opencontainers.image.title":    "ignored",
+	})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if pl.Name != "php" || pl.Version != "8.2.36" ||
+		!slices.Equal(pl.Path, []string{"/usr/local/php/bin", "/usr/local/php/sbin"}) ||
+		!maps.Equal(pl.Env, map[string]string{"PHP_INI_DIR": "/etc/php"}) ||
+		!slices.Equal(pl.Requires, []string{"base ^12", "openssl >=3.0, <4"}) ||
+		!slices.Equal(pl.Conflicts, []string{"hhvm"}) ||
+		!slices.Equal(pl.Aliases, []string{"php8", "php-cli"}) ||
+		!maps.Equal(pl.Labels, map[string]string{"source": "https://example.org/php"}) {
+		t.Fatalf("parsed %+v", pl)
+	}
+
+	_, problems = packages.ParsePackageLabels(map[string]string{
+		"io.envreg.package.require": "base", // a typo must not drop a requirement
+		"io.envreg.package.env.":    "x",
+		"io.envreg.package.label.":  "x",
+	})
+	if len(problems) != 3 || !strings.Contains(strings.Join(problems, "\n"), "io.envreg.package.require: unknown package label") {
+		t.Fatalf("problems %q", problems)
+	}
+}
+
+func TestReleaseLabelsRoundTrip(t *testing.T) {
+	rel := catalog.Release{
+		Name: "nodejs", Version: semver.MustParse("20.11.1"),
+		Env:       catalog.Env{Path: []string{"/opt/node/bin", "/opt/node/lib/bin"}, Vars: map[string]string{"NODE_PATH": "/opt/node/lib"}},
+		Requires:  []catalog.Constraint{{Name: "base", Range: "^12"}, {Name: "openssl", Range: ">=3.0, <4"}},
+		Conflicts: []catalog.Constraint{{Name: "iojs", Range: "*"}},
+		Labels:    map[string]string{"debian.packages": "nodejs=20.11.1"},
+	}
+	labels := packages.ReleaseLabels(rel, []string{"node"})
+	pl, problems := packages.ParsePackageLabels(labels)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	var req []string
+	for _, c := range rel.Requires {
+		req = append(req, c.String())
+	}
+	if pl.Name != rel.Name || pl.Version != "20.11.1" || !slices.Equal(pl.Path, rel.Env.Path) || !maps.Equal(pl.Env, rel.Env.Vars) ||
+		!slices.Equal(pl.Requires, req) || !slices.Equal(pl.Conflicts, []string{"iojs *"}) ||
+		!slices.Equal(pl.Aliases, []string{"node"}) || !maps.Equal(pl.Labels, rel.Labels) {
+		t.Fatalf("round trip: %+v from %v", pl, labels)
+	}
+}
+
+// FuzzParsePackageLabels: any labels parse without panicking, and the
+// labels of a release parse back to it.
+func FuzzParsePackageLabels(f *testing.F) {
+	f.Add("io.envreg.package.requires", "base ^12; php >=8.1 <8.4", "io.envreg.package.env.path", "/a:/b")
+	f.Add("io.envreg.package.env.X", "y", "io.envreg.package.aliases", "a;b;;c")
+	f.Add("io.envreg.package.", "", "io.envreg.package.label.k", "v")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		pl, problems := packages.ParsePackageLabels(map[string]string{k1: v1, k2: v2})
+		if len(problems) > 0 {
+			return
+		}
+		for _, s := range slices.Concat(pl.Requires, pl.Conflicts, pl.Aliases, pl.Path) {
+			if strings.TrimSpace(s) != s || s == "" {
+				t.Fatalf("list entry %q not trimmed", s)
+			}
+		}
+	})
+}
+
+// layerOf builds a gzip tar from entries (name, mode, typeflag, content or
+// link target, PAX records).
+type tarEnt struct {
+	name    string
+	mode    int64
+	typ     byte
+	content string
+	pax     map[string]string
+	uid     int
+}
+
+func pushedTar(t *testing.T, ents ...tarEnt) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: e.typ, PAXRecords: e.pax, Uid: e.uid, Format: tar.FormatPAX}
+		switch e.typ {
+		case tar.TypeReg:
+			h.Size = int64(len(e.content))
+		case tar.TypeSymlink, tar.TypeLink:
+			h.Linkname = e.content
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if e.typ == tar.TypeReg {
+			tw.Write([]byte(e.content))
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestInspectLayer(t *testing.T) {
+	var buf bytes.Buffer
+	fsys := fstest.MapFS{"opt/t/bin/t": {Data: []byte("#!/bin/sh\n"), Mode: 0o755}, "opt/t/lib": {Data: []byte("lib"), Mode: 0o644}}
+	diffID, err := packages.BuildLayer(t.Context(), fsys, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, files, err := packages.Policy{}.InspectLayer(t.Context(), bytes.NewReader(buf.Bytes()), ocispec.MediaTypeImageLayerGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != diffID {
+		t.Fatalf("diffID %s, BuildLayer says %s", got, diffID)
+	}
+	if files["opt/t/bin/t"] != digest.FromString("#!/bin/sh\n").String()+" 0755" || len(files) != 2 {
+		t.Fatalf("files %v", files)
+	}
+	// The Docker gzip media type is the same bytes.
+	if _, _, err := (packages.Policy{}).InspectLayer(t.Context(), bytes.NewReader(buf.Bytes()), "application/vnd.docker.image.rootfs.diff.tar.gzip"); err != nil {
+		t.Fatal(err)
+	}
+
+	plain := func() []byte {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		tw.WriteHeader(&tar.Header{Name: "a", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("a"))
+		tw.Close()
+		return b.Bytes()
+	}()
+	cases := []struct {
+		name      string
+		data      []byte
+		mediaType string
+		want      string
+	}{
+		{"zstd media type", buf.Bytes(), "application/vnd.oci.image.layer.v1.tar+zstd", "zstd"},
+		{"uncompressed media type", plain, "application/vnd.oci.image.layer.v1.tar", "uncompressed"},
+		{"plain tar as gzip", plain, ocispec.MediaTypeImageLayerGzip, "not gzip"},
+		{"dot-dot", pushedTar(t, tarEnt{name: "../etc/passwd", mode: 0o644, typ: tar.TypeReg, content: "x"}), ocispec.MediaTypeImageLayerGzip, ".."},
+		{"escaping symlink then file", pushedTar(t, tarEnt{name: "l", mode: 0o777, typ: tar.TypeSymlink, content: "/etc"}, tarEnt{name: "l/passwd", mode: 0o644, typ: tar.TypeReg, content: "x"}), ocispec.MediaTypeImageLayerGzip, "l/passwd"},
+		{"device", pushedTar(t, tarEnt{name: "dev/sda", mode: 0o600, typ: tar.TypeBlock}), ocispec.MediaTypeImageLayerGzip, "dev/sda"},
+		{"setuid", pushedTar(t, tarEnt{name: "bin/su", mode: 0o4755, typ: tar.TypeReg, content: "x"}), ocispec.MediaTypeImageLayerGzip, "setuid"},
+		{"capability xattr", pushedTar(t, tarEnt{name: "bin/ping", mode: 0o755, typ: tar.TypeReg, content: "x", pax: map[string]string{"SCHILY.xattr.security.capability": "\x01"}}), ocispec.MediaTypeImageLayerGzip, "security.capability"},
+		{"trusted xattr", pushedTar(t, tarEnt{name: "d", mode: 0o755, typ: tar.TypeDir, pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y"}}), ocispec.MediaTypeImageLayerGzip, "trusted.overlay.opaque"},
+		{"root entry owned by a user", pushedTar(t, tarEnt{name: "./", mode: 0o777, typ: tar.TypeDir, uid: 1000}), ocispec.MediaTypeImageLayerGzip, "root"},
+		{"duplicate", pushedTar(t, tarEnt{name: "a", mode: 0o644, typ: tar.TypeReg, content: "1"}, tarEnt{name: "a", mode: 0o644, typ: tar.TypeReg, content: "2"}), ocispec.MediaTypeImageLayerGzip, "a"},
+		{"whiteout", pushedTar(t, tarEnt{name: "etc/.wh.passwd", mode: 0o644, typ: tar.TypeReg}), ocispec.MediaTypeImageLayerGzip, "whiteout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := packages.Policy{}.InspectLayer(t.Context(), bytes.NewReader(c.data), c.mediaType)
+			if !errors.Is(err, packages.ErrRefused) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want a refusal mentioning %q", err, c.want)
+			}
+		})
+	}
+	// A user.* attribute and a 0755 root:root root entry are fine.
+	ok := pushedTar(t, tarEnt{name: "./", mode: 0o755, typ: tar.TypeDir}, tarEnt{name: "f", mode: 0o644, typ: tar.TypeReg, content: "x", pax: map[string]string{"SCHILY.xattr.user.note": "hi"}})
+	if _, _, err := (packages.Policy{}).InspectLayer(t.Context(), bytes.NewReader(ok), ocispec.MediaTypeImageLayerGzip); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzInspectLayer: arbitrary bytes as a pushed gzip layer are refused
+// (wrapping ErrRefused) or accepted with the diffID of their uncompressed
+// content, never a panic or a system error.
+func FuzzInspectLayer(f *testing.F) {
+	var buf bytes.Buffer
+	packages.BuildLayer(f.Context(), fstest.MapFS{"a/b": {Data: []byte("x"), Mode: 0o755}}, &buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	f.Add([]byte("not a layer"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		diffID, _, err := fuzzPolicy(data).InspectLayer(t.Context(), bytes.NewReader(data), ocispec.MediaTypeImageLayerGzip)
+		if err != nil {
+			if !errors.Is(err, packages.ErrRefused) {
+				t.Fatalf("not a refusal: %v", err)
+			}
+			return
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("accepted non-gzip: %v", err)
+		}
+		zr.Multistream(true)
+		var raw bytes.Buffer
+		if _, err := raw.ReadFrom(zr); err != nil {
+			t.Fatalf("accepted a broken gzip stream: %v", err)
+		}
+		if digest.FromBytes(raw.Bytes()) != diffID {
+			t.Fatalf("diffID %s is not the digest of the uncompressed content", diffID)
+		}
+	})
+}
