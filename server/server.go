@@ -23,6 +23,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/server/api"
 	"github.com/envreg/envreg/server/registry"
@@ -60,6 +61,21 @@ type Deps struct {
 	Catalog catalog.Store
 	Blobs   layerstore.Store
 	Log     *slog.Logger
+	// Uploads keeps blob upload sessions of the push API; nil turns the
+	// push side off (every write is 405 UNSUPPORTED).
+	Uploads *uploads.Manager
+	// Ingest registers images pushed to packages/<name>:<semver> as
+	// package versions; nil stores them as ordinary images only.
+	Ingest registry.Ingester
+	// Auth decides who may pull, push and delete (nil: everyone).
+	Auth registry.Authorizer
+	// Token serves the token endpoint of the Docker token flow at
+	// TokenPath (nil: none).
+	Token     http.Handler
+	TokenPath string
+	// MountWithoutFrom lets cross-repository mounts without "from" link
+	// any stored blob (turn off when pulls need credentials).
+	MountWithoutFrom bool
 }
 
 // Server is envreg's HTTP server.
@@ -78,7 +94,17 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
 	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
-	reg := registry.New(deps.Catalog, deps.Catalog, deps.Blobs, composer, registry.WithLogger(log))
+	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom)}
+	if deps.Uploads != nil {
+		opts = append(opts, registry.WithPush(deps.Catalog, deps.Blobs, deps.Uploads))
+	}
+	if deps.Ingest != nil {
+		opts = append(opts, registry.WithIngester(deps.Ingest))
+	}
+	if deps.Auth != nil {
+		opts = append(opts, registry.WithAuthorizer(deps.Auth))
+	}
+	reg := registry.New(deps.Catalog, deps.Catalog, deps.Blobs, composer, opts...)
 
 	r := mux.NewRouter()
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +115,9 @@ func New(cfg Config, deps Deps) *Server {
 		_, _ = w.Write([]byte("ok\n"))
 	})).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", s.metrics).Methods(http.MethodGet)
+	if deps.Token != nil && deps.TokenPath != "" {
+		r.Handle(deps.TokenPath, deps.Token).Methods(http.MethodGet, http.MethodPost)
+	}
 	api.New(deps.Catalog, deps.Catalog, composer, api.WithLogger(log)).Register(r)
 	reg.Register(r)
 	r.NotFoundHandler = http.HandlerFunc(registry.NotFound)

@@ -132,6 +132,9 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 var envFlags = map[string]bool{
 	"data": true, "catalog": true, "blobs": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
 	"shutdown-timeout": true, "read-header-timeout": true, "tls-cert": true, "tls-key": true,
+	"uploads": true, "upload-max-age": true, "max-blob-size": true, "push": true,
+	"auth-htpasswd": true, "auth-acl": true, "auth-anonymous-pull": true, "auth-realm": true,
+	"auth-token-secret": true, "auth-service": true,
 }
 
 // parseFlags sets deployment flags (envFlags) from, in increasing

@@ -27,6 +27,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "how long a client may take to send request headers")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	push := pushFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,8 +67,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	catalogAt, blobsAt := store.describe()
 	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
 		"packages", len(snap.Names()), "generation", snap.Generation, "version", version())
+	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log}
+	if err := push.setup(ctx, &deps, store, log); err != nil {
+		ln.Close()
+		return err
+	}
 	start := time.Now()
-	srv := server.New(cfg, server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log})
+	srv := server.New(cfg, deps)
 	err = srv.Serve(ctx, ln)
 	log.Info("envreg stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
 	return err

@@ -15,6 +15,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +33,9 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/packages"
 )
 
 // NamePattern is the distribution-spec repository name grammar
@@ -48,6 +51,24 @@ type Registry struct {
 	tags     tagCache
 	log      *slog.Logger
 	router   *mux.Router
+
+	// The push side (nil repos: every write is UNSUPPORTED).
+	repos   catalog.Repositories
+	store   layerstore.Writer
+	uploads *uploads.Manager
+	ingest  Ingester
+	auth    Authorizer
+	// mountWithoutFrom lets a mount request without "from" link any blob
+	// the store holds (distribution-spec 1.1 "automatic content
+	// discovery"); off when pulls need credentials, since it would reveal
+	// blobs by digest.
+	mountWithoutFrom bool
+}
+
+// Ingester registers a package version pushed to packages/<name>:<semver>
+// (packages.Ingestor).
+type Ingester interface {
+	Ingest(ctx context.Context, p packages.Push) (catalog.Release, error)
 }
 
 // Option configures a Registry.
@@ -56,9 +77,27 @@ type Option func(*Registry)
 // WithLogger sets the logger for server-side errors (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
 
+// WithPush enables the push side: ordinary repositories recorded in repos,
+// blobs written to store, upload sessions kept by up.
+func WithPush(repos catalog.Repositories, store layerstore.Writer, up *uploads.Manager) Option {
+	return func(r *Registry) { r.repos, r.store, r.uploads = repos, store, up }
+}
+
+// WithIngester registers pushes to packages/<name>:<semver> as package
+// versions (without it, such pushes are stored as ordinary images only).
+func WithIngester(in Ingester) Option { return func(r *Registry) { r.ingest = in } }
+
+// WithAuthorizer sets who may do what (default: AllowAll).
+func WithAuthorizer(a Authorizer) Option { return func(r *Registry) { r.auth = a } }
+
+// WithMountWithoutFrom allows or refuses mounts without a "from"
+// repository (default: allowed).
+func WithMountWithoutFrom(ok bool) Option { return func(r *Registry) { r.mountWithoutFrom = ok } }
+
 // New returns the /v2/ API over the given catalog, documents, blobs and composer.
 func New(cat catalog.Reader, docs catalog.Documents, blobs layerstore.Reader, composer *manifestgen.Composer, opts ...Option) *Registry {
-	reg := &Registry{catalog: cat, docs: docs, blobs: blobs, composer: composer, log: slog.Default()}
+	reg := &Registry{catalog: cat, docs: docs, blobs: blobs, composer: composer, log: slog.Default(),
+		auth: AllowAll{}, mountWithoutFrom: true}
 	for _, o := range opts {
 		o(reg)
 	}
@@ -78,20 +117,63 @@ func (reg *Registry) Register(r *mux.Router) {
 	r.Handle("/v2/", reg.handle(reg.base)).Methods(get...)
 	r.Handle("/v2/_catalog", reg.handle(reg.listRepositories)).Methods(get...)
 	name := "/v2/{name:" + NamePattern + "}"
-	r.Handle(name+"/manifests/{reference}", reg.handle(reg.getManifest)).Methods(get...)
-	r.Handle(name+"/blobs/{digest}", reg.handle(reg.getBlob)).Methods(get...)
+	r.Handle(name+"/blobs/uploads/", reg.handle(reg.startUpload)).Methods(http.MethodPost)
+	r.Handle(name+"/blobs/uploads", reg.handle(reg.startUpload)).Methods(http.MethodPost)
+	r.Handle(name+"/blobs/uploads/{uuid}", reg.handle(reg.upload)).
+		Methods(http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete)
+	r.Handle(name+"/manifests/{reference}", reg.handle(reg.manifest)).
+		Methods(http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
+	r.Handle(name+"/blobs/{digest}", reg.handle(reg.blob)).Methods(http.MethodGet, http.MethodHead, http.MethodDelete)
 	r.Handle(name+"/tags/list", reg.handle(reg.listTags)).Methods(get...)
 	r.Handle(name+"/referrers/{digest}", reg.handle(reg.listReferrers)).Methods(get...)
-	// Virtual repositories are read-only: the push side answers UNSUPPORTED.
-	r.PathPrefix(name + "/blobs/uploads").Handler(http.HandlerFunc(MethodNotAllowed))
 }
 
-// handle adapts a handler that returns an error. The error is mapped once,
-// logged once (with the request id the server middleware put in the
-// response headers) and written as the spec's error body.
+// access is what a request needs: pull for reads, push (and pull, as
+// Docker clients ask) for writes, delete for DELETE; pull on the source
+// repository of a mount; the registry catalog for /v2/_catalog; nothing
+// for the base endpoint.
+func access(r *http.Request) []Access {
+	name := mux.Vars(r)["name"]
+	if name == "" {
+		if strings.HasSuffix(r.URL.Path, "/_catalog") {
+			return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
+		}
+		return nil
+	}
+	var actions []string
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if mux.Vars(r)["uuid"] != "" {
+			actions = []string{ActionPull, ActionPush} // upload status
+		} else {
+			actions = []string{ActionPull}
+		}
+	case http.MethodDelete:
+		if mux.Vars(r)["uuid"] != "" {
+			actions = []string{ActionPull, ActionPush} // cancel an upload
+		} else {
+			actions = []string{ActionDelete}
+		}
+	default:
+		actions = []string{ActionPull, ActionPush}
+	}
+	out := []Access{{Type: "repository", Name: name, Actions: actions}}
+	if from := r.URL.Query().Get("from"); from != "" && r.Method == http.MethodPost && from != name {
+		out = append(out, Access{Type: "repository", Name: from, Actions: []string{ActionPull}})
+	}
+	return out
+}
+
+// handle adapts a handler that returns an error. The request is first
+// authorized; the error is mapped once, logged once (with the request id
+// the server middleware put in the response headers) and written as the
+// spec's error body.
 func (reg *Registry) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := h(w, r)
+		err := reg.auth.Authorize(r, access(r))
+		if err == nil {
+			err = h(w, r)
+		}
 		if err == nil {
 			return
 		}
@@ -116,10 +198,16 @@ func NotFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, r, newError(CodeNameUnknown, "no such route or repository: "+r.URL.Path, nil))
 }
 
-// MethodNotAllowed answers unsupported methods, e.g. a push to a virtual repository.
+// MethodNotAllowed answers methods a route does not have.
 func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "GET, HEAD")
-	writeError(w, r, newError(CodeUnsupported, fmt.Sprintf("%s %s is not supported: envreg repositories are read-only", r.Method, r.URL.Path), nil))
+	writeError(w, r, newError(CodeUnsupported, fmt.Sprintf("%s %s is not supported", r.Method, r.URL.Path), nil))
+}
+
+// readOnly is the answer to a write to a virtual repository (a stack).
+func readOnly(r *http.Request, name string) error {
+	return &Error{ErrorCode: CodeUnsupported, Message: fmt.Sprintf(
+		"%s %s is not supported: %s is a virtual repository (a stack); its images are composed from the package catalog and cannot be pushed or deleted",
+		r.Method, r.URL.Path, name), header: http.Header{"Allow": {"GET, HEAD"}}}
 }
 
 // base answers GET /v2/ (end-1 of the spec).
@@ -133,27 +221,31 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// stack returns the snapshot and the stack named in the route.
-func (reg *Registry) stack(r *http.Request) (*catalog.Snapshot, catalog.Stack, error) {
+// lookup returns the snapshot and, when the repository named in the
+// route is a stack, the stack and virtual=true. Any other name is an
+// ordinary repository when the push side is on, else NAME_UNKNOWN.
+func (reg *Registry) lookup(r *http.Request) (snap *catalog.Snapshot, st catalog.Stack, virtual bool, err error) {
 	name := mux.Vars(r)["name"]
-	snap, err := reg.catalog.Snapshot(r.Context())
+	snap, err = reg.catalog.Snapshot(r.Context())
 	if err != nil {
-		return nil, catalog.Stack{}, fmt.Errorf("reading catalog: %w", err)
+		return nil, catalog.Stack{}, false, fmt.Errorf("reading catalog: %w", err)
 	}
-	st, ok := snap.Stack(name)
-	if !ok {
-		return nil, catalog.Stack{}, &nameUnknownError{name: name}
+	if st, ok := snap.Stack(name); ok {
+		return snap, st, true, nil
 	}
-	return snap, st, nil
+	if reg.repos == nil {
+		return nil, catalog.Stack{}, false, &nameUnknownError{name: name}
+	}
+	if err := catalog.ValidateRepository(name); err != nil {
+		return nil, catalog.Stack{}, false, &Error{ErrorCode: CodeNameInvalid, Message: err.Error(), cause: err}
+	}
+	return snap, catalog.Stack{}, false, nil
 }
 
-// getManifest serves GET/HEAD /v2/<name>/manifests/<reference> (end-3).
-func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request) error {
+// getManifest serves GET/HEAD /v2/<stack>/manifests/<reference> (end-3)
+// of a virtual repository.
+func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, snap *catalog.Snapshot, st catalog.Stack) error {
 	ref := mux.Vars(r)["reference"]
-	snap, st, err := reg.stack(r)
-	if err != nil {
-		return err
-	}
 	if strings.Contains(ref, ":") {
 		d, err := digest.Parse(ref)
 		if err != nil {
@@ -258,16 +350,10 @@ func negotiate(accept []string) wanted {
 	}
 }
 
-// getBlob serves GET/HEAD /v2/<name>/blobs/<digest> (end-2). GET may be
-// redirected when the blob store can hand out URLs.
-func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := reg.stack(r); err != nil {
-		return err
-	}
-	d, err := digest.Parse(mux.Vars(r)["digest"])
-	if err != nil {
-		return err
-	}
+// getBlob serves GET/HEAD /v2/<name>/blobs/<digest> (end-2) once the
+// repository is known to hold d. GET may be redirected when the blob
+// store can hand out URLs.
+func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, d digest.Digest) error {
 	if rd, ok := reg.blobs.(layerstore.Redirector); ok && r.Method == http.MethodGet {
 		u, err := rd.RedirectURL(r.Context(), d)
 		if err != nil {
@@ -300,9 +386,12 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request) error {
 // "<name>-<version>" (build metadata dropped, since '+' is not allowed in
 // tags), sorted lexically, paginated with n and last.
 func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
-	snap, st, err := reg.stack(r)
+	snap, st, virtual, err := reg.lookup(r)
 	if err != nil {
 		return err
+	}
+	if !virtual {
+		return reg.listRepoTags(w, r)
 	}
 	tags := []string{"latest"}
 	for _, name := range snap.Names() {
@@ -330,11 +419,16 @@ func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
 // is an empty OCI index, which the spec requires instead of 404. An
 // artifactType filter is acknowledged with OCI-Filters-Applied.
 func (reg *Registry) listReferrers(w http.ResponseWriter, r *http.Request) error {
-	if _, _, err := reg.stack(r); err != nil {
+	_, _, virtual, err := reg.lookup(r)
+	if err != nil {
 		return err
 	}
-	if _, err := digest.Parse(mux.Vars(r)["digest"]); err != nil {
+	d, err := digest.Parse(mux.Vars(r)["digest"])
+	if err != nil {
 		return err
+	}
+	if !virtual {
+		return reg.listRepoReferrers(w, r, d)
 	}
 	body := []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[]}`)
 	h := w.Header()
@@ -359,6 +453,15 @@ func (reg *Registry) listRepositories(w http.ResponseWriter, r *http.Request) er
 	var names []string
 	for _, st := range snap.Stacks() {
 		names = append(names, st.Name)
+	}
+	if reg.repos != nil {
+		repos, err := reg.repos.RepositoryNames(r.Context())
+		if err != nil {
+			return fmt.Errorf("listing repositories: %w", err)
+		}
+		names = append(names, repos...)
+		slices.Sort(names)
+		names = slices.Compact(names)
 	}
 	page, next, err := paginate(r.URL.Query(), names)
 	if err != nil {

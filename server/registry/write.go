@@ -6,6 +6,10 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/layerstore"
 )
 
 var zeroTime time.Time
@@ -34,4 +38,26 @@ func writeJSONList(w http.ResponseWriter, r *http.Request, body any, next, path 
 		_, _ = w.Write(data)
 	}
 	return nil
+}
+
+// writeJSON writes v as a JSON body with the given status and type.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", itoa(len(data)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+	return nil
+}
+
+// layerstoreDigest checks that d uses an algorithm envreg stores content
+// under (sha256, sha512): anything else is DIGEST_INVALID.
+func layerstoreDigest(d digest.Digest) error {
+	return layerstore.ValidateDigest(d)
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/envreg/envreg/layerstore/uploads"
+	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/server"
+	"github.com/envreg/envreg/server/auth"
+)
+
+// pushSettings are serve's flags for the push side and authentication.
+type pushSettings struct {
+	enabled       bool
+	uploads       string
+	uploadMaxAge  time.Duration
+	maxBlobSize   int64
+	htpasswd      string
+	acl           string
+	anonymousPull bool
+	realm         string
+	service       string
+	tokenSecret   string
+	allowSetuid   bool
+}
+
+func pushFlags(fs *flag.FlagSet) *pushSettings {
+	p := &pushSettings{}
+	fs.BoolVar(&p.enabled, "push", true, "accept pushes (blob uploads, manifest PUT, DELETE) to ordinary repositories and packages/<name>:<semver>")
+	fs.StringVar(&p.uploads, "uploads", "", "directory for blob upload sessions (default DATA/uploads; with several replicas, share it or route uploads with session affinity)")
+	fs.DurationVar(&p.uploadMaxAge, "upload-max-age", uploads.DefaultMaxAge, "remove upload sessions idle for longer than this")
+	fs.Int64Var(&p.maxBlobSize, "max-blob-size", 0, "largest blob a client may upload, in bytes (0: no limit)")
+	fs.StringVar(&p.htpasswd, "auth-htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) of the users who may log in; without it writes are accepted from loopback clients only")
+	fs.StringVar(&p.acl, "auth-acl", "", "YAML access rules per user and repository pattern (default: every user may pull, push and delete everywhere)")
+	fs.BoolVar(&p.anonymousPull, "auth-anonymous-pull", true, "let clients without credentials pull (with --auth-htpasswd)")
+	fs.StringVar(&p.realm, "auth-realm", "", "absolute URL of the token endpoint clients are sent to (default: this server's "+auth.TokenPath+" as the client addressed it)")
+	fs.StringVar(&p.service, "auth-service", "envreg", "service name in token challenges and tokens")
+	fs.StringVar(&p.tokenSecret, "auth-token-secret", "", "file holding the key that signs tokens (replicas must share one; default: a random key per process)")
+	fs.BoolVar(&p.allowSetuid, "allow-setuid", false, "accept setuid and setgid files in pushed package layers")
+	return p
+}
+
+// setup adds the push side and authentication to deps, and says at start-up
+// who may write.
+func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *storage, log *slog.Logger) error {
+	if p.htpasswd != "" {
+		cfg := auth.Config{Htpasswd: p.htpasswd, ACL: p.acl, AnonymousPull: p.anonymousPull, Realm: p.realm, Service: p.service}
+		if p.tokenSecret != "" {
+			key, err := os.ReadFile(p.tokenSecret)
+			if err != nil {
+				return fmt.Errorf("--auth-token-secret: %w", err)
+			}
+			cfg.TokenSecret = []byte(strings.TrimSpace(string(key)))
+		}
+		a, err := auth.New(cfg)
+		if err != nil {
+			return err
+		}
+		deps.Auth = a
+		deps.Token, deps.TokenPath = a.TokenHandler(), auth.TokenPath
+		deps.MountWithoutFrom = p.anonymousPull
+		log.Info(a.Describe())
+	} else {
+		if p.acl != "" || p.realm != "" || p.tokenSecret != "" {
+			return usagef("--auth-acl, --auth-realm and --auth-token-secret need --auth-htpasswd")
+		}
+		deps.Auth = auth.LoopbackWrites{}
+		deps.MountWithoutFrom = true
+		if p.enabled {
+			log.Warn("authentication: none configured; pulls are open to everyone, writes (push, delete) are accepted from loopback clients only (set --auth-htpasswd to allow others)")
+		}
+	}
+	if !p.enabled {
+		log.Info("push disabled (--push=false): the registry serves composed images only")
+		return nil
+	}
+	dir := p.uploads
+	if dir == "" {
+		dir = filepath.Join(store.data, "uploads")
+	}
+	up, err := uploads.New(dir, p.uploadMaxAge, p.maxBlobSize)
+	if err != nil {
+		return err
+	}
+	if n, err := up.Sweep(time.Now()); err != nil {
+		log.Warn("sweeping abandoned uploads", "dir", dir, "err", err)
+	} else if n > 0 {
+		log.Info("removed abandoned uploads", "count", n, "dir", dir)
+	}
+	go up.Run(ctx, min(time.Hour, p.uploadMaxAge/4+time.Second), func(n int, err error) {
+		if err != nil {
+			log.Warn("sweeping abandoned uploads", "dir", dir, "err", err)
+		} else if n > 0 {
+			log.Info("removed abandoned uploads", "count", n, "dir", dir)
+		}
+	})
+	deps.Uploads = up
+	deps.Ingest = &packages.Ingestor{
+		Blobs: deps.Blobs, Catalog: deps.Catalog, Log: log,
+		Policy: packages.Policy{AllowSetuid: p.allowSetuid},
+	}
+	return nil
+}
