@@ -20,9 +20,10 @@ import (
 const defaultGrace = time.Hour
 
 // runGC deletes the blobs nothing references: no package version's layer,
-// no stored document's config or layer (documents are the synthesized
-// indexes and manifests that keep env@sha256:… pullable; gc never deletes
-// documents). A blob younger than --grace is kept whatever refers to it,
+// no blob linked to an ordinary (pushed-to) repository, no stored
+// document's config or layer (documents are the synthesized indexes and
+// manifests that keep env@sha256:… pullable, and pushed manifests; gc
+// never deletes documents). A blob younger than --grace is kept whatever refers to it,
 // because publishing and composing store blobs before the reference that
 // makes them live. Upload temp files are not blobs and never touched.
 //
@@ -203,6 +204,21 @@ func references(ctx context.Context, b *backends) (map[digest.Digest]bool, error
 	for _, r := range snap.AllReleases() {
 		for _, l := range r.Layers {
 			refs[l.Digest] = true
+		}
+	}
+	// Blobs linked to ordinary repositories (pushed blobs, whether a
+	// manifest references them yet or not) stay pullable.
+	repos, err := b.catalog.RepositoryNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	for _, repo := range repos {
+		linked, err := b.catalog.Blobs(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("listing the blobs of repository %s: %w", repo, err)
+		}
+		for _, d := range linked {
+			refs[d] = true
 		}
 	}
 	err = dw.WalkDocuments(ctx, func(d catalog.Document) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/catalog/fsstore"
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 )
@@ -200,5 +201,40 @@ func TestGCUnsupportedBackends(t *testing.T) {
 	}
 	if a, err := blobAges(st, b, 0); a != nil || err != nil {
 		t.Errorf("blob ages with no grace period: %v, %v", a, err)
+	}
+}
+
+// TestGCKeepsPushedBlobs: a blob linked to an ordinary repository (pushed,
+// with no manifest naming it yet) is kept however old; unlinked, it goes.
+func TestGCKeepsPushedBlobs(t *testing.T) {
+	s, old, _ := gcSetup(t)
+	pushed := putBlob(t, s, "a blob pushed to team/app two hours ago", 2*time.Hour)
+	cat, err := fsstore.Open(s.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.LinkBlob(t.Context(), "team/app", pushed); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	if code, out, errOut := runSub(t, runGC, "--data", s.data, "--grace", "0"); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !exists(s.blobFile(pushed)) {
+		t.Fatal("gc deleted a blob linked to repository team/app")
+	}
+	if exists(s.blobFile(old)) {
+		t.Fatal("gc kept an unreferenced orphan")
+	}
+	cat, _ = fsstore.Open(s.data)
+	if err := cat.UnlinkBlob(t.Context(), "team/app", pushed); err != nil {
+		t.Fatal(err)
+	}
+	cat.Close()
+	if code, out, errOut := runSub(t, runGC, "--data", s.data, "--grace", "0"); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if exists(s.blobFile(pushed)) {
+		t.Fatal("gc kept a blob no repository links any more")
 	}
 }
