@@ -10,7 +10,7 @@ import (
 	"github.com/envreg/envreg/packages"
 )
 
-func runPublish(ctx context.Context, env *cliEnv, args []string) error {
+func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
 	fs := newFlags(env, "publish")
 	store := storageFlags(fs)
 	var in packages.Input
@@ -36,6 +36,9 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	var debianSources listFlag
 	fs.Var(&debianSources, "debian-source", "apt source line for Debian recipes, e.g. 'deb http://mirror/debian bookworm main' (repeatable; default: this machine's apt sources)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (one line per stored layer), warn or error")
+	registryURL := fs.String("registry", "", "publish to this envreg over the network instead of a local store: host[:port], http://host:port or https://host; each version is pushed to packages/<name>:<version>")
+	registryUser := fs.String("registry-user", "", "user for --registry (password from ENVREG_REGISTRY_PASSWORD or --registry-password-file; default: the Docker config of docker login)")
+	registryPasswordFile := fs.String("registry-password-file", "", "file holding the password of --registry-user")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,11 +57,37 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 		return usagef("--name and --version are required with --from-dir/--from-tar")
 	}
 
+	var target *remoteTarget
+	if *registryURL != "" {
+		if store.catalog != "" || store.blobs != "" {
+			return usagef("--registry publishes over the network; it does not take --catalog or --blobs")
+		}
+		if in.Force {
+			return usagef("--force is not available with --registry (a registry never replaces a pushed version)")
+		}
+		if target, err = parseRemote(*registryURL, *registryUser, *registryPasswordFile); err != nil {
+			return err
+		}
+		// A private staging store: layers are built there, then pushed.
+		staging, err := os.MkdirTemp("", "envreg-publish-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(staging)
+		store.data = staging
+	}
 	b, err := store.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	if target != nil {
+		defer func() {
+			if err == nil {
+				err = target.pushReleases(ctx, b.catalog, b.blobs, log, env.stdout)
+			}
+		}()
+	}
 	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(), Policy: policy,
 		CacheDir: *cacheDir, DebianSources: debianSources, Progress: terminal(env.stderr)}
 
