@@ -55,41 +55,62 @@ var conformanceMustPass = []string{
 }
 
 // TestConformance runs the OCI distribution-spec conformance suite against
-// "envreg serve" with the pull workflow only. envreg has no push side, so
-// the suite cannot create content; it is given existing content instead: a
-// composed tag, the digests of the index and of each platform manifest it
-// names, and the digests of those manifests' config and layer blobs.
+// "envreg serve" twice, from one build of the suite:
 //
-// For such read-only inputs the suite knows no bytes, so it checks status
-// codes and empty HEAD bodies, not content, Content-Type, Content-Length or
-// Docker-Content-Digest; it also tests Range requests and missing blobs
-// only on blobs it pushed itself, so neither is exercised here. The other
-// end-to-end tests cover those.
+//   - "ordinary": every workflow (pull, push, content discovery, content
+//     management) with every data type the suite has, sha512 and the
+//     referrers API included, on an ordinary (pushed-to) repository, with
+//     the spec version "dev" defaults (upload cancel, digest headers and
+//     the tag query parameter tested too). Every API and data check must
+//     pass.
+//   - "composed": the pull workflow against a composed (virtual) tag of the
+//     stack "env", given as read-only inputs: the tag, the digests of the
+//     index and of each platform manifest it names, and the digests of
+//     those manifests' config and layer blobs. For read-only inputs the
+//     suite checks status codes, digests and empty HEAD bodies, not
+//     content, Content-Type or Content-Length; the other end-to-end tests
+//     check those for composed images.
 func TestConformance(t *testing.T) {
 	start := time.Now()
 	bin := buildConformance(t)
 	built := time.Now()
 
 	s := startServer(t, publishAll(t))
-	// A composed tag that tags/list also lists (one per package version),
-	// so the tag-listing checks apply.
-	const repo, tag = "env", "php-8.2.36"
-	manifests, blobs := existingContent(t, s, repo, tag)
 	ready := time.Now()
 
-	runConformance(t, bin, map[string]string{
-		"OCI_REGISTRY": s.host,
-		"OCI_REPO1":    repo,
-		"OCI_REPO2":    repo, // used only by blob mount, a push API
-		// The read-only inputs: every request goes to OCI_REPO1.
-		"OCI_RO_DATA_TAGS":      tag,
-		"OCI_RO_DATA_MANIFESTS": strings.Join(manifests, " "),
-		"OCI_RO_DATA_BLOBS":     strings.Join(blobs, " "),
+	t.Run("ordinary", func(t *testing.T) {
+		runConformance(t, bin, conformanceFullEnv, map[string]string{
+			"OCI_REGISTRY": s.host,
+			"OCI_REPO1":    "conformance/repo1",
+			"OCI_REPO2":    "conformance/repo2",
+		}, nil, true)
+		// Whatever the suite pushed and deleted, the store is consistent:
+		// every stored manifest's blobs exist and match their digests.
+		if out, errOut, err := envregResult(t, "verify", "--data", s.data); err != nil {
+			t.Errorf("envreg verify after the conformance run: %v\n%s\n%s", err, out, errOut)
+		}
+	})
+	full := time.Now()
+
+	t.Run("composed", func(t *testing.T) {
+		// A composed tag that tags/list also lists (one per package
+		// version), so the tag-listing checks apply.
+		const repo, tag = "env", "php-8.2.36"
+		manifests, blobs := existingContent(t, s, repo, tag)
+		runConformance(t, bin, conformanceEnv, map[string]string{
+			"OCI_REGISTRY": s.host,
+			"OCI_REPO1":    repo,
+			"OCI_REPO2":    repo, // used only by blob mount, a push API
+			// The read-only inputs: every request goes to OCI_REPO1.
+			"OCI_RO_DATA_TAGS":      tag,
+			"OCI_RO_DATA_MANIFESTS": strings.Join(manifests, " "),
+			"OCI_RO_DATA_BLOBS":     strings.Join(blobs, " "),
+		}, conformanceMustPass, false)
 	})
 	done := time.Now()
-	t.Logf("timing: build suite %s, publish fixtures + start server %s, run suite %s, total %s",
+	t.Logf("timing: build suite %s, publish fixtures + start server %s, ordinary run %s, composed run %s, total %s",
 		built.Sub(start).Round(time.Millisecond), ready.Sub(built).Round(time.Millisecond),
-		done.Sub(ready).Round(time.Millisecond), done.Sub(start).Round(time.Millisecond))
+		full.Sub(ready).Round(time.Millisecond), done.Sub(full).Round(time.Millisecond), done.Sub(start).Round(time.Millisecond))
 }
 
 // skipOrFail skips locally and fails in CI (CI=true), like tool().
@@ -260,6 +281,17 @@ func existingContent(t *testing.T, s *server, repo, tag string) (manifests, blob
 	return manifests, blobs
 }
 
+// conformanceFullEnv is the suite's configuration for the run on an
+// ordinary repository: everything on (the "dev" version's defaults enable
+// upload cancel, the digest headers and the tag query parameter on top of
+// 1.1's) and every data type on by default.
+var conformanceFullEnv = map[string]string{
+	"OCI_CONFIGURATION": "",
+	"OCI_VERSION":       "dev",
+	"OCI_TLS":           "disabled",
+	"OCI_LOG":           "warn",
+}
+
 // conformanceEnv is the suite's configuration for a pull-only registry.
 // The suite reads OCI_* variables (see its README and config.go); the
 // legacy names of conformance v1.0/v1.1 map as noted.
@@ -292,10 +324,11 @@ var conformanceEnv = map[string]string{
 	"OCI_API_BLOBS_DELETE":     "false",
 }
 
-// runConformance runs the suite binary with conformanceEnv plus extra and
-// fails the test, printing the suite's report and each failed check, unless
-// it passes and the pull checks in conformanceMustPass all ran and passed.
-func runConformance(t *testing.T, bin string, extra map[string]string) {
+// runConformance runs the suite binary with base plus extra and fails the
+// test, printing the suite's report and each failed check, unless it
+// passes and the API checks in mustPass all ran and passed; with all, every
+// API and data check it reports must have passed.
+func runConformance(t *testing.T, bin string, base, extra map[string]string, mustPass []string, all bool) {
 	t.Helper()
 	dir := t.TempDir() // working directory: holds no oci-conformance.yaml
 	results := filepath.Join(dir, "results")
@@ -308,7 +341,7 @@ func runConformance(t *testing.T, bin string, extra map[string]string) {
 			env = append(env, kv)
 		}
 	}
-	for k, v := range conformanceEnv {
+	for k, v := range base {
 		env = append(env, k+"="+v)
 	}
 	for k, v := range extra {
@@ -340,12 +373,26 @@ func runConformance(t *testing.T, bin string, extra map[string]string) {
 	} else if err := yaml.Unmarshal(b, &res); err != nil {
 		problems = append(problems, fmt.Sprintf("parsing results.yaml: %v", err))
 	} else {
-		for _, api := range conformanceMustPass {
+		for _, api := range mustPass {
 			if got := res.APIs[api]; got != "Pass" {
 				problems = append(problems, fmt.Sprintf("API %q: %s, want Pass", api, got))
 			}
 		}
-		if got := res.Data["Read Only Inputs"]; got != "Pass" {
+		if all {
+			for _, k := range slices.Sorted(maps.Keys(res.APIs)) {
+				if res.APIs[k] != "Pass" {
+					problems = append(problems, fmt.Sprintf("API %q: %s, want Pass", k, res.APIs[k]))
+				}
+			}
+			for _, k := range slices.Sorted(maps.Keys(res.Data)) {
+				if res.Data[k] != "Pass" && (res.Data[k] != "Disabled" || !conformanceDataOff[k]) {
+					problems = append(problems, fmt.Sprintf("data %q: %s, want Pass", k, res.Data[k]))
+				}
+			}
+			if len(res.APIs) < conformanceAPIs {
+				problems = append(problems, fmt.Sprintf("only %d API checks reported, want all %d", len(res.APIs), conformanceAPIs))
+			}
+		} else if got := res.Data["Read Only Inputs"]; got != "Pass" {
 			problems = append(problems, fmt.Sprintf("data %q: %s, want Pass", "Read Only Inputs", got))
 		}
 	}
@@ -353,7 +400,8 @@ func runConformance(t *testing.T, bin string, extra map[string]string) {
 		problems = append(problems, "the suite's verdict is not Pass")
 	}
 	if len(problems) == 0 {
-		t.Logf("conformance suite %s@%s passed; API results:\n%s", conformanceModule, conformanceVersion, apiSummary(res.APIs))
+		t.Logf("conformance suite %s@%s passed (%s); API results:\n%s", conformanceModule, conformanceVersion,
+			junitCounts(t, filepath.Join(results, "junit.xml")), apiSummary(res.APIs))
 		return
 	}
 	t.Errorf("conformance:\n  %s", strings.Join(problems, "\n  "))
@@ -362,6 +410,47 @@ func runConformance(t *testing.T, bin string, extra map[string]string) {
 	for _, f := range junitFailures(t, filepath.Join(results, "junit.xml")) {
 		t.Log(f)
 	}
+}
+
+// conformanceDataOff are the suite's data types that are off by default
+// in every spec version: sparse manifests (an index whose children were
+// never pushed) are refused by envreg with MANIFEST_UNKNOWN, which the spec
+// allows ("the registry MAY reject a manifest ... that references content
+// it does not have"), so every index it serves is pullable whole.
+var conformanceDataOff = map[string]bool{"Sparse Manifests": true}
+
+// conformanceAPIs is how many API kinds the pinned suite reports
+// (stateAPIMax in its state.go).
+const conformanceAPIs = 28
+
+// junitCounts counts the checks of the suite's junit report by status.
+func junitCounts(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("no junit report: %v", err)
+	}
+	var report struct {
+		Suites []struct {
+			Cases []struct {
+				Status string `xml:"status,attr"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &report); err != nil {
+		return fmt.Sprintf("parsing junit report: %v", err)
+	}
+	n := map[string]int{}
+	for _, s := range report.Suites {
+		for _, c := range s.Cases {
+			n[c.Status]++
+		}
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func apiSummary(apis map[string]string) string {
