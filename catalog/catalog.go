@@ -170,6 +170,12 @@ type Release struct {
 	Conflicts []Constraint      `json:"conflicts,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Published time.Time         `json:"published"` // UTC, second precision; first publish of this version
+	// Yanked versions are never chosen by a new resolution (a tag, a
+	// provisioning request), but stay in the catalog with their layers, so
+	// environments already pinned by digest stay pullable. Publishing the
+	// version again keeps the flag; only a forced publish (Yank, Unyank)
+	// changes it.
+	Yanked bool `json:"yanked,omitempty"`
 }
 
 // ID returns "name version", e.g. "php 8.2.36".

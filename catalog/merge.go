@@ -36,6 +36,9 @@ func Merge(old, r Release, force bool) (Release, error) {
 	merged := r
 	merged.Layers = layers
 	merged.Published = old.Published
+	if !force {
+		merged.Yanked = old.Yanked // a re-publish does not un-yank
+	}
 	merged.Canonicalize()
 	return merged, nil
 }

@@ -33,6 +33,9 @@ type UnsatisfiableError struct {
 	Constraint string
 	// Available lists every published version of Package, ascending.
 	Available []string
+	// Yanked lists the yanked versions of Package, ascending: published,
+	// but never chosen by a resolution.
+	Yanked []string
 	// Chain is how the requirement arose when it is transitive, one step
 	// per release: ["app 1.0.0 requires lib ^2", "lib 2.1.0 requires php ^9"].
 	// It is empty for a requirement of the request or the stack itself.
@@ -43,12 +46,17 @@ func (e *UnsatisfiableError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "no version of %s satisfies %s", e.Package, e.Constraint)
 	switch n := len(e.Available); {
+	case n == 0 && len(e.Yanked) > 0:
+		fmt.Fprintf(&b, " (every version is yanked: %s)", strings.Join(e.Yanked, ", "))
 	case n == 0:
 		b.WriteString(" (none published)")
 	case n <= maxAvailableInError:
 		fmt.Fprintf(&b, " (available: %s)", strings.Join(e.Available, ", "))
 	default:
 		fmt.Fprintf(&b, " (available: %s, and %d older)", strings.Join(e.Available[n-maxAvailableInError:], ", "), n-maxAvailableInError)
+	}
+	if len(e.Yanked) > 0 && len(e.Available) > 0 {
+		fmt.Fprintf(&b, "; yanked: %s", strings.Join(e.Yanked, ", "))
 	}
 	if len(e.Chain) > 0 {
 		by := make([]string, len(e.Chain))
@@ -172,7 +180,7 @@ func (s *solver) unsatisfiable(q *pkgState, e *edge) {
 	if s.rank >= 2 {
 		return
 	}
-	s.record(2, &UnsatisfiableError{Package: q.name, Constraint: e.spelling, Available: versions(q.releases), Chain: e.transitive()})
+	s.record(2, &UnsatisfiableError{Package: q.name, Constraint: e.spelling, Available: versions(q.releases), Yanked: q.yanked, Chain: e.transitive()})
 }
 
 // intersects reports whether some release of p satisfies both a and b.
@@ -211,7 +219,7 @@ func (s *solver) explain(p *pkgState) {
 		for i, e := range p.reqs {
 			spellings[i] = e.spelling
 		}
-		s.record(1, &UnsatisfiableError{Package: p.name, Constraint: strings.Join(spellings, " and "), Available: versions(p.releases), Chain: nil})
+		s.record(1, &UnsatisfiableError{Package: p.name, Constraint: strings.Join(spellings, " and "), Available: versions(p.releases), Yanked: p.yanked, Chain: nil})
 		return
 	}
 	for _, f := range p.forbids {

@@ -18,7 +18,8 @@ const MaxSteps = 100_000
 // pkgState is the search state of one package.
 type pkgState struct {
 	name     string
-	releases []catalog.Release // newest first, from Source
+	releases []catalog.Release // newest first, from Source, without yanked ones
+	yanked   []string          // versions of yanked releases, ascending (for errors)
 	reqs     []*edge           // active requirements; reqs[0] put the package on the agenda
 	forbids  []*edge           // active conflicts of selected releases that name this package
 	sel      int               // index of the selected release; -1 while undecided
@@ -136,10 +137,33 @@ func newSolver(src Source) *solver {
 func (s *solver) pkg(name string) *pkgState {
 	p, ok := s.pkgs[name]
 	if !ok {
-		p = &pkgState{name: name, releases: s.src.Releases(name), sel: -1}
+		rels, yanked := withoutYanked(s.src.Releases(name))
+		p = &pkgState{name: name, releases: rels, yanked: yanked, sel: -1}
 		s.pkgs[name] = p
 	}
 	return p
+}
+
+// withoutYanked drops yanked releases (never chosen by a resolution) and
+// returns their versions ascending. Without yanked releases it returns rels
+// itself and allocates nothing.
+func withoutYanked(rels []catalog.Release) ([]catalog.Release, []string) {
+	if !slices.ContainsFunc(rels, func(r catalog.Release) bool { return r.Yanked }) {
+		return rels, nil
+	}
+	kept := make([]catalog.Release, 0, len(rels))
+	var yanked []string
+	for i := len(rels) - 1; i >= 0; i-- { // oldest first
+		if rels[i].Yanked {
+			yanked = append(yanked, rels[i].Version.String())
+		}
+	}
+	for _, r := range rels {
+		if !r.Yanked {
+			kept = append(kept, r)
+		}
+	}
+	return kept, yanked
 }
 
 func (s *solver) parse(rng string) (*semver.Constraints, error) {

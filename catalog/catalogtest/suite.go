@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		{"ConflictingMetadata", testConflictingMetadata},
 		{"BuildMetadata", testBuildMetadata},
 		{"Force", testForce},
+		{"Yank", testYank},
 		{"InvalidRelease", testInvalidRelease},
 		{"CancelledContext", testCancelledContext},
 		{"ArgumentNotModified", testArgumentNotModified},
@@ -773,5 +774,55 @@ func testSharedDocuments(t *testing.T, a, b catalog.Store) {
 	}
 	if err := b.PutDocument(t.Context(), d); err != nil {
 		t.Errorf("PutDocument of an existing document through the other handle: %v", err)
+	}
+}
+
+// testYank: SetYanked is a forced publish of the flag, bumps the
+// generation, survives a plain re-publish, and is undone only by SetYanked
+// (or a forced publish); the layers stay.
+func testYank(t *testing.T, s catalog.Store) {
+	ctx := t.Context()
+	r := Release("php", "8.2.36", "linux/amd64")
+	publish(t, s, r, catalog.PublishOptions{})
+	publish(t, s, Release("php", "8.2.32", "linux/amd64"), catalog.PublishOptions{})
+	g := snapshot(t, s).Generation
+
+	got, err := catalog.SetYanked(ctx, s, "php", r.Version, true)
+	if err != nil || !got.Yanked {
+		t.Fatalf("SetYanked: %+v, %v", got, err)
+	}
+	snap := snapshot(t, s)
+	if snap.Generation <= g {
+		t.Errorf("generation %d after a yank, want > %d", snap.Generation, g)
+	}
+	stored, ok := find(snap, "php", "8.2.36")
+	if !ok || !stored.Yanked || len(stored.Layers) != 1 || stored.Layers[0].Digest != r.Layers[0].Digest {
+		t.Fatalf("yanked release as stored: %+v", stored)
+	}
+	if other, _ := find(snap, "php", "8.2.32"); other.Yanked {
+		t.Fatal("yanking 8.2.36 yanked 8.2.32")
+	}
+	// A plain re-publish of the same content keeps the yank.
+	publish(t, s, r, catalog.PublishOptions{})
+	if again, _ := find(snapshot(t, s), "php", "8.2.36"); !again.Yanked {
+		t.Fatal("a re-publish un-yanked the version")
+	}
+	// Yanking again changes nothing.
+	g = snapshot(t, s).Generation
+	if _, err := catalog.SetYanked(ctx, s, "php", r.Version, true); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := snapshot(t, s).Generation; g2 != g {
+		t.Errorf("yanking a yanked version moved the generation %d -> %d", g, g2)
+	}
+	if _, err := catalog.SetYanked(ctx, s, "php", r.Version, false); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := find(snapshot(t, s), "php", "8.2.36"); back.Yanked {
+		t.Fatal("undo left the version yanked")
+	}
+	_, err = catalog.SetYanked(ctx, s, "php", semver.MustParse("9.0.0"), true)
+	if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "8.2.32, 8.2.36") {
+		t.Errorf("yanking an unknown version: %v", err)
 	}
 }

@@ -46,6 +46,7 @@ func commands() []command {
 		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
 		{"migrate", "copy a --data directory into Redis + S3 (--catalog, --blobs) and verify the copy", "--data DIR --catalog URL --blobs URL", runMigrate},
 		{"verify", "recheck every blob, package version and stored manifest; exit 1 on damage", "[--data DIR | --catalog URL --blobs URL]", runVerify},
+		{"yank", "stop resolving a package version (pinned digests stay pullable); --undo reverts", "[--undo] [--data DIR | --catalog URL --blobs URL] NAME VERSION", runYank},
 		{"gc", "delete blobs that no package version or stored manifest references", "[--dry-run] [--grace 1h] [--data DIR | --catalog URL --blobs URL]", runGC},
 		{"version", "print the version", "", runVersion},
 	}

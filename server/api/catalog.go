@@ -64,6 +64,8 @@ type ReleaseInfo struct {
 	Path      []string          `json:"path"`
 	Env       map[string]string `json:"env"`
 	Labels    map[string]string `json:"labels"`
+	// Yanked: never chosen by a new resolution (see envreg yank).
+	Yanked bool `json:"yanked,omitempty"`
 }
 
 // ReleaseLayer is a version's layer for one platform.
@@ -178,7 +180,7 @@ func (a *API) getPackage(w http.ResponseWriter, r *http.Request) error {
 			Version: rel.Version.String(), Published: rel.Published.UTC(),
 			Platforms: make([]ReleaseLayer, len(rel.Layers)),
 			Requires:  constraints(rel.Requires), Conflicts: constraints(rel.Conflicts),
-			Path: nonNil(rel.Env.Path), Env: rel.Env.Vars, Labels: rel.Labels,
+			Path: nonNil(rel.Env.Path), Env: rel.Env.Vars, Labels: rel.Labels, Yanked: rel.Yanked,
 		}
 		for j, l := range rel.Layers {
 			info.Platforms[j] = ReleaseLayer{Platform: l.Platform.String(), Digest: l.Digest.String(), Size: l.Size, MediaType: l.MediaType}

@@ -160,9 +160,13 @@ func ToError(err error) *Error {
 	case errors.As(err, &tagErr):
 		return newError(CodeBadRequest, tagErr.Error(), map[string]any{"tag": tagErr.Tag, "reason": tagErr.Reason}, err)
 	case errors.As(err, &unsat):
-		return newError(CodeUnsatisfiable, unsat.Error(), map[string]any{
+		detail := map[string]any{
 			"package": unsat.Package, "constraint": unsat.Constraint,
-			"available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}, err)
+			"available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}
+		if len(unsat.Yanked) > 0 {
+			detail["yanked"] = unsat.Yanked
+		}
+		return newError(CodeUnsatisfiable, unsat.Error(), detail, err)
 	case errors.As(err, &conflict):
 		return newError(CodeConflict, conflict.Error(), map[string]any{
 			"package": conflict.Package, "chains": [2][]string{nonNil(conflict.Chains[0]), nonNil(conflict.Chains[1])}}, err)

@@ -145,8 +145,12 @@ func ToError(err error) *Error {
 	case errors.Is(err, catalog.ErrExists):
 		return &Error{ErrorCode: CodeManifestInvalid, Message: err.Error(), cause: err}
 	case errors.As(err, &unsat):
-		return &Error{CodeManifestUnknown, unsat.Error(), map[string]any{
-			"package": unsat.Package, "constraint": unsat.Constraint, "available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}, err, nil}
+		detail := map[string]any{
+			"package": unsat.Package, "constraint": unsat.Constraint, "available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}
+		if len(unsat.Yanked) > 0 {
+			detail["yanked"] = unsat.Yanked
+		}
+		return &Error{CodeManifestUnknown, unsat.Error(), detail, err, nil}
 	case errors.As(err, &conflict):
 		return &Error{CodeManifestUnknown, conflict.Error(), map[string]any{"package": conflict.Package, "chains": conflict.Chains}, err, nil}
 	case errors.As(err, &tagErr):

@@ -396,6 +396,9 @@ func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
 	tags := []string{"latest"}
 	for _, name := range snap.Names() {
 		for _, rel := range snap.Releases(name) {
+			if rel.Yanked {
+				continue // never resolved by a tag any more
+			}
 			v := *rel.Version
 			v, _ = v.SetMetadata("")
 			tags = append(tags, name+"-"+v.String())
