@@ -315,6 +315,17 @@ type Documents interface {
 	Document(ctx context.Context, dgst digest.Digest) (Document, error)
 }
 
+// Purger removes what yanking keeps (envreg purge). Both backends
+// implement it; it is not part of Store because the registry never purges.
+type Purger interface {
+	// RemoveRelease deletes the release name v (every platform) and moves
+	// the generation; an error wrapping ErrNotFound when there is none.
+	RemoveRelease(ctx context.Context, name string, v *semver.Version) error
+	// DeleteDocument deletes a stored document; an error wrapping
+	// ErrNotFound when there is none.
+	DeleteDocument(ctx context.Context, d digest.Digest) error
+}
+
 // Store is everything a catalog backend provides.
 type Store interface {
 	Reader

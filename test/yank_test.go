@@ -84,3 +84,64 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPurge: purge deletes a version and the composed manifests that use
+// it; environments pinned to it stop resolving, others do not; gc then
+// frees its layers and verify finds the store consistent.
+func TestPurge(t *testing.T) {
+	data := publishAll(t)
+	s := startServer(t, data)
+	doomed := digestOf(t, s, "env:php-8.2_node-20")
+	kept := digestOf(t, s, "env:php-8.1_node-18")
+	layers := fixtureLayers(t, s, "php-8.2.36")
+
+	out := envreg(t, "purge", "--data", data, "--dry-run", "php", "8.2.36")
+	if !strings.Contains(out, "would purge php 8.2.36: 2 composed indexes and 4 manifests") {
+		t.Fatalf("purge --dry-run: %s", out)
+	}
+	if _, err := remote.Index(ref(t, s, "env@"+doomed.String())); err != nil {
+		t.Fatalf("a dry run changed something: %v", err)
+	}
+
+	out = envreg(t, "purge", "--data", data, "php", "8.2.36")
+	if !strings.Contains(out, "purged php 8.2.36: 2 composed indexes and 4 manifests") {
+		t.Fatalf("purge: %s", out)
+	}
+	resp, body := s.get(t, "/v2/env/manifests/"+doomed.String(), "")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "MANIFEST_UNKNOWN") {
+		t.Fatalf("env@%s after the purge: %d %s", doomed, resp.StatusCode, body)
+	}
+	if _, err := remote.Index(ref(t, s, "env@"+kept.String())); err != nil {
+		t.Fatalf("an environment without php 8.2.36 stopped pulling: %v", err)
+	}
+	waitFor(t, "php-8.2 to resolve to 8.2.32", func() bool {
+		return strings.Contains(s.manifestBody(t, "env:php-8.2_node-20"), `"io.envreg.package.php":"8.2.32"`)
+	})
+	resp, body = s.get(t, "/v2/env/manifests/php-8.2.36", "")
+	if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "yanked") {
+		t.Fatalf("php-8.2.36 after the purge (gone, not yanked): %d %s", resp.StatusCode, body)
+	}
+
+	out = envreg(t, "gc", "--data", data, "--grace", "0")
+	for _, l := range layers {
+		if !strings.Contains(out, "deleted "+l) {
+			t.Errorf("gc kept php 8.2.36's layer %s:\n%s", l, out)
+		}
+	}
+	envreg(t, "verify", "--data", data)
+	if _, err := remote.Index(ref(t, s, "env@"+kept.String())); err != nil {
+		t.Fatalf("after gc, an environment without php 8.2.36 stopped pulling: %v", err)
+	}
+}
+
+// fixtureLayers lists the layer digests of a package version's tag (the
+// composed image of that version alone holds base and it).
+func fixtureLayers(t *testing.T, s *server, tag string) []string {
+	t.Helper()
+	var out []string
+	for _, plat := range fixturePlatforms {
+		ls := layerDigests(t, s, tag, plat)
+		out = append(out, ls[len(ls)-1]) // the package's layer comes last
+	}
+	return out
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		{"BuildMetadata", testBuildMetadata},
 		{"Force", testForce},
 		{"Yank", testYank},
+		{"Purge", testPurge},
 		{"InvalidRelease", testInvalidRelease},
 		{"CancelledContext", testCancelledContext},
 		{"ArgumentNotModified", testArgumentNotModified},
@@ -105,6 +106,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b catalog.Store)) {
 		{"NoOpAcrossHandles", testSharedNoOp},
 		{"ConcurrentPublishes", testSharedConcurrent},
 		{"Documents", testSharedDocuments},
+		{"RemoveVisible", testSharedRemove},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -824,5 +826,78 @@ func testYank(t *testing.T, s catalog.Store) {
 	_, err = catalog.SetYanked(ctx, s, "php", semver.MustParse("9.0.0"), true)
 	if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "8.2.32, 8.2.36") {
 		t.Errorf("yanking an unknown version: %v", err)
+	}
+}
+
+func purger(t *testing.T, s catalog.Store) catalog.Purger {
+	t.Helper()
+	p, ok := s.(catalog.Purger)
+	if !ok {
+		t.Fatalf("%T does not implement catalog.Purger", s)
+	}
+	return p
+}
+
+// testPurge: RemoveRelease deletes one version (all platforms) and moves
+// the generation; DeleteDocument deletes one document; both report
+// ErrNotFound the second time.
+func testPurge(t *testing.T, s catalog.Store) {
+	ctx := t.Context()
+	p := purger(t, s)
+	r := Release("php", "8.2.36", "linux/amd64", "linux/arm64")
+	keep := Release("php", "8.2.32", "linux/amd64")
+	publish(t, s, r, catalog.PublishOptions{})
+	publish(t, s, keep, catalog.PublishOptions{})
+	g := snapshot(t, s).Generation
+	if err := p.RemoveRelease(ctx, "php", r.Version); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, s)
+	if snap.Generation <= g {
+		t.Errorf("generation %d after a removal, want > %d", snap.Generation, g)
+	}
+	if _, ok := find(snap, "php", "8.2.36"); ok {
+		t.Fatal("removed release still in the snapshot")
+	}
+	checkRelease(t, snap, keep)
+	if err := p.RemoveRelease(ctx, "php", r.Version); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("second removal: %v, want ErrNotFound", err)
+	}
+	// Published again after a purge: a new release.
+	publish(t, s, r, catalog.PublishOptions{})
+	checkRelease(t, snapshot(t, s), r)
+
+	d := document(`{"schemaVersion":2,"purge":true}`)
+	if err := s.PutDocument(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DeleteDocument(ctx, d.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Document(ctx, d.Digest); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("deleted document: %v, want ErrNotFound", err)
+	}
+	if err := p.DeleteDocument(ctx, d.Digest); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+	if err := s.PutDocument(ctx, d); err != nil {
+		t.Fatalf("storing a deleted document again: %v", err)
+	}
+}
+
+// testSharedRemove: a removal through one handle is seen by another that
+// had the release cached.
+func testSharedRemove(t *testing.T, a, b catalog.Store) {
+	r := Release("php", "8.2.36", "linux/amd64")
+	publish(t, a, r, catalog.PublishOptions{})
+	publish(t, a, Release("nodejs", "20.12.2", "linux/amd64"), catalog.PublishOptions{})
+	want := snapshot(t, a).Generation
+	eventually(t, b, "the publishes", func(s *catalog.Snapshot) bool { return s.Generation == want })
+	if err := purger(t, a).RemoveRelease(t.Context(), "php", r.Version); err != nil {
+		t.Fatal(err)
+	}
+	snap := eventually(t, b, "a removal", func(s *catalog.Snapshot) bool { return len(s.Releases("php")) == 0 })
+	if len(snap.Releases("nodejs")) != 1 {
+		t.Fatalf("the other release went missing: %v", snap.Names())
 	}
 }

@@ -413,6 +413,7 @@ func (s *Store) writeGeneration(gen uint64) error {
 type change struct {
 	path    string
 	data    []byte
+	remove  bool // delete path (a release being purged) instead of writing data
 	release *catalog.Release // the release as a reload would read it
 	stack   *catalog.Stack
 }
@@ -453,7 +454,14 @@ func (s *Store) update(ctx context.Context, prepare func() (*change, error)) err
 		if err := durable.MkdirAll(filepath.Dir(c.path)); err != nil {
 			return err
 		}
-		if err := s.writeFile(c.path, c.data); err != nil {
+		if c.remove {
+			if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			if err := durable.SyncDir(filepath.Dir(c.path)); err != nil {
+				return err
+			}
+		} else if err := s.writeFile(c.path, c.data); err != nil {
 			return err
 		}
 		if err := s.at("file-written", c.path); err != nil {
@@ -491,9 +499,13 @@ func (c *change) patch(old *catalog.Snapshot, gen uint64) *catalog.Snapshot {
 		i := slices.IndexFunc(releases, func(o catalog.Release) bool {
 			return o.Name == r.Name && versionKey(o.Version) == versionKey(r.Version)
 		})
-		if i >= 0 {
+		switch {
+		case c.remove && i >= 0:
+			releases = slices.Delete(releases, i, i+1)
+		case c.remove:
+		case i >= 0:
 			releases[i] = *r
-		} else {
+		default:
 			releases = append(releases, *r)
 		}
 	}
@@ -545,6 +557,49 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 		}
 		return &change{path: path, data: data, release: &stored}, nil
 	})
+}
+
+// RemoveRelease deletes the release name v and moves the generation (see
+// catalog.Purger).
+func (s *Store) RemoveRelease(ctx context.Context, name string, v *semver.Version) error {
+	if err := catalog.ValidateName(name); err != nil {
+		return err
+	}
+	return s.update(ctx, func() (*change, error) {
+		path := s.releaseFile(name, v)
+		old, _, err := readRelease(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing %s %s: %w", name, v, catalog.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("removing %s %s: %w", name, v, err)
+		}
+		return &change{path: path, remove: true, release: &old}, nil
+	})
+}
+
+// DeleteDocument deletes a stored document (see catalog.Purger): the data
+// file first, which is what makes it exist, then its media type.
+func (s *Store) DeleteDocument(ctx context.Context, dgst digest.Digest) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	path, err := s.docPath(dgst)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("document %s: %w", dgst, catalog.ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("deleting document %s: %w", dgst, err)
+	}
+	if err := os.Remove(path + ".type"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("deleting document %s: %w", dgst, err)
+	}
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // PutStack validates st and stores it, replacing the stack of that name.
