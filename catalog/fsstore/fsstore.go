@@ -413,7 +413,7 @@ func (s *Store) writeGeneration(gen uint64) error {
 type change struct {
 	path    string
 	data    []byte
-	remove  bool // delete path (a release being purged) instead of writing data
+	remove  bool             // delete path (a release being purged) instead of writing data
 	release *catalog.Release // the release as a reload would read it
 	stack   *catalog.Stack
 }
