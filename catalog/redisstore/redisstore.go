@@ -114,9 +114,12 @@
 // changes that reused its generation numbers, until it restarts. Run Redis
 // with persistence and, with Sentinel, min-replicas-to-write.
 //
-// Commands used (for ACLs): GET, MGET, SET, INCR, ZADD, ZRANGEBYSCORE, HGET,
-// HSET, HGETALL, HMGET, MULTI, EXEC, EVAL, EVALSHA, PUBLISH, SUBSCRIBE,
-// PING, and go-redis's connection setup (HELLO, CLIENT SETNAME/SETINFO).
+// Commands used (for ACLs): GET, MGET, SET, INCR, ZADD, ZREM, ZRANGEBYSCORE,
+// HGET, HSET, HSETNX, HDEL, HKEYS, HGETALL, HMGET, SADD, SREM, SMEMBERS,
+// SISMEMBER, EXISTS, DEL, SCAN (envreg verify, gc and purge), MULTI, EXEC,
+// EVAL, EVALSHA, PUBLISH, SUBSCRIBE, PING, and go-redis's connection setup
+// (HELLO, CLIENT SETNAME/SETINFO). Ordinary repositories (repos.go) and
+// purging (purge.go) document their keys and scripts there.
 package redisstore
 
 import (

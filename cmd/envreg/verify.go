@@ -26,8 +26,9 @@ import (
 // stored, which the layerstore and catalog ports do not promise. These
 // optional capabilities are checked by type assertion; the embedded store
 // has all of them (layerstore/fs: Walk, Delete; catalog/fsstore:
-// WalkDocuments), layerstore/s3 has Walk and Delete, and a backend that
-// lacks one is refused with an error saying which.
+// WalkDocuments; ages from its files), and so do Redis + S3
+// (catalog/redisstore: WalkDocuments; layerstore/s3: Walk, Delete,
+// ModTime). A backend that lacks one is refused with an error saying which.
 type (
 	blobWalker interface {
 		Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
@@ -69,11 +70,11 @@ func walkers(st *storage, b *backends) (blobWalker, documentWalker, error) {
 	catalogAt, blobsAt := st.describe()
 	bw, ok := b.blobs.(blobWalker)
 	if !ok {
-		return nil, nil, fmt.Errorf("the blob store %s cannot list its blobs (no Walk); only the embedded store (--data) and s3:// can", blobsAt)
+		return nil, nil, fmt.Errorf("the blob store %s cannot list its blobs (no Walk); the embedded store (--data) and s3:// blob stores can", blobsAt)
 	}
 	dw, ok := b.catalog.(documentWalker)
 	if !ok {
-		return nil, nil, fmt.Errorf("the catalog %s cannot list its stored manifests (no WalkDocuments); only the embedded store (--data) can", catalogAt)
+		return nil, nil, fmt.Errorf("the catalog %s cannot list its stored manifests (no WalkDocuments); the embedded store (--data) and redis:// catalogs can", catalogAt)
 	}
 	return bw, dw, nil
 }

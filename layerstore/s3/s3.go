@@ -1,7 +1,8 @@
 // Package s3 stores content-addressed blobs in an S3-compatible object store
 // (AWS S3, MinIO, versitygw, Ceph RGW, …), so that several envreg replicas
 // can share one set of blobs. It implements layerstore.Store, the optional
-// layerstore.Redirector, and Walk and Delete like package fs.
+// layerstore.Redirector, and Walk, Delete and ModTime (for gc's grace
+// period) like package fs.
 //
 // # URL
 //
@@ -88,7 +89,7 @@
 // s3:ListBucketMultipartUploads and s3:AbortMultipartUpload.
 //
 // This package is not a cache and never evicts; garbage collection is a
-// separate tool built on Walk and Delete.
+// separate tool (envreg gc) built on Walk, ModTime and Delete.
 package s3
 
 import (
