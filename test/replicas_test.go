@@ -7,6 +7,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/envreg/envreg/internal/testservers"
 	"github.com/envreg/envreg/test/fixtures"
@@ -72,6 +75,18 @@ func TestMigrate(t *testing.T) {
 	data := publishAll(t)
 	before := startServer(t, data)
 	pinned := digestOf(t, before, "env:php-8.2_node-20") // stored as documents in data
+	// An ordinary repository with a pushed image and a second tag.
+	pushedImg, err := random.Image(4096, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref(t, before, "team/app:v1"), pushedImg); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(ref(t, before, "team/app:v1").Context().Tag("stable"), pushedImg); err != nil {
+		t.Fatal(err)
+	}
+	pushedDigest, _ := pushedImg.Digest()
 	before.stop(t)
 
 	redisURL := testservers.Redis(t)
@@ -82,8 +97,8 @@ func TestMigrate(t *testing.T) {
 	}
 	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("migrated")}
 	out := envreg(t, append([]string{"migrate", "--data", data}, storage...)...)
-	if !strings.Contains(out, "verified") {
-		t.Errorf("migrate output lacks the verification: %s", out)
+	if !strings.Contains(out, "verified") || !strings.Contains(out, "repositories: 1 (1 manifests, 2 tags)") {
+		t.Errorf("migrate output lacks the verification or the repository: %s", out)
 	}
 	// Running it again copies nothing new and still verifies.
 	if again := envreg(t, append([]string{"migrate", "--data", data}, storage...)...); !strings.Contains(again, "blobs: 0 copied") {
@@ -94,5 +109,17 @@ func TestMigrate(t *testing.T) {
 	pullIndex(t, after, "env@"+pinned.String())
 	if got := digestOf(t, after, "env:php-8.2_node-20"); got != pinned {
 		t.Errorf("after migration php-8.2_node-20 = %s, want %s", got, pinned)
+	}
+	for _, tag := range []string{"v1", "stable"} {
+		img, err := remote.Image(ref(t, after, "team/app:"+tag))
+		if err != nil {
+			t.Fatalf("team/app:%s after migration: %v", tag, err)
+		}
+		if d, _ := img.Digest(); d != pushedDigest {
+			t.Fatalf("team/app:%s after migration: %s, want %s", tag, d, pushedDigest)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Fatalf("team/app:%s after migration: %v", tag, err)
+		}
 	}
 }

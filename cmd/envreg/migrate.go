@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -86,6 +87,14 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "documents: %d\n", docs)
 
+	// 2b. Ordinary (pushed-to) repositories: blob links, then manifest
+	// records (their documents were copied above), then tags.
+	repos, manifests, tagCount, err := copyRepositories(ctx, srcCat, dst.catalog)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "repositories: %d (%d manifests, %d tags)\n", repos, manifests, tagCount)
+
 	// 3. Stacks, then releases (with their original publish times, so
 	// digests do not change).
 	snap, err := srcCat.Snapshot(ctx)
@@ -139,13 +148,14 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	problems = append(problems, compareRepositories(ctx, srcCat, dst.catalog)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(env.stderr, "verify:", p)
 		}
 		return fmt.Errorf("verification found %d problems", len(problems))
 	}
-	fmt.Fprintf(env.stdout, "verified in %s: every package version, layer and document is in the target\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.stdout, "verified in %s: every package version, layer, document and repository is in the target\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -156,4 +166,86 @@ func findRelease(snap *catalog.Snapshot, r catalog.Release) *catalog.Release {
 		}
 	}
 	return nil
+}
+
+// copyRepositories copies every ordinary repository of src into dst.
+func copyRepositories(ctx context.Context, src, dst catalog.Repositories) (repos, manifests, tags int, err error) {
+	names, err := src.RepositoryNames(ctx)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("listing repositories: %w", err)
+	}
+	for _, repo := range names {
+		blobs, err := src.Blobs(ctx, repo)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("repository %s: %w", repo, err)
+		}
+		for _, d := range blobs {
+			if err := dst.LinkBlob(ctx, repo, d); err != nil {
+				return 0, 0, 0, fmt.Errorf("repository %s: blob %s: %w", repo, d, err)
+			}
+		}
+		recs, err := src.Manifests(ctx, repo)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("repository %s: %w", repo, err)
+		}
+		byDigest := map[digest.Digest]catalog.ManifestRecord{}
+		for _, rec := range recs {
+			if err := dst.PutManifest(ctx, repo, rec); err != nil {
+				return 0, 0, 0, fmt.Errorf("repository %s: manifest %s: %w", repo, rec.Digest, err)
+			}
+			byDigest[rec.Digest] = rec
+		}
+		ts, err := src.Tags(ctx, repo)
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return 0, 0, 0, fmt.Errorf("repository %s: %w", repo, err)
+		}
+		for _, tag := range ts {
+			d, err := src.Tag(ctx, repo, tag)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("repository %s: tag %s: %w", repo, tag, err)
+			}
+			rec, ok := byDigest[d]
+			if !ok {
+				continue // deleted meanwhile
+			}
+			if err := dst.PutManifest(ctx, repo, rec, tag); err != nil {
+				return 0, 0, 0, fmt.Errorf("repository %s: tag %s: %w", repo, tag, err)
+			}
+		}
+		repos++
+		manifests += len(recs)
+		tags += len(ts)
+	}
+	return repos, manifests, tags, nil
+}
+
+// compareRepositories lists what of src's repositories dst lacks.
+func compareRepositories(ctx context.Context, src, dst catalog.Repositories) []string {
+	var problems []string
+	names, err := src.RepositoryNames(ctx)
+	if err != nil {
+		return []string{fmt.Sprintf("listing repositories: %v", err)}
+	}
+	for _, repo := range names {
+		blobs, _ := src.Blobs(ctx, repo)
+		for _, d := range blobs {
+			if ok, err := dst.BlobLinked(ctx, repo, d); err != nil || !ok {
+				problems = append(problems, fmt.Sprintf("repository %s: blob %s not linked in target (%v)", repo, d, err))
+			}
+		}
+		recs, _ := src.Manifests(ctx, repo)
+		for _, rec := range recs {
+			if _, err := dst.Manifest(ctx, repo, rec.Digest); err != nil {
+				problems = append(problems, fmt.Sprintf("repository %s: manifest %s: %v", repo, rec.Digest, err))
+			}
+		}
+		tags, _ := src.Tags(ctx, repo)
+		for _, tag := range tags {
+			want, _ := src.Tag(ctx, repo, tag)
+			if got, err := dst.Tag(ctx, repo, tag); err != nil || got != want {
+				problems = append(problems, fmt.Sprintf("repository %s: tag %s is %s in target, want %s (%v)", repo, tag, got, want, err))
+			}
+		}
+	}
+	return problems
 }
