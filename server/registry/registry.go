@@ -1,17 +1,21 @@
-// Package registry serves the pull side of the OCI distribution-spec v1.1
-// (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md)
-// for envreg's virtual repositories.
+// Package registry serves the OCI distribution-spec v1.1
+// (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md).
 //
-// A repository is a stack. A manifest GET by tag parses the tag into a
-// requirement set, resolves it against one catalog snapshot and returns the
-// synthesized index or manifest (manifestgen.Composer); a GET by digest
-// returns a stored document; blobs are layers published ahead of time and
-// the synthesized configs.
+// A repository is either a stack (virtual, read-only) or an ordinary one.
+// For a stack, a manifest GET by tag parses the tag into a requirement set,
+// resolves it against one catalog snapshot and returns the synthesized index
+// or manifest (manifestgen.Composer); a GET by digest returns a stored
+// document; blobs are layers published ahead of time and the synthesized
+// configs. Any other repository behaves like any OCI registry's (push.go,
+// repo.go): uploads, mounts, manifests by tag and digest, deletes, the
+// referrers API; and a tag push to packages/<name> is registered as a
+// package version (ingest.go).
 //
-// Handlers return errors; ServeHTTP-side wrapping maps them to the spec's
-// JSON error bodies in one function, ToError. This package is the only
-// place where domain errors become OCI codes. Backends are injected as the
-// small interfaces each handler needs.
+// Every request is authorized first (Authorizer). Handlers return errors;
+// ServeHTTP-side wrapping maps them to the spec's JSON error bodies in one
+// function, ToError. This package is the only place where domain errors
+// become OCI codes. Backends are injected as the small interfaces each
+// handler needs.
 package registry
 
 import (
