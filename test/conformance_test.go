@@ -89,6 +89,16 @@ func TestConformance(t *testing.T) {
 		if out, errOut, err := envregResult(t, "verify", "--data", s.data); err != nil {
 			t.Errorf("envreg verify after the conformance run: %v\n%s\n%s", err, out, errOut)
 		}
+		// gc collects what the suite deleted and nothing else: the store
+		// still verifies, and the composed tag still pulls.
+		if out, errOut, err := envregResult(t, "gc", "--data", s.data, "--grace", "0"); err != nil {
+			t.Errorf("envreg gc after the conformance run: %v\n%s\n%s", err, out, errOut)
+		} else {
+			t.Logf("gc after the conformance run: %s", out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+		}
+		if out, errOut, err := envregResult(t, "verify", "--data", s.data); err != nil {
+			t.Errorf("envreg verify after gc: %v\n%s\n%s", err, out, errOut)
+		}
 	})
 	full := time.Now()
 

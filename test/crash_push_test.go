@@ -78,7 +78,8 @@ func TestCrashDuringPushes(t *testing.T) {
 }
 
 // TestGCLeavesUploadsAlone: an upload in progress survives envreg gc
-// (its chunks are not blobs yet) and completes afterwards.
+// (its chunks are not blobs yet) and completes afterwards; the blob then
+// survives gc for the grace period.
 func TestGCLeavesUploadsAlone(t *testing.T) {
 	data := publishAll(t)
 	s := startServer(t, data)
@@ -101,10 +102,21 @@ func TestGCLeavesUploadsAlone(t *testing.T) {
 	if r.StatusCode != http.StatusOK || !bytes.Equal(body, blob) {
 		t.Fatalf("the uploaded blob: %d, %d bytes", r.StatusCode, len(body))
 	}
-	// A blob pushed but not yet named by any manifest survives gc too.
-	envreg(t, "gc", "--data", data, "--grace", "0")
+	// A blob pushed but not yet named by any manifest survives gc for the
+	// grace period (its manifest is coming); then a manifest names it.
+	envreg(t, "gc", "--data", data)
 	if r, _ := s.get(t, "/v2/team/gc/blobs/"+d.String(), ""); r.StatusCode != http.StatusOK {
-		t.Fatalf("gc deleted a pushed blob: %d", r.StatusCode)
+		t.Fatalf("gc deleted a blob pushed a moment ago: %d", r.StatusCode)
+	}
+	// Without a grace period it goes, is unlinked, and a manifest naming it
+	// is refused until it is pushed again.
+	envreg(t, "gc", "--data", data, "--grace", "0")
+	if r, _ := s.get(t, "/v2/team/gc/blobs/"+d.String(), ""); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unreferenced pushed blob after gc --grace 0: %d", r.StatusCode)
+	}
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, d, len(blob))
+	if r := do(t, http.MethodPut, s.url("/v2/team/gc/manifests/v1"), []byte(m), "Content-Type", "application/vnd.oci.image.manifest.v1+json"); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a manifest naming a collected blob: %d, want 400 MANIFEST_BLOB_UNKNOWN", r.StatusCode)
 	}
 }
 

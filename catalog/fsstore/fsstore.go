@@ -578,6 +578,23 @@ func (s *Store) RemoveRelease(ctx context.Context, name string, v *semver.Versio
 	})
 }
 
+// DocumentModTime reports when the document dgst was stored (for envreg
+// gc's grace period), or an error wrapping catalog.ErrNotFound.
+func (s *Store) DocumentModTime(ctx context.Context, dgst digest.Digest) (time.Time, error) {
+	path, err := s.docPath(dgst)
+	if err != nil {
+		return time.Time{}, err
+	}
+	info, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("document %s: %w", dgst, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return info.ModTime(), nil
+}
+
 // DeleteDocument deletes a stored document (see catalog.Purger): the data
 // file first, which is what makes it exist, then its media type.
 func (s *Store) DeleteDocument(ctx context.Context, dgst digest.Digest) error {

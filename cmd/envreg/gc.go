@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/layerstore"
 )
 
@@ -68,10 +71,17 @@ func runGC(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 
-	refs, err := references(ctx, b)
+	view, err := references(ctx, b)
 	if err != nil {
 		return err
 	}
+	// Orphaned pushed manifests first: deleting one ends its claim on
+	// blobs, which this same run can then free.
+	docsDeleted, docsKept, err := collectOrphans(ctx, env, b, view, *grace, *dryRun)
+	if err != nil {
+		return err
+	}
+	refs := view.refs
 	type candidate struct {
 		d    digest.Digest
 		size int64
@@ -116,11 +126,22 @@ func runGC(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		refs, err = references(ctx, fresh)
+		fv, err := references(ctx, fresh)
 		fresh.Close()
 		if err != nil {
 			return err
 		}
+		// Orphans still there were kept above or are new: they keep their
+		// blobs (in a dry run, those it would delete do not).
+		for d, ds := range fv.orphans {
+			if docsDeleted[d] {
+				continue
+			}
+			for _, m := range ds {
+				fv.refs[m] = true
+			}
+		}
+		refs, view.links = fv.refs, fv.links
 	}
 	var deleted int
 	var freed int64
@@ -158,10 +179,20 @@ func runGC(ctx context.Context, env *cliEnv, args []string) error {
 		deleted++
 		freed += c.size
 		fmt.Fprintf(env.stdout, "%s %s (%d bytes)\n", verb, c.d, c.size)
+		if !*dryRun {
+			for _, repo := range view.links[c.d] { // links to a blob that is gone
+				if err := b.catalog.UnlinkBlob(ctx, repo, c.d); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+					return fmt.Errorf("unlinking deleted blob %s from %s: %w", c.d, repo, err)
+				}
+			}
+		}
 	}
 	freedVerb := "freed"
 	if *dryRun {
 		freedVerb = "would be freed"
+	}
+	if len(docsDeleted) > 0 || docsKept > 0 {
+		fmt.Fprintf(env.stdout, "gc: %s %d manifests no repository holds any more; kept %d (younger than %s, or of unknown age)\n", verb, len(docsDeleted), docsKept, *grace)
 	}
 	fmt.Fprintf(env.stdout, "gc: %s %d unreferenced blobs, %d bytes %s; kept %d referenced blobs (%d bytes) and %d unreferenced blobs younger than %s\n",
 		verb, deleted, freed, freedVerb, referenced, referencedBytes, young, *grace)
@@ -186,56 +217,205 @@ func blobAges(st *storage, b *backends, grace time.Duration) (blobAger, error) {
 		"give --grace 0 to collect anyway, only while nothing publishes or composes", blobsAt)
 }
 
-// references returns every blob digest that a release or stored document
-// references. A document counts with every digest its JSON mentions
-// (config, layers, manifests, subject, annotations alike), and one that
-// is not JSON with every digest in its bytes: a document gc does not
-// understand must keep what it points to.
-func references(ctx context.Context, b *backends) (map[digest.Digest]bool, error) {
+// gcView is what gc reads before it deletes anything.
+type gcView struct {
+	// refs are the blobs that must stay: layers of package versions and
+	// every digest a live document mentions.
+	refs map[digest.Digest]bool
+	// orphans are pushed documents that no repository holds any more
+	// (their manifest was deleted), with the digests each mentions: gc
+	// deletes them (when old enough) and with them their claim on blobs.
+	orphans map[digest.Digest][]digest.Digest
+	// links are the repositories each blob is linked to.
+	links map[digest.Digest][]string
+}
+
+// references reads what keeps blobs alive, as distribution's gc does for
+// ordinary repositories: a blob stays while a package version uses it, a
+// composed image (an index with io.envreg.stack and its manifests) or a
+// manifest that some repository holds mentions it. A blob linked to a
+// repository that no manifest names (an upload whose manifest never came,
+// or whose manifest was deleted) goes once it is older than the grace
+// period. A document counts with every digest its JSON mentions (config,
+// layers, manifests, subject, annotations alike), and one that is not
+// JSON with every digest in its bytes: a document gc does not understand
+// keeps what it points to.
+func references(ctx context.Context, b *backends) (*gcView, error) {
 	dw, ok := b.catalog.(documentWalker)
 	if !ok {
 		return nil, errors.New("the catalog cannot list its stored manifests (no WalkDocuments)")
 	}
-	refs := map[digest.Digest]bool{}
+	v := &gcView{refs: map[digest.Digest]bool{}, orphans: map[digest.Digest][]digest.Digest{}, links: map[digest.Digest][]string{}}
 	snap, err := b.catalog.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}
 	for _, r := range snap.AllReleases() {
 		for _, l := range r.Layers {
-			refs[l.Digest] = true
+			v.refs[l.Digest] = true
 		}
 	}
-	// Blobs linked to ordinary repositories (pushed blobs, whether a
-	// manifest references them yet or not) stay pullable.
 	repos, err := b.catalog.RepositoryNames(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing repositories: %w", err)
 	}
+	live := map[digest.Digest]bool{}
 	for _, repo := range repos {
 		linked, err := b.catalog.Blobs(ctx, repo)
 		if err != nil {
 			return nil, fmt.Errorf("listing the blobs of repository %s: %w", repo, err)
 		}
 		for _, d := range linked {
-			refs[d] = true
+			v.links[d] = append(v.links[d], repo)
+		}
+		recs, err := b.catalog.Manifests(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("listing the manifests of repository %s: %w", repo, err)
+		}
+		for _, rec := range recs {
+			live[rec.Digest] = true
 		}
 	}
+	type stored struct {
+		mentions []digest.Digest
+		doc      *document // nil: not a document gc understands
+	}
+	docs := map[digest.Digest]stored{}
 	err = dw.WalkDocuments(ctx, func(d catalog.Document) error {
-		var v any
-		if err := json.Unmarshal(d.Data, &v); err != nil {
+		var st stored
+		var val any
+		if err := json.Unmarshal(d.Data, &val); err != nil {
 			for _, m := range digestPattern.FindAll(d.Data, -1) {
-				refs[digest.Digest(m)] = true
+				st.mentions = append(st.mentions, digest.Digest(m))
 			}
-			return nil
+		} else {
+			mentioned := map[digest.Digest]bool{}
+			markStrings(val, mentioned)
+			for m := range mentioned {
+				st.mentions = append(st.mentions, m)
+			}
+			if doc, err := parseDocument(d); err == nil {
+				st.doc = &doc
+			}
 		}
-		markStrings(v, refs)
+		docs[d.Digest] = st
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing stored documents (nothing deleted; run envreg verify): %w", err)
 	}
-	return refs, nil
+	// An index a repository holds keeps its manifests (and nested
+	// indexes) whether or not they are held themselves.
+	for changed := true; changed; {
+		changed = false
+		for dgst := range live {
+			if st, ok := docs[dgst]; ok && st.doc != nil {
+				for _, m := range st.doc.Manifests {
+					if !live[m.Digest] {
+						live[m.Digest], changed = true, true
+					}
+				}
+			}
+		}
+	}
+	composed := map[digest.Digest]bool{}
+	for dgst, st := range docs {
+		if st.doc != nil && st.doc.Annotations[manifestgen.KeyStack] != "" {
+			composed[dgst] = true
+			for _, m := range st.doc.Manifests {
+				composed[m.Digest] = true
+			}
+		}
+	}
+	for dgst, st := range docs {
+		if st.doc != nil && !composed[dgst] && !live[dgst] {
+			v.orphans[dgst] = st.mentions
+			continue
+		}
+		for _, m := range st.mentions {
+			v.refs[m] = true
+		}
+	}
+	return v, nil
+}
+
+// documentAger tells when a document was stored (the embedded catalog);
+// without it orphaned documents are deleted only with --grace 0.
+type documentAger interface {
+	DocumentModTime(ctx context.Context, d digest.Digest) (time.Time, error)
+}
+
+// collectOrphans deletes (or, in a dry run, lists) the orphaned pushed
+// documents older than grace, each after checking again that no
+// repository holds it, and makes the kept ones' digests references. It
+// returns the set it deleted and how many it kept.
+func collectOrphans(ctx context.Context, env *cliEnv, b *backends, view *gcView, grace time.Duration, dryRun bool) (map[digest.Digest]bool, int, error) {
+	deleted := map[digest.Digest]bool{}
+	kept := 0
+	purger, canDelete := b.catalog.(catalog.Purger)
+	ager, hasAges := b.catalog.(documentAger)
+	keep := func(d digest.Digest) {
+		kept++
+		for _, m := range view.orphans[d] {
+			view.refs[m] = true
+		}
+	}
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	for _, d := range slices.Sorted(maps.Keys(view.orphans)) {
+		if !canDelete || (grace > 0 && !hasAges) {
+			keep(d)
+			continue
+		}
+		if grace > 0 {
+			t, err := ager.DocumentModTime(ctx, d)
+			if errors.Is(err, catalog.ErrNotFound) {
+				continue // gone meanwhile
+			}
+			if err != nil {
+				return nil, 0, fmt.Errorf("document %s: %w", d, err)
+			}
+			if time.Since(t) < grace {
+				keep(d)
+				continue
+			}
+		}
+		switch isHeld, err := held(ctx, b.catalog, d); {
+		case err != nil:
+			return nil, 0, fmt.Errorf("checking manifest %s: %w", d, err)
+		case isHeld: // pushed again since the first read
+			keep(d)
+			continue
+		}
+		if !dryRun {
+			if err := purger.DeleteDocument(ctx, d); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+				return nil, 0, fmt.Errorf("deleting manifest %s: %w", d, err)
+			}
+		}
+		deleted[d] = true
+		fmt.Fprintf(env.stdout, "%s manifest %s (no repository holds it)\n", verb, d)
+	}
+	return deleted, kept, nil
+}
+
+// held reports whether some repository holds manifest d now (read fresh,
+// right before an orphaned document is deleted).
+func held(ctx context.Context, repos catalog.Repositories, d digest.Digest) (bool, error) {
+	names, err := repos.RepositoryNames(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, repo := range names {
+		switch _, err := repos.Manifest(ctx, repo, d); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, catalog.ErrNotFound):
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // markStrings marks every string in a decoded JSON value that is a valid

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,37 +206,97 @@ func TestGCUnsupportedBackends(t *testing.T) {
 	}
 }
 
-// TestGCKeepsPushedBlobs: a blob linked to an ordinary repository (pushed,
-// with no manifest naming it yet) is kept however old; unlinked, it goes.
-func TestGCKeepsPushedBlobs(t *testing.T) {
-	s, old, _ := gcSetup(t)
-	pushed := putBlob(t, s, "a blob pushed to team/app two hours ago", 2*time.Hour)
+// pushedManifest stores a pushed image manifest whose config is blob
+// config (of size n) in repo, as the registry's manifest PUT does, and
+// returns its digest.
+func pushedManifest(t *testing.T, cat *fsstore.Store, repo string, config digest.Digest, n int, tag string) digest.Digest {
+	t.Helper()
+	data := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, config, n))
+	d := digest.FromBytes(data)
+	if err := cat.PutDocument(t.Context(), catalog.Document{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: d, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.LinkBlob(t.Context(), repo, config); err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	if tag != "" {
+		tags = append(tags, tag)
+	}
+	if err := cat.PutManifest(t.Context(), repo, catalog.ManifestRecord{Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(data))}, tags...); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestGCPushedContent: as in distribution's gc, a pushed blob stays while
+// a manifest some repository holds names it; a blob only linked (its
+// manifest never came, or was deleted) goes after the grace period and is
+// unlinked; a deleted manifest's document goes after the grace period, and
+// with it its claim on blobs.
+func TestGCPushedContent(t *testing.T) {
+	s, _, _ := gcSetup(t)
+	held := putBlob(t, s, "config of a manifest team/app holds", 2*time.Hour)
+	linkedOnly := putBlob(t, s, "uploaded two hours ago, no manifest came", 2*time.Hour)
+	uploading := putBlob(t, s, "uploaded a minute ago, its manifest is coming", time.Minute)
+	deletedCfg := putBlob(t, s, "config of a manifest deleted from team/app", 2*time.Hour)
+	youngCfg := putBlob(t, s, "config of a manifest deleted a minute after its push", 2*time.Hour)
+
 	cat, err := fsstore.Open(s.data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.LinkBlob(t.Context(), "team/app", pushed); err != nil {
-		t.Fatal(err)
+	ctx := t.Context()
+	pushedManifest(t, cat, "team/app", held, len("config of a manifest team/app holds"), "v1")
+	for _, d := range []digest.Digest{linkedOnly, uploading} {
+		if err := cat.LinkBlob(ctx, "team/app", d); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cat.Close()
-	if code, out, errOut := runSub(t, runGC, "--data", s.data, "--grace", "0"); code != 0 {
+	gone := pushedManifest(t, cat, "team/app", deletedCfg, len("config of a manifest deleted from team/app"), "")
+	young := pushedManifest(t, cat, "team/app", youngCfg, len("config of a manifest deleted a minute after its push"), "")
+	for _, d := range []digest.Digest{gone, young} {
+		if err := cat.DeleteManifest(ctx, "team/app", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setAge(t, filepath.Join(s.data, "documents", "sha256", gone.Encoded()), 2*time.Hour)
+
+	code, out, errOut := runSub(t, runGC, "--data", s.data)
+	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !exists(s.blobFile(pushed)) {
-		t.Fatal("gc deleted a blob linked to repository team/app")
+	for _, want := range []string{
+		"deleted manifest " + gone.String() + " (no repository holds it)",
+		"gc: deleted 1 manifests no repository holds any more; kept 1",
+		"deleted " + string(linkedOnly),
+		"deleted " + string(deletedCfg),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
-	if exists(s.blobFile(old)) {
-		t.Fatal("gc kept an unreferenced orphan")
+	for _, d := range []digest.Digest{held, uploading, youngCfg, s.baseLayer, s.phpLayer, s.config} {
+		if !exists(s.blobFile(d)) {
+			t.Errorf("gc deleted %s", d)
+		}
 	}
-	cat, _ = fsstore.Open(s.data)
-	if err := cat.UnlinkBlob(t.Context(), "team/app", pushed); err != nil {
-		t.Fatal(err)
+	for _, d := range []digest.Digest{linkedOnly, deletedCfg} {
+		if exists(s.blobFile(d)) {
+			t.Errorf("gc kept %s", d)
+		}
+	}
+	if linked, _ := cat.BlobLinked(ctx, "team/app", linkedOnly); linked {
+		t.Error("a deleted blob is still linked to team/app")
+	}
+	if _, err := cat.Document(ctx, gone); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("the deleted manifest's document: %v", err)
+	}
+	if _, err := cat.Document(ctx, young); err != nil {
+		t.Errorf("a young orphaned document was deleted: %v", err)
 	}
 	cat.Close()
-	if code, out, errOut := runSub(t, runGC, "--data", s.data, "--grace", "0"); code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
-	}
-	if exists(s.blobFile(pushed)) {
-		t.Fatal("gc kept a blob no repository links any more")
+	if code, out, _ := runSub(t, runVerify, "--data", s.data); code != 0 {
+		t.Errorf("verify after gc: exit %d\n%s", code, out)
 	}
 }

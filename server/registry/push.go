@@ -463,6 +463,15 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 		if err != nil {
 			return fmt.Errorf("looking up blob %s in %s: %w", desc.Digest, name, err)
 		}
+		if linked {
+			// A link outlives its blob only until gc unlinks it.
+			switch _, err := reg.blobs.Stat(ctx, desc.Digest); {
+			case errors.Is(err, layerstore.ErrNotFound):
+				linked = false
+			case err != nil:
+				return fmt.Errorf("looking up blob %s: %w", desc.Digest, err)
+			}
+		}
 		if !linked {
 			return &Error{ErrorCode: CodeManifestBlobUnknown,
 				Message: fmt.Sprintf("manifest references blob %s, which is not in repository %s: push it first", desc.Digest, name),
