@@ -2,19 +2,19 @@ package main
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/manifestgen"
 )
 
 // defaultGrace is how old an unreferenced blob must be before gc deletes
