@@ -1,8 +1,12 @@
 package manifestgen_test
 
 import (
+	"path/filepath"
+	"strconv"
 	"testing"
 
+	"github.com/envreg/envreg/catalog/fsstore"
+	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/manifestgen"
 )
 
@@ -28,6 +32,36 @@ func BenchmarkGenerateMaxLayers(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := manifestgen.Generate(res, manifestgen.FormatOCI); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStoreNew: persisting a composition never stored before (2
+// configs, 2 manifests, the index) durably in the embedded stores, the
+// part of a first GET of a new combination that waits on fsync.
+func BenchmarkStoreNew(b *testing.B) {
+	dir := b.TempDir()
+	cat, err := fsstore.Open(filepath.Join(dir, "data"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cat.Close()
+	blobs, err := blobfs.New(filepath.Join(dir, "data", "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := manifestgen.NewComposer(cat, blobs)
+	res := manyReleases(5)
+	i := 0
+	for b.Loop() {
+		i++
+		res.Stack.Image.Env = map[string]string{"N": strconv.Itoa(i)} // a new image each time
+		img, err := manifestgen.Generate(res, manifestgen.FormatOCI)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Store(b.Context(), img); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -133,18 +133,53 @@ func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catal
 }
 
 // Store persists img: config blobs first, then the manifests, then the index,
-// so that nothing stored ever references something that is not.
+// so that nothing stored ever references something that is not. Within a
+// step the writes run concurrently: each is durable (fsync) before it
+// returns, and a first GET of a new combination spends most of its time
+// waiting for those syncs, which the file system can overlap.
 func (c *Composer) Store(ctx context.Context, img *Image) error {
-	for _, b := range img.Configs {
+	err := concurrently(len(img.Configs), func(i int) error {
+		b := img.Configs[i]
 		if err := c.blobs.Put(ctx, b.Descriptor.Digest, b.Descriptor.Size, bytes.NewReader(b.Data)); err != nil {
 			return fmt.Errorf("storing config %s: %w", b.Descriptor.Digest, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	docs := append(append([]Blob(nil), img.Manifests...), img.Index)
-	for _, b := range docs {
+	put := func(b Blob) error {
 		d := catalog.Document{MediaType: b.Descriptor.MediaType, Digest: b.Descriptor.Digest, Data: b.Data}
 		if err := c.docs.PutDocument(ctx, d); err != nil {
 			return fmt.Errorf("storing manifest %s: %w", b.Descriptor.Digest, err)
+		}
+		return nil
+	}
+	if err := concurrently(len(img.Manifests), func(i int) error { return put(img.Manifests[i]) }); err != nil {
+		return err
+	}
+	return put(img.Index)
+}
+
+// concurrently runs fn(0) … fn(n-1) at once and returns the error of the
+// lowest i that failed (deterministic, whatever the timing).
+func concurrently(n int, fn func(i int) error) error {
+	if n == 1 {
+		return fn(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
