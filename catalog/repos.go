@@ -6,6 +6,8 @@ import (
 	"regexp"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/layerstore"
 )
 
 // Ordinary repositories.
@@ -58,17 +60,29 @@ type ManifestRecord struct {
 	Subject digest.Digest `json:"subject,omitempty"`
 }
 
-// Validate checks the record's digest, media type and subject.
+// Validate checks the record's digest and subject (sha256 or sha512, as
+// layerstore.ValidateDigest accepts, since they name files and keys), its
+// media type and size.
 func (m ManifestRecord) Validate() error {
-	if err := m.Digest.Validate(); err != nil {
+	if err := layerstore.ValidateDigest(m.Digest); err != nil {
 		return fmt.Errorf("manifest record: digest: %w", err)
 	}
 	if m.MediaType == "" || m.Size < 0 {
 		return fmt.Errorf("manifest record %s: media type %q, size %d", m.Digest, m.MediaType, m.Size)
 	}
 	if m.Subject != "" {
-		if err := m.Subject.Validate(); err != nil {
+		if err := layerstore.ValidateDigest(m.Subject); err != nil {
 			return fmt.Errorf("manifest record %s: subject: %w", m.Digest, err)
+		}
+	}
+	return nil
+}
+
+// ValidateTags checks tags against the spec's grammar.
+func ValidateTags(tags ...string) error {
+	for _, tag := range tags {
+		if err := ValidateTag(tag); err != nil {
+			return err
 		}
 	}
 	return nil

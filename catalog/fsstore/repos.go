@@ -150,18 +150,8 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m catalog.Manifest
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	if err := validDigest("manifest record", m.Digest); err != nil {
+	if err := catalog.ValidateTags(tags...); err != nil {
 		return err
-	}
-	if m.Subject != "" {
-		if err := validDigest("manifest record "+m.Digest.String()+": subject", m.Subject); err != nil {
-			return err
-		}
-	}
-	for _, tag := range tags {
-		if err := catalog.ValidateTag(tag); err != nil {
-			return err
-		}
 	}
 	data, err := json.Marshal(m)
 	if err != nil {

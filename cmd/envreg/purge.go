@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -34,13 +33,9 @@ func runPurge(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 2 {
-		return usagef("want NAME VERSION, e.g. envreg purge php 8.2.36")
-	}
-	name := fs.Arg(0)
-	v, err := semver.StrictNewVersion(fs.Arg(1))
+	name, v, err := nameVersion(fs, "purge")
 	if err != nil {
-		return usagef("version %q: want MAJOR.MINOR.PATCH", fs.Arg(1))
+		return err
 	}
 	b, err := store.open(ctx, quietLogger(env))
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 
 	"github.com/Masterminds/semver/v3"
@@ -20,13 +21,9 @@ func runYank(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 2 {
-		return usagef("want NAME VERSION, e.g. envreg yank php 8.2.36")
-	}
-	name := fs.Arg(0)
-	v, err := semver.StrictNewVersion(fs.Arg(1))
+	name, v, err := nameVersion(fs, "yank")
 	if err != nil {
-		return usagef("version %q: want MAJOR.MINOR.PATCH", fs.Arg(1))
+		return err
 	}
 	b, err := store.open(ctx, quietLogger(env))
 	if err != nil {
@@ -43,4 +40,16 @@ func runYank(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "%s is %s\n", rel.ID(), state)
 	return nil
+}
+
+// nameVersion reads the NAME VERSION arguments of yank and purge.
+func nameVersion(fs *flag.FlagSet, command string) (string, *semver.Version, error) {
+	if fs.NArg() != 2 {
+		return "", nil, usagef("want NAME VERSION, e.g. envreg %s php 8.2.36", command)
+	}
+	v, err := semver.StrictNewVersion(fs.Arg(1))
+	if err != nil {
+		return "", nil, usagef("version %q: want MAJOR.MINOR.PATCH", fs.Arg(1))
+	}
+	return fs.Arg(0), v, nil
 }
