@@ -176,6 +176,10 @@ type Release struct {
 	// version again keeps the flag; only a forced publish (Yank, Unyank)
 	// changes it.
 	Yanked bool `json:"yanked,omitempty"`
+	// Aliases are short names the package can be requested by ("node" for
+	// nodejs) in every stack that does not map them to something else
+	// itself; see Snapshot.PackageAliases.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // ID returns "name version", e.g. "php 8.2.36".
@@ -238,6 +242,13 @@ func (r Release) Validate() error {
 			errs = append(errs, fmt.Errorf("release %s: %w", r.Name, err))
 		}
 	}
+	for _, a := range r.Aliases {
+		if err := ValidateName(a); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: alias: %w", r.Name, err))
+		} else if a == r.Name {
+			errs = append(errs, fmt.Errorf("release %s: alias %q is its own name", r.Name, a))
+		}
+	}
 	for k := range r.Env.Vars {
 		if k == "" || k == "PATH" || strings.ContainsAny(k, "= \t\n") {
 			errs = append(errs, fmt.Errorf("release %s: invalid env variable name %q (PATH entries go in Env.Path)", r.Name, k))
@@ -251,6 +262,9 @@ func (r Release) Validate() error {
 func (r *Release) Canonicalize() {
 	slices.SortFunc(r.Layers, func(a, b Layer) int { return strings.Compare(a.Platform.String(), b.Platform.String()) })
 	r.Published = r.Published.UTC().Truncate(time.Second)
+	if len(r.Aliases) > 0 {
+		r.Aliases = slices.Compact(slices.Sorted(slices.Values(r.Aliases)))
+	}
 }
 
 // SameContent reports whether a and b describe the same package version with
@@ -259,7 +273,7 @@ func SameContent(a, b Release) bool {
 	return a.Name == b.Name && a.Version.Equal(b.Version) && a.Version.Metadata() == b.Version.Metadata() &&
 		slices.Equal(a.Env.Path, b.Env.Path) && maps.Equal(a.Env.Vars, b.Env.Vars) &&
 		slices.Equal(a.Requires, b.Requires) && slices.Equal(a.Conflicts, b.Conflicts) &&
-		maps.Equal(a.Labels, b.Labels)
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.Aliases, b.Aliases)
 }
 
 // Document is a stored image index or manifest, addressed by its digest.

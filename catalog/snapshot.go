@@ -15,6 +15,7 @@ type Snapshot struct {
 	releases map[string][]Release // newest first
 	names    []string             // sorted
 	stacks   map[string]Stack
+	aliases  map[string]string // package-declared aliases (PackageAliases)
 }
 
 // NewSnapshot indexes releases and stacks. The default stack "env" is added
@@ -37,11 +38,44 @@ func NewSnapshot(generation uint64, releases []Release, stacks []Stack) *Snapsho
 	for _, st := range stacks {
 		s.stacks[st.Name] = st
 	}
+	s.aliases = packageAliases(s.releases)
 	if _, ok := s.stacks[DefaultStackName]; !ok {
 		s.stacks[DefaultStackName] = DefaultStack()
 	}
 	return s
 }
+
+// packageAliases maps each alias that releases declare to its package. An
+// alias that two packages declare, or that is a package name itself, is
+// ambiguous and left out.
+func packageAliases(releases map[string][]Release) map[string]string {
+	var out map[string]string
+	ambiguous := map[string]bool{}
+	for name, rs := range releases {
+		for _, r := range rs {
+			for _, a := range r.Aliases {
+				if out == nil {
+					out = map[string]string{}
+				}
+				if cur, ok := out[a]; ok && cur != name {
+					ambiguous[a] = true
+				}
+				out[a] = name
+			}
+		}
+	}
+	for a := range out {
+		if _, isName := releases[a]; isName || ambiguous[a] {
+			delete(out, a)
+		}
+	}
+	return out
+}
+
+// PackageAliases returns the aliases packages declare (Release.Aliases),
+// alias to package name; nil when there are none. A stack's own aliases
+// take precedence over them (resolver.StackNames).
+func (s *Snapshot) PackageAliases() map[string]string { return s.aliases }
 
 // Releases returns the releases of one package, newest first.
 func (s *Snapshot) Releases(name string) []Release { return s.releases[name] }

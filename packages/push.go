@@ -34,7 +34,8 @@ import (
 //	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH)
 //	io.envreg.package.requires   constraints, ';'-separated: "base ^12; openssl >=3"
 //	io.envreg.package.conflicts  constraints, ';'-separated
-//	io.envreg.package.aliases    short names, ';'-separated, added to every stack
+//	io.envreg.package.aliases    short names, ';'-separated (Release.Aliases): usable in
+//	                             every stack that does not map them itself
 //	io.envreg.package.label.<K>  the release label K (shown by the catalog API)
 //
 // Any other io.envreg.package.* key is refused (a typo must not silently
@@ -151,10 +152,10 @@ func ParsePackageLabels(labels map[string]string) (PackageLabels, []string) {
 }
 
 // ReleaseLabels returns the package labels that describe rel's metadata
-// (everything but its layers) plus aliases: pushing an image with them to
+// (everything but its layers): pushing an image with them to
 // packages/<name>:<version> registers the same release. `envreg publish
 // --registry` puts them on the manifests it pushes.
-func ReleaseLabels(rel catalog.Release, aliases []string) map[string]string {
+func ReleaseLabels(rel catalog.Release) map[string]string {
 	l := map[string]string{
 		LabelName:    rel.Name,
 		LabelVersion: rel.Version.String(),
@@ -178,8 +179,8 @@ func ReleaseLabels(rel catalog.Release, aliases []string) map[string]string {
 	if len(rel.Conflicts) > 0 {
 		l[LabelConflicts] = cs(rel.Conflicts)
 	}
-	if len(aliases) > 0 {
-		l[LabelAliases] = strings.Join(aliases, "; ")
+	if len(rel.Aliases) > 0 {
+		l[LabelAliases] = strings.Join(rel.Aliases, "; ")
 	}
 	for k, v := range rel.Labels {
 		l[LabelLabel+k] = v
@@ -195,7 +196,7 @@ var KnownArchitectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mi
 type Ingestor struct {
 	// Blobs holds the pushed layers and configs.
 	Blobs layerstore.Reader
-	// Catalog records the release (and the aliases, in its stacks).
+	// Catalog records the release.
 	Catalog interface {
 		catalog.Reader
 		catalog.Publisher
@@ -256,6 +257,7 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	}
 	rel, mp := metadata{name: p.Name, version: p.Version, path: pl.Path, env: pl.Env, labels: pl.Labels,
 		requires: pl.Requires, conflicts: pl.Conflicts}.release()
+	rel.Aliases = pl.Aliases
 	for _, m := range mp {
 		problems = append(problems, "package "+m)
 	}
@@ -265,7 +267,7 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	for _, img := range p.Images {
 		problems = append(problems, checkImage(img, seen)...)
 	}
-	aliasProblems, stacks := in.checkAliases(ctx, p.Name, pl.Aliases)
+	aliasProblems := in.checkAliases(ctx, p.Name, pl.Aliases)
 	problems = append(problems, aliasProblems...)
 	if len(problems) > 0 {
 		return catalog.Release{}, &ValidationError{Problems: problems}
@@ -286,11 +288,6 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	}
 	if err := in.Catalog.Publish(ctx, rel, catalog.PublishOptions{}); err != nil {
 		return catalog.Release{}, fmt.Errorf("recording release in catalog: %w", err)
-	}
-	for _, st := range stacks {
-		if err := in.Catalog.PutStack(ctx, st); err != nil {
-			return catalog.Release{}, fmt.Errorf("adding aliases to stack %s: %w", st.Name, err)
-		}
 	}
 	for _, l := range rel.Layers {
 		in.log().InfoContext(ctx, "registered pushed package", "name", rel.Name, "version", rel.Version.String(),
@@ -388,46 +385,38 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 	}, nil
 }
 
-// checkAliases checks that every alias is free (or names pkg already) in
-// every stack, and returns the stacks that need it added.
-func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []string) ([]string, []catalog.Stack) {
+// checkAliases checks that every alias is a valid name, not a package
+// name, and not declared by another package.
+func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []string) []string {
 	if len(aliases) == 0 {
-		return nil, nil
+		return nil
 	}
 	snap, err := in.Catalog.Snapshot(ctx)
 	if err != nil {
-		return []string{fmt.Sprintf("reading the stacks for aliases: %v", err)}, nil
+		return []string{fmt.Sprintf("reading the catalog for aliases: %v", err)}
 	}
 	var problems []string
 	for _, a := range aliases {
-		if err := catalog.ValidateName(a); err != nil {
+		switch err := catalog.ValidateName(a); {
+		case err != nil:
 			problems = append(problems, fmt.Sprintf("label %s: %v", LabelAliases, err))
-		} else if a == pkg || len(snap.Releases(a)) > 0 {
+		case a == pkg || len(snap.Releases(a)) > 0:
 			problems = append(problems, fmt.Sprintf("label %s: alias %q is a package name", LabelAliases, a))
-		}
-	}
-	var changed []catalog.Stack
-	for _, st := range snap.Stacks() {
-		st.Aliases = maps.Clone(st.Aliases)
-		dirty := false
-		for _, a := range aliases {
-			switch cur, ok := st.Aliases[a]; {
-			case ok && cur == pkg:
-			case ok:
-				problems = append(problems, fmt.Sprintf("label %s: alias %q already names package %q in stack %s", LabelAliases, a, cur, st.Name))
-			default:
-				if st.Aliases == nil {
-					st.Aliases = map[string]string{}
+		default:
+			for _, name := range snap.Names() {
+				if name == pkg {
+					continue
 				}
-				st.Aliases[a] = pkg
-				dirty = true
+				for _, r := range snap.Releases(name) {
+					if slices.Contains(r.Aliases, a) {
+						problems = append(problems, fmt.Sprintf("label %s: alias %q is declared by package %s already", LabelAliases, a, name))
+						break
+					}
+				}
 			}
 		}
-		if dirty {
-			changed = append(changed, st)
-		}
 	}
-	return problems, changed
+	return problems
 }
 
 func (in *Ingestor) now() time.Time {

@@ -62,7 +62,8 @@ func TestReleaseLabelsRoundTrip(t *testing.T) {
 		Conflicts: []catalog.Constraint{{Name: "iojs", Range: "*"}},
 		Labels:    map[string]string{"debian.packages": "nodejs=20.11.1"},
 	}
-	labels := packages.ReleaseLabels(rel, []string{"node"})
+	rel.Aliases = []string{"node"}
+	labels := packages.ReleaseLabels(rel)
 	pl, problems := packages.ParsePackageLabels(labels)
 	if len(problems) > 0 {
 		t.Fatal(problems)

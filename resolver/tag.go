@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -36,12 +37,22 @@ type Names interface {
 // alias takes precedence over a published package of the same name, so
 // that publishing a package cannot change what an existing tag means.
 //
-// StackNames copies nothing: it keeps snap's sorted name slice and st's
-// alias map, so building it is O(1) and Canonical costs one map lookup and
-// at most two binary searches (O(log n) in the number of published names),
-// without allocating. It is meant to be built per request.
+// Aliases that packages declare (Snapshot.PackageAliases) count too,
+// unless the stack maps the same alias itself.
+//
+// StackNames copies nothing when no package declares an alias: it keeps
+// snap's sorted name slice and st's alias map, so building it is O(1) and
+// Canonical costs one map lookup and at most two binary searches (O(log n)
+// in the number of published names), without allocating. Otherwise it
+// merges the two alias maps once. It is meant to be built per request.
 func StackNames(snap *catalog.Snapshot, st catalog.Stack) Names {
-	return &stackNames{names: snap.Names(), aliases: st.Aliases}
+	aliases := st.Aliases
+	if pkg := snap.PackageAliases(); len(pkg) > 0 {
+		aliases = make(map[string]string, len(pkg)+len(st.Aliases))
+		maps.Copy(aliases, pkg)
+		maps.Copy(aliases, st.Aliases) // the stack's own win
+	}
+	return &stackNames{names: snap.Names(), aliases: aliases}
 }
 
 type stackNames struct {

@@ -52,3 +52,36 @@ func TestResolveSkipsYanked(t *testing.T) {
 		})
 	}
 }
+
+func TestPackageAliases(t *testing.T) {
+	withAlias := func(r catalog.Release, aliases ...string) catalog.Release {
+		r.Aliases = aliases
+		return r
+	}
+	releases := cat(rels("base 12.0.0"),
+		[]catalog.Release{withAlias(rel("tool 1.4.2"), "tl"), withAlias(rel("other 1.0.0"), "ot", "dup"),
+			withAlias(rel("third 2.0.0"), "dup"), withAlias(rel("shadow 1.0.0"), "base")})
+	for _, tc := range []resolveCase{
+		{name: "a package alias resolves", releases: releases, tag: "tl-1.4", want: []string{"base 12.0.0", "tool 1.4.2"}},
+		{name: "in a stack created later too", releases: releases, stack: &catalog.Stack{Name: "web"},
+			tag: "tl", want: []string{"tool 1.4.2"}},
+		{name: "the stack's own alias wins", releases: releases,
+			stack: &catalog.Stack{Name: "web", Aliases: map[string]string{"tl": "other"}},
+			tag:   "tl", want: []string{"other 1.0.0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tc.run(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(res); !slices.Equal(got, tc.want) {
+				t.Fatalf("resolved %v, want %v", got, tc.want)
+			}
+		})
+	}
+	snap := catalog.NewSnapshot(1, releases, nil)
+	got := snap.PackageAliases()
+	if got["tl"] != "tool" || got["ot"] != "other" || len(got) != 2 {
+		t.Fatalf("package aliases %v: want tl and ot only (dup is ambiguous, base is a package name)", got)
+	}
+}

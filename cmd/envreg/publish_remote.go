@@ -107,7 +107,7 @@ const packagesRepo = "packages/"
 // pushRelease pushes one release as an OCI index with one single-layer
 // image per platform and returns the index digest.
 func (t *remoteTarget) pushRelease(ctx context.Context, rel catalog.Release, blobs layerstore.Reader) (v1.Hash, error) {
-	labels := packages.ReleaseLabels(rel, nil)
+	labels := packages.ReleaseLabels(rel)
 	var adds []mutate.IndexAddendum
 	for _, l := range rel.Layers {
 		img, err := mutate.AppendLayers(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1),

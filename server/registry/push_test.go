@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -529,6 +530,17 @@ func TestPushPackage(t *testing.T) {
 		}
 	}
 
+	if !slices.Equal(rel.Aliases, []string{"tl"}) {
+		t.Fatalf("release aliases %v, want [tl]", rel.Aliases)
+	}
+	if st, _ := snap.Stack(catalog.DefaultStackName); st.Aliases["tl"] != "" {
+		t.Fatalf("the push changed the stack env: %v", st.Aliases)
+	}
+	// Another package may not claim the alias.
+	claim := packageImage(t, "amd64", map[string]string{"opt/x/bin/x": "x"}, map[string]string{packages.LabelAliases: "tl"})
+	if err := remote.Write(p.ref(t, "packages/other:1.0.0"), claim); err == nil || !strings.Contains(err.Error(), `alias "tl" is declared by package tool`) {
+		t.Fatalf("a second package claiming tl: %v", err)
+	}
 	// A composed environment with the package (through its alias), at once.
 	img, err := remote.Image(p.ref(t, "env:tl-1.4"), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"}))
 	if err != nil {
