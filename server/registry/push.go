@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,13 +309,19 @@ func ParseManifest(contentType string, data []byte) (*pushedManifest, string, er
 	invalid := func(format string, args ...any) error {
 		return &Error{ErrorCode: CodeManifestInvalid, Message: "manifest invalid: " + fmt.Sprintf(format, args...)}
 	}
-	var m pushedManifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
-		return nil, "", invalid("not a JSON document: %v", err)
+	// One JSON document and nothing else: json.Decoder.More does not see
+	// a stray closing brace after it (found by FuzzParseManifest), and
+	// the digest covers every byte, so trailing data must be refused.
+	if !json.Valid(data) {
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, "", invalid("not a JSON document: %v", err)
+		}
+		return nil, "", invalid("not a single JSON document")
 	}
-	if dec.More() {
-		return nil, "", invalid("data after the JSON document")
+	var m pushedManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, "", invalid("not a JSON document: %v", err)
 	}
 	if m.SchemaVersion != 2 {
 		return nil, "", invalid("schemaVersion %d is not supported (want 2)", m.SchemaVersion)
