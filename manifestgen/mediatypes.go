@@ -2,6 +2,7 @@ package manifestgen
 
 import (
 	"fmt"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,3 +79,11 @@ func (f Format) LayerMediaType(mt string) string {
 }
 
 func (f Format) valid() bool { return f == FormatOCI || f == FormatDocker }
+
+// ForeignLayer reports a layer a registry need not hold: one with URLs to
+// fetch it from elsewhere, or a non-distributable (OCI, deprecated) or
+// foreign (Docker) media type. The registry accepts manifests naming such
+// layers without them, and envreg verify does not look for them.
+func ForeignLayer(d ocispec.Descriptor) bool {
+	return len(d.URLs) > 0 || strings.Contains(d.MediaType, "foreign") || strings.Contains(d.MediaType, "nondistributable")
+}

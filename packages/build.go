@@ -100,11 +100,6 @@ func NormalizeTar(ctx context.Context, r io.Reader, w io.Writer) (diffID digest.
 	return Policy{}.NormalizeTar(ctx, r, w)
 }
 
-// normalizeTar is NormalizeTar spooling to tempDir, without error context.
-func normalizeTar(ctx context.Context, r io.Reader, w io.Writer, tempDir string) (digest.Digest, error) {
-	return Policy{}.normalizeTar(ctx, r, w, tempDir)
-}
-
 // scanFS lists the tree root (without the root itself). With links, a
 // regular file that has more hard links than names in the tree is
 // refused: one of its names is outside the tree.

@@ -92,13 +92,6 @@ type document struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// foreignLayer reports a non-distributable layer media type (OCI's
-// deprecated nondistributable types, Docker's foreign layers): a registry
-// need not hold such blobs.
-func foreignLayer(mt string) bool {
-	return strings.Contains(mt, "nondistributable") || strings.Contains(mt, "foreign")
-}
-
 func isIndex(mt string) bool {
 	return mt == ocispec.MediaTypeImageIndex || mt == manifestgen.MediaTypeDockerManifestList
 }
@@ -285,7 +278,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		manifests++
 		checkBlob(blobs, fmt.Sprintf("manifest %s: config %s", dgst, doc.Config.Digest), doc.Config.Digest, doc.Config.Size, problem)
 		for _, l := range doc.Layers {
-			if !composed[dgst] && foreignLayer(l.MediaType) {
+			if !composed[dgst] && manifestgen.ForeignLayer(l) {
 				continue
 			}
 			checkBlob(blobs, fmt.Sprintf("manifest %s: layer %s", dgst, l.Digest), l.Digest, l.Size, problem)

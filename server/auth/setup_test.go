@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,16 +50,6 @@ func htpasswdFile(t *testing.T) string {
 	}
 	return writeFile(t, "htpasswd", b.String())
 }
-
-const testACL = `
-access:
-  - user: ci
-    repositories: ["packages/*", "team/**"]
-    actions: [pull, push, delete]
-  - user: "*"
-    repositories: ["**"]
-    actions: [pull]
-`
 
 // clock is an adjustable Config.Now.
 type clock struct {
@@ -207,29 +196,6 @@ func basic(user, pw string) string {
 	return req.Header.Get("Authorization")
 }
 
-// parseChallenge parses `Bearer k="v",k="v"` (no escapes needed here).
-func parseChallenge(t *testing.T, c string) map[string]string {
-	t.Helper()
-	rest, ok := strings.CutPrefix(c, "Bearer ")
-	if !ok {
-		t.Fatalf("challenge %q is not Bearer", c)
-	}
-	params := map[string]string{}
-	for rest != "" {
-		k, v, ok := strings.Cut(rest, `="`)
-		if !ok {
-			t.Fatalf("challenge %q: malformed at %q", c, rest)
-		}
-		end := strings.IndexByte(v, '"')
-		if end < 0 {
-			t.Fatalf("challenge %q: unterminated value", c)
-		}
-		params[k] = v[:end]
-		rest = strings.TrimPrefix(v[end+1:], ",")
-	}
-	return params
-}
-
 // tokenReply is the token endpoint's answer.
 type tokenReply struct {
 	Token        string `json:"token"`
@@ -238,38 +204,4 @@ type tokenReply struct {
 	IssuedAt     string `json:"issued_at"`
 	Scope        string `json:"scope"`
 	RefreshToken string `json:"refresh_token"`
-}
-
-func decodeToken(t *testing.T, r result) tokenReply {
-	t.Helper()
-	if r.status != http.StatusOK {
-		t.Fatalf("token endpoint: status %d, body %s", r.status, r.body)
-	}
-	var tr tokenReply
-	if err := json.Unmarshal([]byte(r.body), &tr); err != nil {
-		t.Fatalf("token body %q: %v", r.body, err)
-	}
-	if tr.Token == "" || tr.Token != tr.AccessToken {
-		t.Fatalf("token %q and access_token %q: want equal and non-empty", tr.Token, tr.AccessToken)
-	}
-	return tr
-}
-
-// getToken asks the token endpoint of s for scopes with GET, with the
-// Authorization header auth ("" anonymous).
-func getToken(t *testing.T, s *httptest.Server, auth string, scopes ...string) result {
-	t.Helper()
-	q := url.Values{"service": {"envreg"}, "scope": scopes}
-	return do(t, http.MethodGet, s.URL+TokenPath+"?"+q.Encode(), auth)
-}
-
-// postToken sends the form to the token endpoint of s.
-func postToken(t *testing.T, s *httptest.Server, form url.Values) result {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+TokenPath, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	return send(t, req)
 }

@@ -402,12 +402,6 @@ func (m *pushedManifest) artifactType() string {
 	return ""
 }
 
-// foreignLayer reports a layer the registry need not hold (Docker foreign
-// layers, OCI non-distributable layers, or one with URLs).
-func foreignLayer(d ocispec.Descriptor) bool {
-	return len(d.URLs) > 0 || strings.Contains(d.MediaType, "foreign") || strings.Contains(d.MediaType, "nondistributable")
-}
-
 // putManifest serves PUT /v2/<name>/manifests/<reference> (end-7).
 func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name string) error {
 	if reg.repos == nil {
@@ -461,7 +455,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 
 	// Everything the manifest needs must be in the repository already.
 	for _, desc := range append(m.Layers, derefConfig(m.Config)...) {
-		if foreignLayer(desc) {
+		if manifestgen.ForeignLayer(desc) {
 			continue
 		}
 		linked, err := reg.repos.BlobLinked(ctx, name, desc.Digest)
