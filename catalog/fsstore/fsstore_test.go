@@ -147,6 +147,19 @@ func TestLayout(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, "documents", "sha256", doc.Digest.Encoded()+".type")); got != doc.MediaType {
 		t.Errorf("document type file = %q", got)
 	}
+	// A document that declares its own media type is one file.
+	self := catalog.Document{MediaType: "application/vnd.oci.image.index.v1+json",
+		Data: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}`)}
+	self.Digest = digest.FromBytes(self.Data)
+	if err := s.PutDocument(t.Context(), self); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "documents", "sha256", self.Digest.Encoded())); got != string(self.Data) {
+		t.Errorf("self-describing document file = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "documents", "sha256", self.Digest.Encoded()+".type")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("self-describing document has a .type file: %v", err)
+	}
 	if got := readFile(t, filepath.Join(dir, "catalog", "LOCK")); got != "" {
 		t.Errorf("LOCK holds %q after completed changes", got)
 	}
@@ -543,5 +556,90 @@ func TestProcesses(t *testing.T) {
 		if len(r.Layers) != processes+1 {
 			t.Errorf("%s has %d layers, want one per process (%d)", r.ID(), len(r.Layers), processes+1)
 		}
+	}
+}
+
+// TestDocumentMediaTypes covers the two ways a document's media type is kept:
+// a .type file, or the document's own top-level mediaType; a .type file
+// wins when both exist (stores written before the rule), and one left
+// behind by an interrupted delete does not outlive a re-put.
+func TestDocumentMediaTypes(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	const index = "application/vnd.oci.image.index.v1+json"
+	const manifest = "application/vnd.oci.image.manifest.v1+json"
+	doc := func(mt, data string) catalog.Document {
+		return catalog.Document{MediaType: mt, Digest: digest.FromString(data), Data: []byte(data)}
+	}
+	typeFile := func(d catalog.Document) string {
+		return filepath.Join(dir, "documents", "sha256", d.Digest.Encoded()+".type")
+	}
+	for _, tc := range []struct {
+		name     string
+		doc      catalog.Document
+		typeFile bool
+	}{
+		{"declared", doc(index, `{"mediaType":"`+index+`","manifests":[]}`), false},
+		{"undeclared JSON", doc(manifest, `{"schemaVersion":2,"config":{}}`), true},
+		{"declared otherwise", doc(manifest, `{"mediaType":"`+index+`"}`), true},
+		{"not JSON", doc("text/plain", "hello"), true},
+		{"JSON array", doc(index, `[{"mediaType":"`+index+`"}]`), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.PutDocument(t.Context(), tc.doc); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Stat(typeFile(tc.doc))
+			if has := err == nil; has != tc.typeFile {
+				t.Errorf(".type file exists = %v, want %v (%v)", has, tc.typeFile, err)
+			}
+			for _, st := range []*fsstore.Store{s, open(t, dir)} {
+				got, err := st.Document(t.Context(), tc.doc.Digest)
+				if err != nil || got.MediaType != tc.doc.MediaType || string(got.Data) != string(tc.doc.Data) {
+					t.Errorf("Document = %q %q, %v; want %q", got.MediaType, got.Data, err, tc.doc.MediaType)
+				}
+			}
+		})
+	}
+
+	// A store written before the rule has a .type file for every document.
+	legacy := doc(index, `{"mediaType":"`+index+`","legacy":true}`)
+	path := filepath.Join(dir, "documents", "sha256", legacy.Digest.Encoded())
+	if err := os.WriteFile(path+".type", []byte(index), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, legacy.Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Document(t.Context(), legacy.Digest); err != nil || got.MediaType != index {
+		t.Errorf("legacy Document = %q, %v", got.MediaType, err)
+	}
+	if err := s.PutDocument(t.Context(), legacy); err != nil {
+		t.Errorf("re-putting a legacy document: %v", err)
+	}
+
+	// A delete that stopped after removing the data file leaves a .type file
+	// behind; putting the document again must not read it back.
+	stale := doc(index, `{"mediaType":"`+index+`","stale":true}`)
+	if err := os.WriteFile(typeFile(stale), []byte("application/x-stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDocument(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Document(t.Context(), stale.Digest); err != nil || got.MediaType != index {
+		t.Errorf("Document after a stale .type = %q, %v; want %q", got.MediaType, err, index)
+	}
+
+	// A data file whose media type is nowhere is an error, not a guess.
+	lost := doc(manifest, `{"schemaVersion":2,"lost":true}`)
+	if err := s.PutDocument(t.Context(), lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(typeFile(lost)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Document(t.Context(), lost.Digest); err == nil || errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("Document without any media type: error = %v, want a corruption error", err)
 	}
 }
