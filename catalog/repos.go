@@ -29,12 +29,53 @@ var RepositoryNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-
 // MaxRepositoryNameLength bounds repository names (as distribution does).
 const MaxRepositoryNameLength = 255
 
-// ValidateRepository checks a repository name against the spec's grammar.
+// ValidateRepository checks a repository name against the spec's grammar
+// and MaxRepositoryNameLength.
 func ValidateRepository(name string) error {
-	if len(name) == 0 || len(name) > MaxRepositoryNameLength || !RepositoryNamePattern.MatchString(name) {
+	if len(name) > MaxRepositoryNameLength || !ValidRepositoryName(name) {
 		return fmt.Errorf("invalid repository name %q", name)
 	}
 	return nil
+}
+
+// ValidRepositoryName reports whether name matches RepositoryNamePattern
+// (any length). It is the same grammar scanned by hand, without the
+// regular expression's backtracking: the registry checks it on every
+// request.
+func ValidRepositoryName(name string) bool {
+	// Each '/'-separated component is [a-z0-9]+ runs joined by one
+	// separator: ".", "_", "__" or any number of "-".
+	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
+	i := 0
+	for {
+		// A component starts with an alphanumeric run.
+		if i >= len(name) || !alnum(name[i]) {
+			return false
+		}
+		for i < len(name) && alnum(name[i]) {
+			i++
+		}
+		if i == len(name) {
+			return true
+		}
+		switch c := name[i]; c {
+		case '/':
+			i++
+		case '.':
+			i++
+		case '_':
+			i++
+			if i < len(name) && name[i] == '_' {
+				i++
+			}
+		case '-':
+			for i < len(name) && name[i] == '-' {
+				i++
+			}
+		default:
+			return false
+		}
+	}
 }
 
 // ValidateTag checks a tag against the spec's grammar.

@@ -107,6 +107,7 @@ func New(cfg Config, deps Deps) *Server {
 	reg := registry.New(deps.Catalog, deps.Catalog, deps.Blobs, composer, opts...)
 
 	r := mux.NewRouter()
+	reg.Register(r) // first: mux tries routes in order, and /v2/ is the hot path
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := deps.Catalog.Snapshot(r.Context()); err != nil {
 			http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
@@ -119,7 +120,6 @@ func New(cfg Config, deps Deps) *Server {
 		r.Handle(deps.TokenPath, deps.Token).Methods(http.MethodGet, http.MethodPost)
 	}
 	api.New(deps.Catalog, deps.Catalog, composer, api.WithLogger(log)).Register(r)
-	reg.Register(r)
 	r.NotFoundHandler = http.HandlerFunc(registry.NotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(registry.MethodNotAllowed)
 

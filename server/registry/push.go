@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -28,7 +27,7 @@ const MaxManifestSize = 4 << 20
 // writes to stacks and to a registry without a push side.
 func (reg *Registry) writable(r *http.Request) (string, error) {
 	_, _, virtual, err := reg.lookup(r)
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	if err != nil {
 		var unknown *nameUnknownError
 		if errors.As(err, &unknown) && reg.repos == nil {
@@ -225,7 +224,7 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	id := mux.Vars(r)["uuid"]
+	id := vars(r).uuid
 	switch r.Method {
 	case http.MethodGet:
 		s, err := reg.uploads.Get(name, id)
@@ -409,7 +408,7 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 		return err
 	}
 	ctx := r.Context()
-	ref := mux.Vars(r)["reference"]
+	ref := vars(r).reference
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxManifestSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -534,7 +533,7 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, name
 		return err
 	}
 	ctx := r.Context()
-	ref := mux.Vars(r)["reference"]
+	ref := vars(r).reference
 	if strings.Contains(ref, ":") {
 		rec, err := reg.resolveReference(r, name, ref)
 		if err != nil {

@@ -42,10 +42,6 @@ import (
 	"github.com/envreg/envreg/packages"
 )
 
-// NamePattern is the distribution-spec repository name grammar
-// (path components separated by '/').
-const NamePattern = `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*`
-
 // Registry is the /v2/ API.
 type Registry struct {
 	catalog  catalog.Reader
@@ -115,21 +111,10 @@ func New(cat catalog.Reader, docs catalog.Documents, blobs layerstore.Reader, co
 // ServeHTTP serves the /v2/ API alone (tests, embedding).
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) { reg.router.ServeHTTP(w, r) }
 
-// Register adds the /v2/ routes to r.
+// Register adds the /v2/ API to r, as one route for the prefix: the
+// registry routes its paths itself (route.go).
 func (reg *Registry) Register(r *mux.Router) {
-	get := []string{http.MethodGet, http.MethodHead}
-	r.Handle("/v2/", reg.handle(reg.base)).Methods(get...)
-	r.Handle("/v2/_catalog", reg.handle(reg.listRepositories)).Methods(get...)
-	name := "/v2/{name:" + NamePattern + "}"
-	r.Handle(name+"/blobs/uploads/", reg.handle(reg.startUpload)).Methods(http.MethodPost)
-	r.Handle(name+"/blobs/uploads", reg.handle(reg.startUpload)).Methods(http.MethodPost)
-	r.Handle(name+"/blobs/uploads/{uuid}", reg.handle(reg.upload)).
-		Methods(http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete)
-	r.Handle(name+"/manifests/{reference}", reg.handle(reg.manifest)).
-		Methods(http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
-	r.Handle(name+"/blobs/{digest}", reg.handle(reg.blob)).Methods(http.MethodGet, http.MethodHead, http.MethodDelete)
-	r.Handle(name+"/tags/list", reg.handle(reg.listTags)).Methods(get...)
-	r.Handle(name+"/referrers/{digest}", reg.handle(reg.listReferrers)).Methods(get...)
+	r.PathPrefix("/v2/").HandlerFunc(reg.dispatch)
 }
 
 // access is what a request needs: pull for reads, push (and pull, as
@@ -137,7 +122,7 @@ func (reg *Registry) Register(r *mux.Router) {
 // repository of a mount; the registry catalog for /v2/_catalog; nothing
 // for the base endpoint.
 func access(r *http.Request) []Access {
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	if name == "" {
 		if strings.HasSuffix(r.URL.Path, "/_catalog") {
 			return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
@@ -147,13 +132,13 @@ func access(r *http.Request) []Access {
 	var actions []string
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if mux.Vars(r)["uuid"] != "" {
+		if vars(r).uuid != "" {
 			actions = []string{ActionPull, ActionPush} // upload status
 		} else {
 			actions = []string{ActionPull}
 		}
 	case http.MethodDelete:
-		if mux.Vars(r)["uuid"] != "" {
+		if vars(r).uuid != "" {
 			actions = []string{ActionPull, ActionPush} // cancel an upload
 		} else {
 			actions = []string{ActionDelete}
@@ -168,33 +153,31 @@ func access(r *http.Request) []Access {
 	return out
 }
 
-// handle adapts a handler that returns an error. The request is first
+// serve runs a handler that returns an error. The request is first
 // authorized; the error is mapped once, logged once (with the request id
 // the server middleware put in the response headers) and written as the
 // spec's error body.
-func (reg *Registry) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := reg.auth.Authorize(r, access(r))
-		if err == nil {
-			err = h(w, r)
-		}
-		if err == nil {
-			return
-		}
-		e := ToError(err)
-		if e == nil {
-			reg.log.Debug("client went away", "method", r.Method, "path", r.URL.Path,
-				"request_id", w.Header().Get("X-Request-Id"), "err", err)
-			return
-		}
-		level := slog.LevelInfo
-		if e.Status >= 500 {
-			level = slog.LevelError
-		}
-		reg.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
-			"status", e.Status, "code", e.Code, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		writeError(w, r, e)
-	})
+func (reg *Registry) serve(w http.ResponseWriter, r *http.Request, h func(*Registry, http.ResponseWriter, *http.Request) error) {
+	err := reg.auth.Authorize(r, access(r))
+	if err == nil {
+		err = h(reg, w, r)
+	}
+	if err == nil {
+		return
+	}
+	e := ToError(err)
+	if e == nil {
+		reg.log.Debug("client went away", "method", r.Method, "path", r.URL.Path,
+			"request_id", w.Header().Get("X-Request-Id"), "err", err)
+		return
+	}
+	level := slog.LevelInfo
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	reg.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
+		"status", e.Status, "code", e.Code, "request_id", w.Header().Get("X-Request-Id"), "err", err)
+	writeError(w, r, e)
 }
 
 // NotFound answers routes that do not exist with the spec's error body.
@@ -229,7 +212,7 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request) error {
 // route is a stack, the stack and virtual=true. Any other name is an
 // ordinary repository when the push side is on, else NAME_UNKNOWN.
 func (reg *Registry) lookup(r *http.Request) (snap *catalog.Snapshot, st catalog.Stack, virtual bool, err error) {
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	snap, err = reg.catalog.Snapshot(r.Context())
 	if err != nil {
 		return nil, catalog.Stack{}, false, fmt.Errorf("reading catalog: %w", err)
@@ -249,7 +232,7 @@ func (reg *Registry) lookup(r *http.Request) (snap *catalog.Snapshot, st catalog
 // getManifest serves GET/HEAD /v2/<stack>/manifests/<reference> (end-3)
 // of a virtual repository.
 func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, snap *catalog.Snapshot, st catalog.Stack) error {
-	ref := mux.Vars(r)["reference"]
+	ref := vars(r).reference
 	if strings.Contains(ref, ":") {
 		d, err := digest.Parse(ref)
 		if err != nil {
@@ -430,7 +413,7 @@ func (reg *Registry) listReferrers(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	d, err := digest.Parse(mux.Vars(r)["digest"])
+	d, err := digest.Parse(vars(r).digest)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -23,7 +22,7 @@ func (reg *Registry) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	switch {
 	case virtual && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		return reg.getManifest(w, r, snap, st)
@@ -44,8 +43,8 @@ func (reg *Registry) blob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name := mux.Vars(r)["name"]
-	d, err := digest.Parse(mux.Vars(r)["digest"])
+	name := vars(r).name
+	d, err := digest.Parse(vars(r).digest)
 	if err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ func (reg *Registry) unknownIn(r *http.Request, name string, notFound error) err
 // getRepoManifest serves GET/HEAD of a pushed manifest: the bytes as
 // pushed, with the media type they were pushed with.
 func (reg *Registry) getRepoManifest(w http.ResponseWriter, r *http.Request, name string) error {
-	rec, err := reg.resolveReference(r, name, mux.Vars(r)["reference"])
+	rec, err := reg.resolveReference(r, name, vars(r).reference)
 	if err != nil {
 		return err
 	}
@@ -143,7 +142,7 @@ func (reg *Registry) getRepoManifest(w http.ResponseWriter, r *http.Request, nam
 
 // listRepoTags serves tags/list of an ordinary repository.
 func (reg *Registry) listRepoTags(w http.ResponseWriter, r *http.Request) error {
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	tags, err := reg.repos.Tags(r.Context(), name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return &nameUnknownError{name: name}
@@ -165,7 +164,7 @@ func (reg *Registry) listRepoTags(w http.ResponseWriter, r *http.Request) error 
 // listRepoReferrers serves the referrers API of an ordinary repository:
 // an index of the manifests whose subject is d, filtered by artifactType.
 func (reg *Registry) listRepoReferrers(w http.ResponseWriter, r *http.Request, d digest.Digest) error {
-	name := mux.Vars(r)["name"]
+	name := vars(r).name
 	if err := layerstoreDigest(d); err != nil {
 		return err
 	}
