@@ -76,6 +76,9 @@ type Deps struct {
 	// MountWithoutFrom lets cross-repository mounts without "from" link
 	// any stored blob (turn off when pulls need credentials).
 	MountWithoutFrom bool
+	// Sendfile says how blob bodies are sent (registry.SendfileMode; the
+	// zero value is SendfileAuto).
+	Sendfile registry.SendfileMode
 }
 
 // Server is envreg's HTTP server.
@@ -94,7 +97,8 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
 	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
-	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom)}
+	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom),
+		registry.WithSendfile(deps.Sendfile)}
 	if deps.Uploads != nil {
 		opts = append(opts, registry.WithPush(deps.Catalog, deps.Blobs, deps.Uploads))
 	}

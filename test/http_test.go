@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -79,34 +80,46 @@ func TestContentNegotiation(t *testing.T) {
 	}
 }
 
+// TestBlobRange fetches a layer whole and by range in each --sendfile
+// mode: a loopback client gets a copied body under "auto" and "never" and
+// a sendfile(2) one under "always"; all three must be the same bytes.
 func TestBlobRange(t *testing.T) {
-	s := startServer(t, publishAll(t))
-	resp, body := s.get(t, "/v2/env/manifests/php-8.2", ocispec.MediaTypeImageManifest)
-	if resp.StatusCode != 200 {
-		t.Fatalf("manifest: %d %s", resp.StatusCode, body)
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	layer := m.Layers[len(m.Layers)-1]
-	full, fullBody := s.get(t, "/v2/env/blobs/"+layer.Digest.String(), "")
-	if full.StatusCode != 200 || int64(len(fullBody)) != layer.Size {
-		t.Fatalf("blob GET: %d, %d bytes, want %d", full.StatusCode, len(fullBody), layer.Size)
-	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url("/v2/env/blobs/"+layer.Digest.String()), nil)
-	req.Header.Set("Range", "bytes=10-19")
-	part, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer part.Body.Close()
-	got, err := io.ReadAll(part.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if part.StatusCode != http.StatusPartialContent || string(got) != string(fullBody[10:20]) {
-		t.Errorf("range GET: %d %q, want 206 %q", part.StatusCode, got, fullBody[10:20])
+	data := publishAll(t)
+	for _, mode := range []string{"auto", "always", "never"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startServer(t, data, "--sendfile", mode)
+			resp, body := s.get(t, "/v2/env/manifests/php-8.2", ocispec.MediaTypeImageManifest)
+			if resp.StatusCode != 200 {
+				t.Fatalf("manifest: %d %s", resp.StatusCode, body)
+			}
+			var m ocispec.Manifest
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+			layer := m.Layers[len(m.Layers)-1]
+			full, fullBody := s.get(t, "/v2/env/blobs/"+layer.Digest.String(), "")
+			if full.StatusCode != 200 || int64(len(fullBody)) != layer.Size || digest.FromBytes(fullBody) != layer.Digest {
+				t.Fatalf("blob GET: %d, %d bytes with digest %s, want %d bytes with %s",
+					full.StatusCode, len(fullBody), digest.FromBytes(fullBody), layer.Size, layer.Digest)
+			}
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url("/v2/env/blobs/"+layer.Digest.String()), nil)
+			req.Header.Set("Range", "bytes=10-19")
+			part, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer part.Body.Close()
+			got, err := io.ReadAll(part.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if part.StatusCode != http.StatusPartialContent || string(got) != string(fullBody[10:20]) {
+				t.Errorf("range GET: %d %q, want 206 %q", part.StatusCode, got, fullBody[10:20])
+			}
+			if !strings.Contains(s.logs(), "sendfile="+mode) {
+				t.Errorf("serve did not log sendfile=%s at start:\n%s", mode, s.logs())
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
+	"github.com/envreg/envreg/server/registry"
 )
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
@@ -27,9 +28,14 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "how long a client may take to send request headers")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	sendfile := fs.String("sendfile", "auto", "how blob bodies are sent: auto (sendfile(2) to remote clients, copied to loopback ones, e.g. a proxy on this host), always, or never")
 	push := pushFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	sendfileMode, err := registry.ParseSendfileMode(*sendfile)
+	if err != nil {
+		return usagef("--sendfile: %v", err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments: %v", fs.Args())
@@ -66,8 +72,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	catalogAt, blobsAt := store.describe()
 	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
-		"packages", len(snap.Names()), "generation", snap.Generation, "version", version())
-	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log}
+		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfileMode.String(), "version", version())
+	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode}
 	if err := push.setup(ctx, &deps, store, log); err != nil {
 		ln.Close()
 		return err

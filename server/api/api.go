@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/server/peer"
 )
 
 // Prefix is where the API is mounted.
@@ -213,7 +213,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 // authentication exists.
 func LoopbackOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isLoopback(r.RemoteAddr) {
+		if peer.Loopback(r.RemoteAddr) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -221,13 +221,4 @@ func LoopbackOnly(next http.Handler) http.Handler {
 		writeError(w, newError(CodeForbidden, fmt.Sprintf(
 			"the provisioning API answers loopback clients only while no authentication is configured (client address %s)", r.RemoteAddr), nil, nil), id)
 	})
-}
-
-func isLoopback(remote string) bool {
-	ap, err := netip.ParseAddrPort(remote)
-	if err == nil {
-		return ap.Addr().Unmap().IsLoopback()
-	}
-	addr, err := netip.ParseAddr(remote)
-	return err == nil && addr.Unmap().IsLoopback()
 }

@@ -3,8 +3,8 @@ package auth
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 
+	"github.com/envreg/envreg/server/peer"
 	"github.com/envreg/envreg/server/registry"
 )
 
@@ -22,7 +22,7 @@ var _ registry.Authorizer = LoopbackWrites{}
 func (LoopbackWrites) Authorize(r *http.Request, access []registry.Access) error {
 	for _, ac := range access {
 		for _, act := range ac.Actions {
-			if anonymousAction(ac.Type, ac.Name, act) || isLoopback(r.RemoteAddr) {
+			if anonymousAction(ac.Type, ac.Name, act) || peer.Loopback(r.RemoteAddr) {
 				continue
 			}
 			return &registry.AuthError{
@@ -34,14 +34,4 @@ func (LoopbackWrites) Authorize(r *http.Request, access []registry.Access) error
 		}
 	}
 	return nil
-}
-
-// isLoopback reports whether remote ("host:port", or a bare address) is a
-// loopback address, IPv4-mapped IPv6 included.
-func isLoopback(remote string) bool {
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return ap.Addr().Unmap().IsLoopback()
-	}
-	addr, err := netip.ParseAddr(remote)
-	return err == nil && addr.Unmap().IsLoopback()
 }

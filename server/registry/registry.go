@@ -63,6 +63,8 @@ type Registry struct {
 	// discovery"); off when pulls need credentials, since it would reveal
 	// blobs by digest.
 	mountWithoutFrom bool
+	// sendfile says how blob bodies are sent (sendfile.go).
+	sendfile SendfileMode
 }
 
 // Ingester registers a package version pushed to packages/<name>:<semver>
@@ -364,7 +366,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, d digest.Di
 	h.Set("Cache-Control", "max-age=31536000")
 	// ServeContent answers HEAD, Range (206, multipart, 416) and
 	// If-None-Match the same way for every blob.
-	http.ServeContent(w, r, "", zeroTime, rc)
+	http.ServeContent(w, r, "", zeroTime, reg.blobBody(r, rc))
 	return nil
 }
 
