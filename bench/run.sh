@@ -11,6 +11,10 @@
 #      bench/.work/bin), and bench/cmd/benchtool, whose "static" command is the
 #      limit: a bare Go server answering the same files with http.ServeContent
 #      (sendfile); for blobs also "limit-copy", the same server without sendfile.
+#      envreg runs with its default --sendfile auto, which copies blob bodies
+#      to loopback clients (all of them here); a second envreg process on the
+#      same data with --sendfile always ("envreg-sendfile") serves the blob
+#      tests and pulls too.
 #   2. Requires wrk (Debian package "wrk"; installed with apt-get when missing
 #      and running as root) and crane (go install …/cmd/crane@v0.22.1 when
 #      missing). Every load run is bounded: wrk -d $BENCH_DURATION.
@@ -150,6 +154,16 @@ ENVREG_PID=$!
 PIDS+=("$ENVREG_PID")
 wait_file "$RUN/envreg.addr" "$ENVREG_PID"
 E=$(cat "$RUN/envreg.addr")
+# The same data served by a second envreg process with --sendfile always:
+# envreg's default (auto) copies blob bodies to loopback clients such as
+# wrk and crane, so this one shows its sendfile path, which remote clients
+# get, against the sendfile limit (blob tests and pulls only).
+"$BIN/envreg" serve --data "$DATA" --addr 127.0.0.1:0 --addr-file "$RUN/envreg-sendfile.addr" --sendfile always \
+	2>"$RUN/envreg-sendfile.log" &
+ENVREG_SF_PID=$!
+PIDS+=("$ENVREG_SF_PID")
+wait_file "$RUN/envreg-sendfile.addr" "$ENVREG_SF_PID"
+ESF=$(cat "$RUN/envreg-sendfile.addr")
 
 REF_PORT=$("$BIN/benchtool" freeport)
 cat >"$RUN/registry.yml" <<EOF
@@ -206,10 +220,12 @@ PIDS+=("$COPY_PID")
 wait_file "$RUN/static-copy.addr" "$COPY_PID"
 LC=$(cat "$RUN/static-copy.addr")
 
-declare -A HOST=([envreg]=$E [reference]=$R [limit]=$L [limit-copy]=$LC)
-declare -A PID=([envreg]=$ENVREG_PID [reference]=$REF_PID [limit]=$STATIC_PID [limit-copy]=$COPY_PID)
+declare -A HOST=([envreg]=$E [reference]=$R [limit]=$L [limit-copy]=$LC [envreg-sendfile]=$ESF)
+declare -A PID=([envreg]=$ENVREG_PID [reference]=$REF_PID [limit]=$STATIC_PID [limit-copy]=$COPY_PID [envreg-sendfile]=$ENVREG_SF_PID)
 SERVERS=(envreg reference limit)
-BLOB_SERVERS=(envreg reference limit limit-copy) # limit-copy: the limit without sendfile, for blobs only
+# For blobs only: limit-copy, the limit without sendfile, and
+# envreg-sendfile, envreg with --sendfile always.
+BLOB_SERVERS=(envreg reference limit limit-copy envreg-sendfile)
 
 # Every server must answer the same bytes for every URL measured.
 for path in "/v2/env/manifests/$TAG" "/v2/env/manifests/$DIGEST" "/v2/env/blobs/$LAYER"; do
@@ -377,7 +393,7 @@ done
 
 log "full pulls: crane pull --platform linux/amd64, $PULLS times each, interleaved"
 for i in $(seq "$PULLS"); do
-	for s in envreg reference; do
+	for s in envreg reference envreg-sendfile; do
 		t0=$(date +%s%N)
 		"$CRANE" pull --insecure --platform linux/amd64 "${HOST[$s]}/env:$TAG" /dev/null
 		t1=$(date +%s%N)

@@ -117,7 +117,7 @@ func readResults(name string) ([]result, error) {
 	return rs, sc.Err()
 }
 
-var servers = []string{"envreg", "reference", "limit", "limit-copy"}
+var servers = []string{"envreg", "reference", "limit", "limit-copy", "envreg-sendfile"}
 
 type report struct {
 	meta     result
@@ -436,10 +436,12 @@ func val(r row, s string) string {
 
 func (rep *report) console() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-58s %10s %10s %10s %10s %9s %9s\n", "measurement (medians)", "envreg", "reference", "limit", "lim-copy", "env/ref", "env/lim")
+	fmt.Fprintf(&b, "\n%-58s %10s %10s %10s %10s %10s %9s %9s %9s\n", "measurement (medians)", "envreg", "reference", "limit", "lim-copy",
+		"env-sendf", "env/ref", "env/lim", "env-sf/lim")
 	for _, r := range rep.rows {
-		fmt.Fprintf(&b, "%-58s %10s %10s %10s %10s %9s %9s\n", r.name+" ["+r.unit+"]", val(r, "envreg"), val(r, "reference"), val(r, "limit"),
-			val(r, "limit-copy"), ratio(r, "envreg", "reference"), ratio(r, "envreg", "limit"))
+		fmt.Fprintf(&b, "%-58s %10s %10s %10s %10s %10s %9s %9s %9s\n", r.name+" ["+r.unit+"]", val(r, "envreg"), val(r, "reference"), val(r, "limit"),
+			val(r, "limit-copy"), val(r, "envreg-sendfile"), ratio(r, "envreg", "reference"), ratio(r, "envreg", "limit"),
+			ratio(r, "envreg-sendfile", "limit"))
 	}
 	if n := rep.newTags(); n > 0 {
 		fmt.Fprintf(&b, "first GET of a new combination (envreg, %d tags): p50 %.3f ms, p90 %.3f ms, max %.3f ms; same tags warm: p50 %.3f ms\n",
@@ -513,17 +515,21 @@ func (rep *report) markdown() string {
 	p("  configs, 2 manifests and the index durably, answer). Then the same tags again, warm.\n\n")
 
 	p("## Results\n\n")
-	p("\"limit, no sendfile\" is the limit with the file hidden behind a plain `io.ReadSeeker`, so that net/http copies it\n")
-	p("through a 32 KiB buffer; it runs the blob tests only, to separate what sendfile itself does on loopback.\n\n")
-	p("| measurement | unit | envreg | reference | limit | limit, no sendfile | envreg / reference | envreg / limit |\n")
-	p("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	p("envreg runs with its default `--sendfile auto`: blob bodies go to remote clients with sendfile(2) and are copied\n")
+	p("to loopback clients, which wrk and crane are here. \"envreg, sendfile\" is a second envreg process on the same\n")
+	p("data with `--sendfile always`, the path remote clients get; \"limit, no sendfile\" is the limit with the file\n")
+	p("hidden behind a plain `io.ReadSeeker`, so that net/http copies it through a 32 KiB buffer. Both run the blob tests\n")
+	p("and (envreg, sendfile) the pulls only, to separate what sendfile itself does on loopback.\n\n")
+	p("| measurement | unit | envreg | reference | limit | limit, no sendfile | envreg, sendfile | envreg / reference | envreg / limit | envreg, sendfile / limit |\n")
+	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rep.rows {
 		dir := "lower is better"
 		if r.higher {
 			dir = "higher is better"
 		}
-		p("| %s | %s (%s) | %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, dir, val(r, "envreg"), val(r, "reference"), val(r, "limit"),
-			val(r, "limit-copy"), ratio(r, "envreg", "reference"), ratio(r, "envreg", "limit"))
+		p("| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.unit, dir, val(r, "envreg"), val(r, "reference"), val(r, "limit"),
+			val(r, "limit-copy"), val(r, "envreg-sendfile"), ratio(r, "envreg", "reference"), ratio(r, "envreg", "limit"),
+			ratio(r, "envreg-sendfile", "limit"))
 	}
 	if n := rep.newTags(); n > 0 {
 		p("\nFirst GET of a new combination (envreg only; %d tags, measured in %d rounds): p50 %.3f ms, p90 %.3f ms, min %.3f ms,\n",
@@ -563,7 +569,7 @@ func (rep *report) markdown() string {
 	for k := range rep.wrk {
 		keys = append(keys, k)
 	}
-	order := map[string]int{"envreg": 0, "reference": 1, "limit": 2, "limit-copy": 3}
+	order := map[string]int{"envreg": 0, "reference": 1, "limit": 2, "limit-copy": 3, "envreg-sendfile": 4}
 	slices.SortFunc(keys, func(a, b string) int {
 		ra, rb := rep.wrk[a][0], rep.wrk[b][0]
 		if c := strings.Compare(ra.Test, rb.Test); c != 0 {
@@ -581,7 +587,7 @@ func (rep *report) markdown() string {
 		}
 	}
 	p("\ncrane pull wall times (s):")
-	for _, s := range []string{"envreg", "reference"} {
+	for _, s := range []string{"envreg", "reference", "envreg-sendfile"} {
 		var xs []string
 		for _, x := range rep.pulls[s] {
 			xs = append(xs, fmt.Sprintf("%.3f", x))
