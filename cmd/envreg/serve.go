@@ -28,7 +28,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "how long a client may take to send request headers")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	sendfile := fs.String("sendfile", "auto", "how blob bodies are sent: auto (sendfile(2) to remote clients, copied to loopback ones, e.g. a proxy on this host), always, or never")
+	sendfile := fs.String("sendfile", "auto", "how blob bodies are sent: auto (sendfile(2), but bodies over 2 MiB to loopback clients, e.g. a proxy on this host, are copied), always, or never")
 	push := pushFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err

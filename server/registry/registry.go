@@ -353,7 +353,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, d digest.Di
 			return nil
 		}
 	}
-	rc, _, err := reg.blobs.Open(r.Context(), d)
+	rc, size, err := reg.blobs.Open(r.Context(), d)
 	if err != nil {
 		return err
 	}
@@ -366,7 +366,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, d digest.Di
 	h.Set("Cache-Control", "max-age=31536000")
 	// ServeContent answers HEAD, Range (206, multipart, 416) and
 	// If-None-Match the same way for every blob.
-	http.ServeContent(w, r, "", zeroTime, reg.blobBody(r, rc))
+	http.ServeContent(w, r, "", zeroTime, reg.blobBody(r, rc, size))
 	return nil
 }
 
