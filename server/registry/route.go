@@ -20,9 +20,9 @@ import (
 //	/v2/<name>/tags/list                   GET HEAD
 //	/v2/<name>/referrers/<digest>          GET HEAD
 //
-// <name> is a repository name (catalog.ValidRepositoryName), the last
-// element one path segment. They are matched by splitting the path, in the
-// order above: the first route whose path and method match serves; a path
+// <name> is a repository name (catalog.ValidRepositoryName); <uuid>,
+// <reference> and <digest> are one non-empty path segment. Routes are
+// matched by splitting the path, in the order above: the first route whose path and method match serves; a path
 // that matches only with other methods is 405, any other is 404. That is
 // what gorilla/mux did with one regular expression per route, which was
 // about half of a warm manifest GET's CPU (the name grammar backtracks, and
