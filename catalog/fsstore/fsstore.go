@@ -87,6 +87,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,8 @@ type Store struct {
 	reposMu sync.Mutex
 	state   atomic.Pointer[state]
 	closed  atomic.Bool
+	// docs caches documents, checked against their files (doccache.go).
+	docs docCache
 
 	// hook, when set (tests only), is called at named points of a write;
 	// an error aborts the write there as a crash would.
@@ -164,7 +167,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening catalog: %w", err)
 	}
-	s := &Store{dir: abs, poll: DefaultPollInterval}
+	s := &Store{dir: abs, poll: DefaultPollInterval, docs: docCache{max: defaultDocCacheBytes}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -618,6 +621,7 @@ func (s *Store) DeleteDocument(ctx context.Context, dgst digest.Digest) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.docs.drop(dgst)
 	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("document %s: %w", dgst, catalog.ErrNotFound)
 	} else if err != nil {
@@ -702,6 +706,13 @@ func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
 	if err := s.writeFile(path, d.Data); err != nil {
 		return fmt.Errorf("storing document %s: %w", d.Digest, err)
 	}
+	// A stored document is usually fetched soon after (a new combination's
+	// manifests, by digest, right after its index).
+	if fi, err := os.Stat(path); err == nil {
+		if id, ok := idOf(fi); ok {
+			s.docs.put(d, id)
+		}
+	}
 	return nil
 }
 
@@ -721,7 +732,8 @@ func declaredMediaType(data []byte) string {
 
 // Document returns the document stored under dgst, or an error wrapping
 // catalog.ErrNotFound. Content that no longer matches its digest (a disk
-// fault) is an error.
+// fault) is an error. The returned Data may be shared with other callers
+// and must not be modified.
 func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Document, error) {
 	if s.closed.Load() {
 		return catalog.Document{}, errClosed
@@ -733,10 +745,37 @@ func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Docum
 	if err := ctx.Err(); err != nil {
 		return catalog.Document{}, err
 	}
-	data, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		s.docs.drop(dgst)
+		return catalog.Document{}, fmt.Errorf("document %s: %w", dgst, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return catalog.Document{}, fmt.Errorf("reading document %s: %w", dgst, err)
+	}
+	if id, ok := idOf(fi); ok {
+		if doc, ok := s.docs.get(dgst, id); ok {
+			return doc, nil
+		}
+	}
+	return s.readDocument(path, dgst)
+}
+
+// readDocument reads, verifies and caches the document in path.
+func (s *Store) readDocument(path string, dgst digest.Digest) (catalog.Document, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return catalog.Document{}, fmt.Errorf("document %s: %w", dgst, catalog.ErrNotFound)
 	}
+	if err != nil {
+		return catalog.Document{}, fmt.Errorf("reading document %s: %w", dgst, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return catalog.Document{}, fmt.Errorf("reading document %s: %w", dgst, err)
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return catalog.Document{}, fmt.Errorf("reading document %s: %w", dgst, err)
 	}
@@ -753,7 +792,11 @@ func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Docum
 	default:
 		return catalog.Document{}, fmt.Errorf("reading document %s: media type: %w", dgst, err)
 	}
-	return catalog.Document{MediaType: string(mt), Digest: dgst, Data: data}, nil
+	doc := catalog.Document{MediaType: string(mt), Digest: dgst, Data: data}
+	if id, ok := idOf(fi); ok {
+		s.docs.put(doc, id)
+	}
+	return doc, nil
 }
 
 // WalkDocuments calls fn with every stored document (verified against its

@@ -639,7 +639,83 @@ func TestDocumentMediaTypes(t *testing.T) {
 	if err := os.Remove(typeFile(lost)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Document(t.Context(), lost.Digest); err == nil || errors.Is(err, catalog.ErrNotFound) {
+	// (A fresh Store: s caches the document against its data file, which
+	// this did not touch.)
+	if _, err := open(t, dir).Document(t.Context(), lost.Digest); err == nil || errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Document without any media type: error = %v, want a corruption error", err)
+	}
+}
+
+// TestDocumentCacheSeesOtherProcesses: documents are cached per Store, and
+// every read checks the cached copy against the file, so what another
+// process (another Store on the directory, or a hand) does to the file is
+// seen at once: a delete, a delete and re-put with another media type, a
+// file replaced with other bytes.
+func TestDocumentCacheSeesOtherProcesses(t *testing.T) {
+	dir := t.TempDir()
+	serving, other := open(t, dir), open(t, dir)
+	const manifest = "application/vnd.oci.image.manifest.v1+json"
+	data := `{"schemaVersion":2,"config":{}}`
+	d := catalog.Document{MediaType: manifest, Digest: digest.FromString(data), Data: []byte(data)}
+	if err := other.PutDocument(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a miss, then a hit
+		if got, err := serving.Document(t.Context(), d.Digest); err != nil || got.MediaType != manifest || string(got.Data) != data {
+			t.Fatalf("Document = %q %q, %v", got.MediaType, got.Data, err)
+		}
+	}
+
+	if err := other.DeleteDocument(t.Context(), d.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serving.Document(t.Context(), d.Digest); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("Document after another process deleted it: error = %v, want ErrNotFound", err)
+	}
+
+	// Stored again by the other process with another media type (the data
+	// does not declare one, so it goes into the .type file).
+	const artifact = "application/vnd.example.artifact.v1+json"
+	again := catalog.Document{MediaType: artifact, Digest: d.Digest, Data: d.Data}
+	if err := other.PutDocument(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := serving.Document(t.Context(), d.Digest); err != nil || got.MediaType != artifact {
+		t.Fatalf("Document after a re-put = %q, %v; want %q", got.MediaType, err, artifact)
+	}
+
+	// A hit must not hide a file that now holds other bytes.
+	path := filepath.Join(dir, "documents", "sha256", d.Digest.Encoded())
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(`{"schemaVersion":2,"config":{"x":1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serving.Document(t.Context(), d.Digest); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Document of a replaced file: error = %v, want a corruption error", err)
+	}
+}
+
+// TestDocumentCacheBounded: the cache holds at most its byte budget.
+func TestDocumentCacheBounded(t *testing.T) {
+	s := open(t, t.TempDir())
+	fsstore.SetDocCacheBytes(s, 16384)
+	for i := range 100 {
+		data := fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.index.v1+json","n":%d,"pad":"%0200d"}`, i, 0)
+		d := catalog.Document{MediaType: "application/vnd.oci.image.index.v1+json", Digest: digest.FromString(data), Data: []byte(data)}
+		if err := s.PutDocument(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Document(t.Context(), d.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if n := fsstore.DocCacheBytes(s); n > 16384 {
+			t.Fatalf("after %d documents the cache holds %d bytes, more than its 16384", i+1, n)
+		}
+	}
+	if fsstore.DocCacheBytes(s) == 0 {
+		t.Error("the cache holds nothing")
 	}
 }
