@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
@@ -25,6 +27,31 @@ type Composer struct {
 	generation uint64
 	cache      map[cacheKey]*entry
 	maxEntries int
+
+	// Counters for Stats.
+	cached, composed, failed atomic.Uint64
+	composeNanos             atomic.Int64
+}
+
+// Stats are a Composer's counters since it was made.
+type Stats struct {
+	// Cached counts requests answered with a composition of the current
+	// generation that was already stored (or being stored by another
+	// request, which they waited for).
+	Cached uint64
+	// Composed counts compositions resolved, synthesized and stored, and
+	// ComposeTime is the time they took.
+	Composed    uint64
+	ComposeTime time.Duration
+	// Failed counts requests that got an error: a requirement set that
+	// cannot be resolved, or a storage failure.
+	Failed uint64
+}
+
+// Stats returns the counters.
+func (c *Composer) Stats() Stats {
+	return Stats{Cached: c.cached.Load(), Composed: c.composed.Load(),
+		ComposeTime: time.Duration(c.composeNanos.Load()), Failed: c.failed.Load()}
 }
 
 type cacheKey struct {
@@ -69,7 +96,7 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		if snap.Generation < c.generation {
 			// A snapshot older than the cache: compose without caching.
 			c.mu.Unlock()
-			return c.compose(ctx, snap, st, req, f)
+			return c.composeCounted(ctx, snap, st, req, f)
 		}
 		c.generation = snap.Generation
 		c.cache = map[cacheKey]*entry{}
@@ -80,6 +107,11 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		case <-e.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			c.failed.Add(1)
+		} else {
+			c.cached.Add(1)
 		}
 		return e.img, e.err
 	}
@@ -92,7 +124,7 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 
 	// The composition must not be cut short by the first client leaving:
 	// others may be waiting for it.
-	e.img, e.err = c.composeSafely(context.WithoutCancel(ctx), snap, st, req, f)
+	e.img, e.err = c.composeCounted(context.WithoutCancel(ctx), snap, st, req, f)
 	close(e.done)
 	if e.err != nil {
 		// Never cache a failure: storage errors are transient, and resolution
@@ -104,6 +136,19 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		c.mu.Unlock()
 	}
 	return e.img, e.err
+}
+
+// composeCounted composes and counts the outcome.
+func (c *Composer) composeCounted(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (*Image, error) {
+	start := time.Now()
+	img, err := c.composeSafely(ctx, snap, st, req, f)
+	if err != nil {
+		c.failed.Add(1)
+		return nil, err
+	}
+	c.composed.Add(1)
+	c.composeNanos.Add(int64(time.Since(start)))
+	return img, nil
 }
 
 // composeSafely turns a panic into an error, so that requests waiting on

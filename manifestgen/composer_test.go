@@ -229,6 +229,37 @@ func TestComposerConcurrentRequestsShareOneComposition(t *testing.T) {
 	if got := store.writes.Load(); got != 5 {
 		t.Errorf("%d writes for %d concurrent requests; want 5 (one composition)", got, n)
 	}
+	if st := c.Stats(); st.Composed != 1 || st.Cached != n-1 || st.Failed != 0 || st.ComposeTime < store.delay {
+		t.Errorf("Stats = %+v; want 1 composed (taking at least %s), %d cached, 0 failed", st, store.delay, n-1)
+	}
+}
+
+// TestComposerStats counts each request once, by how it was answered.
+func TestComposerStats(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	compose := func(snap *catalog.Snapshot, tag string) error {
+		_, err := c.Compose(t.Context(), snap, st, request(t, snap, st, tag), manifestgen.FormatOCI)
+		return err
+	}
+	for range 3 {
+		if err := compose(snap, "php-8.2"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := compose(snap, "php-9"); err == nil {
+		t.Fatal("php-9 resolved")
+	}
+	// A new generation composes again.
+	next, _ := snapshotAt(2, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	if err := compose(next, "php-8.2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Stats(), (manifestgen.Stats{Cached: 2, Composed: 2, Failed: 1}); got.Cached != want.Cached ||
+		got.Composed != want.Composed || got.Failed != want.Failed || got.ComposeTime <= 0 {
+		t.Errorf("Stats = %+v, want %+v and a positive ComposeTime", got, want)
+	}
 }
 
 func TestComposerResolutionErrors(t *testing.T) {

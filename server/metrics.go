@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/envreg/envreg/manifestgen"
 )
 
 // metrics counts requests and bytes per route kind and status class, and
@@ -18,6 +20,8 @@ type metrics struct {
 	requests map[metricKey]uint64
 	bytes    map[string]uint64
 	seconds  map[string]float64
+	// composer's counters are read at scrape time (nil: none).
+	composer *manifestgen.Composer
 }
 
 type metricKey struct {
@@ -91,6 +95,15 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(&b, "envreg_http_request_seconds_total{route=%q} %g\n", route, m.seconds[route])
 	}
 	m.mu.Unlock()
+	if m.composer != nil {
+		st := m.composer.Stats()
+		b.WriteString("# HELP envreg_compositions_total Manifest requests by tag to stacks, by outcome: cached (composed before, in this catalog generation), composed (resolved, synthesized and stored now), failed.\n# TYPE envreg_compositions_total counter\n")
+		fmt.Fprintf(&b, "envreg_compositions_total{result=\"cached\"} %d\n", st.Cached)
+		fmt.Fprintf(&b, "envreg_compositions_total{result=\"composed\"} %d\n", st.Composed)
+		fmt.Fprintf(&b, "envreg_compositions_total{result=\"failed\"} %d\n", st.Failed)
+		b.WriteString("# HELP envreg_composition_seconds_total Time spent composing new combinations (resolve, synthesize, store durably).\n# TYPE envreg_composition_seconds_total counter\n")
+		fmt.Fprintf(&b, "envreg_composition_seconds_total %g\n", st.ComposeTime.Seconds())
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	_, _ = w.Write([]byte(b.String()))
 }

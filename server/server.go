@@ -97,6 +97,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
 	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
+	s.metrics.composer = composer
 	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom),
 		registry.WithSendfile(deps.Sendfile)}
 	if deps.Uploads != nil {
