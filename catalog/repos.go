@@ -58,10 +58,8 @@ func ValidRepositoryName(name string) bool {
 		if i == len(name) {
 			return true
 		}
-		switch c := name[i]; c {
-		case '/':
-			i++
-		case '.':
+		switch name[i] {
+		case '/', '.':
 			i++
 		case '_':
 			i++

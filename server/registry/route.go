@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/envreg/envreg/catalog"
@@ -129,19 +130,10 @@ func matchRoute(method, path string) (int, routeVars, int) {
 		if !ok {
 			continue
 		}
-		if hasMethod(routes[i].methods, method) {
+		if slices.Contains(routes[i].methods, method) {
 			return i, v, http.StatusOK
 		}
 		status = http.StatusMethodNotAllowed
 	}
 	return -1, routeVars{}, status
-}
-
-func hasMethod(methods []string, m string) bool {
-	for _, x := range methods {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
