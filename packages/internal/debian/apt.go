@@ -181,6 +181,17 @@ func New(cfg Config) (*Apt, error) {
 	if cfg.Keyring == "" {
 		cfg.Keyring = DefaultKeyring
 	}
+	if cfg.TempDir != "" {
+		// apt reads a relative Dir::State::status relative to Dir::State,
+		// not to the working directory: a relative TempDir ("--data ./data")
+		// made it miss the installed list, and every package the base
+		// provides looked new.
+		abs, err := filepath.Abs(cfg.TempDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TempDir = abs
+	}
 	sources, err := sourcesList(cfg.Sources, cfg.Keyring)
 	if err != nil {
 		return nil, err

@@ -237,3 +237,29 @@ func TestFetch(t *testing.T) {
 		t.Errorf("Fetch with a wrong index hash = %v, want a *ChecksumError for zlib1g", err)
 	}
 }
+
+// TestResolveRelativeTempDir: a relative TempDir (what "--data ./data"
+// gives) must not hide the installed list from apt, which reads relative
+// Dir:: paths against its own directories.
+func TestResolveRelativeTempDir(t *testing.T) {
+	shared := newApt(t, "amd64", nil) // updates the lists in testCache
+	base, err := shared.Resolve(t.Context(), []debian.Request{req(t, "libc6"), req(t, "dash")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("tmp", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := debian.New(debian.Config{CacheDir: testCache, Arch: "amd64", TempDir: "tmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Resolve(t.Context(), []debian.Request{req(t, "coreutils")}, installed(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := names(got); !slices.Contains(n, "coreutils") || slices.Contains(n, "libc6") {
+		t.Errorf("closure of coreutils on top of libc6+dash with a relative TempDir = %v, want coreutils without libc6", n)
+	}
+}
