@@ -345,6 +345,7 @@ type Store interface {
 	Reader
 	Publisher
 	Documents
+	Compositions
 	Repositories
 	io.Closer
 }

@@ -3,6 +3,8 @@ package catalog
 import (
 	"slices"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Snapshot is an immutable view of the catalog at one generation. Resolution
@@ -16,6 +18,7 @@ type Snapshot struct {
 	names    []string             // sorted
 	stacks   map[string]Stack
 	aliases  map[string]string // package-declared aliases (PackageAliases)
+	layers   map[digest.Digest]bool
 }
 
 // NewSnapshot indexes releases and stacks. The default stack "env" is added
@@ -29,6 +32,12 @@ func NewSnapshot(generation uint64, releases []Release, stacks []Stack) *Snapsho
 	}
 	for _, r := range releases {
 		s.releases[r.Name] = append(s.releases[r.Name], r)
+	}
+	s.layers = map[digest.Digest]bool{}
+	for _, r := range releases {
+		for _, l := range r.Layers {
+			s.layers[l.Digest] = true
+		}
 	}
 	for name, rs := range s.releases {
 		slices.SortStableFunc(rs, func(a, b Release) int { return b.Version.Compare(a.Version) })
@@ -82,6 +91,11 @@ func (s *Snapshot) Releases(name string) []Release { return s.releases[name] }
 
 // Names returns the published package names, sorted.
 func (s *Snapshot) Names() []string { return s.names }
+
+// HasLayer reports whether d is a layer blob of some release, yanked ones
+// included (environments pinned before the yank still pull it), in any
+// form the catalog stores it in.
+func (s *Snapshot) HasLayer(d digest.Digest) bool { return s.layers[d] }
 
 // Stack returns the named stack.
 func (s *Snapshot) Stack(name string) (Stack, bool) {

@@ -61,7 +61,7 @@ func BenchmarkStoreNew(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := c.Store(b.Context(), img); err != nil {
+		if err := c.Store(b.Context(), "env", img, false); err != nil {
 			b.Fatal(err)
 		}
 	}

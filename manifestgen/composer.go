@@ -3,10 +3,13 @@ package manifestgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
@@ -20,8 +23,14 @@ import (
 // as they see a response"). Results are cached per catalog generation, so a
 // warm GET costs a map lookup.
 type Composer struct {
-	docs  catalog.Documents
+	docs  Store
 	blobs layerstore.Writer
+	// touch is how often a composition's marks are refreshed while it is
+	// served (catalog.ComposedMark.Served), and how long a cached
+	// composition is trusted before it is stored again: gc may have
+	// collected a composition nobody asked for during its retention.
+	touch time.Duration
+	now   func() time.Time
 
 	mu         sync.Mutex
 	generation uint64
@@ -63,9 +72,10 @@ type cacheKey struct {
 // entry is one composition, possibly still in progress (done not closed).
 // Concurrent requests for the same key wait for the first one.
 type entry struct {
-	done chan struct{}
-	img  *Image
-	err  error
+	done   chan struct{}
+	img    *Image
+	err    error
+	stored time.Time // when the composition was stored (marked served)
 }
 
 // ComposerOption configures a Composer.
@@ -75,9 +85,31 @@ type ComposerOption func(*Composer)
 // When full, the cache is emptied; recomposing is cheap and deterministic.
 func WithCacheSize(n int) ComposerOption { return func(c *Composer) { c.maxEntries = n } }
 
-// NewComposer stores documents in docs and config blobs in blobs.
-func NewComposer(docs catalog.Documents, blobs layerstore.Writer, opts ...ComposerOption) *Composer {
-	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, maxEntries: 10000}
+// DefaultTouchInterval is how often a served composition's marks are
+// refreshed (WithTouchInterval).
+const DefaultTouchInterval = time.Hour
+
+// WithTouchInterval sets how often the marks of a composition that is being
+// served are refreshed (default DefaultTouchInterval). A warm GET writes
+// nothing; the first GET after the interval stores the composition again
+// (writing only what is missing) and refreshes its marks. gc's retention
+// must be far longer.
+func WithTouchInterval(d time.Duration) ComposerOption { return func(c *Composer) { c.touch = d } }
+
+// WithClock sets the clock marks are dated with (tests).
+func WithClock(now func() time.Time) ComposerOption { return func(c *Composer) { c.now = now } }
+
+// Store is where a Composer keeps what it composed: the documents, and the
+// stack's marks on every digest it composed.
+type Store interface {
+	catalog.Documents
+	catalog.Compositions
+}
+
+// NewComposer stores documents and marks in docs and config blobs in blobs.
+func NewComposer(docs Store, blobs layerstore.Writer, opts ...ComposerOption) *Composer {
+	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, maxEntries: 10000,
+		touch: DefaultTouchInterval, now: time.Now}
 	for _, o := range opts {
 		o(c)
 	}
@@ -101,7 +133,7 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		c.generation = snap.Generation
 		c.cache = map[cacheKey]*entry{}
 	}
-	if e, ok := c.cache[key]; ok {
+	if e, ok := c.cache[key]; ok && !c.stale(e) {
 		c.mu.Unlock()
 		select {
 		case <-e.done:
@@ -124,6 +156,7 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 
 	// The composition must not be cut short by the first client leaving:
 	// others may be waiting for it.
+	e.stored = c.now()
 	e.img, e.err = c.composeCounted(context.WithoutCancel(ctx), snap, st, req, f)
 	close(e.done)
 	if e.err != nil {
@@ -136,6 +169,27 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 		c.mu.Unlock()
 	}
 	return e.img, e.err
+}
+
+// stale reports whether a finished cache entry is older than the touch
+// interval (c.mu held): it is composed and stored again.
+func (c *Composer) stale(e *entry) bool {
+	select {
+	case <-e.done:
+		return c.now().Sub(e.stored) >= c.touch
+	default:
+		return false // in progress
+	}
+}
+
+// Cached reports whether a Compose of the same arguments would be answered
+// from the cache, without storing anything. The registry uses it to charge
+// only new compositions to a client's budget.
+func (c *Composer) Cached(snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.cache[cacheKey{stack: st.Name, req: req.Key(), format: f}]
+	return ok && snap.Generation == c.generation && !c.stale(e)
 }
 
 // composeCounted composes and counts the outcome.
@@ -171,10 +225,42 @@ func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catal
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Store(ctx, img); err != nil {
+	if err := c.Store(ctx, st.Name, img, false); err != nil {
 		return nil, err
 	}
 	return img, nil
+}
+
+// Pin stores img (composed by stack) and pins it, so that gc keeps it
+// whatever its age: the provisioning API pins every reference it returns.
+func (c *Composer) Pin(ctx context.Context, stack string, img *Image) error {
+	return c.Store(ctx, stack, img, true)
+}
+
+// Serves reports whether stack serves digest d, as a blob or a document by
+// digest (and lets other repositories mount it): a layer of a release in
+// snap, or something the stack composed (its marks). This is the one place
+// that says what a stack may hand out; a stack never serves what another
+// repository holds. A mark not refreshed for the touch interval is
+// refreshed, so that compositions pulled by digest stay collected only when
+// nobody pulls them.
+func (c *Composer) Serves(ctx context.Context, snap *catalog.Snapshot, stack string, d digest.Digest) (bool, error) {
+	if snap.HasLayer(d) {
+		return true, nil
+	}
+	m, err := c.docs.Composed(ctx, stack, d)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up %s in stack %s: %w", d, stack, err)
+	}
+	if now := c.now(); now.Sub(m.Served) >= c.touch {
+		if err := c.docs.MarkComposed(ctx, stack, now, false, d); err != nil {
+			return false, fmt.Errorf("refreshing the mark of %s in %s: %w", d, stack, err)
+		}
+	}
+	return true, nil
 }
 
 // Store persists img: config blobs first, then the manifests, then the index,
@@ -182,8 +268,19 @@ func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catal
 // step the writes run concurrently: each is durable (fsync) before it
 // returns, and a first GET of a new combination spends most of its time
 // waiting for those syncs, which the file system can overlap.
-func (c *Composer) Store(ctx context.Context, img *Image) error {
-	err := concurrently(len(img.Configs), func(i int) error {
+//
+// The stack's marks on every digest of img (catalog.Compositions) are
+// written in the first step, beside the configs: a mark on something not
+// stored yet serves nothing, and everything is marked before the index
+// makes the composition visible. pinned pins the marks.
+func (c *Composer) Store(ctx context.Context, stack string, img *Image, pinned bool) error {
+	err := concurrently(len(img.Configs)+1, func(i int) error {
+		if i == len(img.Configs) {
+			if err := c.docs.MarkComposed(ctx, stack, c.now(), pinned, img.Digests()...); err != nil {
+				return fmt.Errorf("marking %s as composed by %s: %w", img.Index.Descriptor.Digest, stack, err)
+			}
+			return nil
+		}
 		b := img.Configs[i]
 		if err := c.blobs.Put(ctx, b.Descriptor.Digest, b.Descriptor.Size, bytes.NewReader(b.Data)); err != nil {
 			return fmt.Errorf("storing config %s: %w", b.Descriptor.Digest, err)

@@ -27,13 +27,15 @@ type recordingStore struct {
 	order  []string
 	docs   map[digest.Digest]catalog.Document
 	blobs  map[digest.Digest][]byte
+	marks  map[string]catalog.ComposedMark // stack + " " + digest
 	fail   atomic.Bool
 	writes atomic.Int64
 	delay  time.Duration
 }
 
 func newRecordingStore() *recordingStore {
-	return &recordingStore{docs: map[digest.Digest]catalog.Document{}, blobs: map[digest.Digest][]byte{}}
+	return &recordingStore{docs: map[digest.Digest]catalog.Document{}, blobs: map[digest.Digest][]byte{},
+		marks: map[string]catalog.ComposedMark{}}
 }
 
 var errInjected = errors.New("injected storage failure")
@@ -80,6 +82,38 @@ func (s *recordingStore) Document(_ context.Context, d digest.Digest) (catalog.D
 	return doc, nil
 }
 
+// MarkComposed records one write for the batch and one "mark" entry per
+// digest, with catalog.Compositions' rules (Served forward only, pins kept).
+func (s *recordingStore) MarkComposed(_ context.Context, stack string, served time.Time, pinned bool, ds ...digest.Digest) error {
+	s.writes.Add(1)
+	if s.fail.Load() {
+		return errInjected
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		m := s.marks[stack+" "+d.String()]
+		m.Digest = d
+		if served.After(m.Served) {
+			m.Served = served
+		}
+		m.Pinned = m.Pinned || pinned
+		s.marks[stack+" "+d.String()] = m
+		s.order = append(s.order, "mark "+d.String())
+	}
+	return nil
+}
+
+func (s *recordingStore) Composed(_ context.Context, stack string, d digest.Digest) (catalog.ComposedMark, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.marks[stack+" "+d.String()]
+	if !ok {
+		return catalog.ComposedMark{}, catalog.ErrNotFound
+	}
+	return m, nil
+}
+
 func composerRelease(name, version string) catalog.Release {
 	layer := func(arch string) catalog.Layer {
 		return catalog.Layer{
@@ -119,13 +153,19 @@ func TestComposerStoresBeforeReturning(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every digest the index names can be fetched, and nothing was stored
-	// before what it references: configs, then manifests, then the index.
-	// Within a step the writes run concurrently, so their order is free.
+	// before what it references: configs and the stack's marks on every
+	// digest, then manifests, then the index. Within a step the writes run
+	// concurrently, so their order is free.
 	var steps [][]string
 	step := func(kind string, bs ...manifestgen.Blob) {
 		var names []string
 		for _, b := range bs {
 			names = append(names, kind+" "+b.Descriptor.Digest.String())
+		}
+		if kind == "blob" {
+			for _, d := range img.Digests() {
+				names = append(names, "mark "+d.String())
+			}
 		}
 		slices.Sort(names)
 		steps = append(steps, names)
@@ -225,9 +265,9 @@ func TestComposerConcurrentRequestsShareOneComposition(t *testing.T) {
 			t.Fatal("concurrent requests got different compositions")
 		}
 	}
-	// One composition: 2 configs + 2 manifests + 1 index.
-	if got := store.writes.Load(); got != 5 {
-		t.Errorf("%d writes for %d concurrent requests; want 5 (one composition)", got, n)
+	// One composition: 2 configs + 2 manifests + 1 index + one batch of marks.
+	if got := store.writes.Load(); got != 6 {
+		t.Errorf("%d writes for %d concurrent requests; want 6 (one composition)", got, n)
 	}
 	if st := c.Stats(); st.Composed != 1 || st.Cached != n-1 || st.Failed != 0 || st.ComposeTime < store.delay {
 		t.Errorf("Stats = %+v; want 1 composed (taking at least %s), %d cached, 0 failed", st, store.delay, n-1)
@@ -273,5 +313,122 @@ func TestComposerResolutionErrors(t *testing.T) {
 	}
 	if store.writes.Load() != 0 {
 		t.Errorf("a failed resolution stored %d things", store.writes.Load())
+	}
+}
+
+// TestComposerServes: a stack serves the catalog's layers and what it
+// composed itself, nothing else; a mark is refreshed when it is older
+// than the touch interval, and not before.
+func TestComposerServes(t *testing.T) {
+	store := newRecordingStore()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	c := manifestgen.NewComposer(store, store, manifestgen.WithClock(func() time.Time { return now }))
+	php := composerRelease("php", "8.2.36")
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), php)
+	img, err := c.Compose(t.Context(), snap, st, request(t, snap, st, "php"), manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something another repository pushed: stored, but never composed.
+	foreign := catalog.Document{MediaType: "application/vnd.oci.image.manifest.v1+json", Data: []byte(`{"secret":1}`)}
+	foreign.Digest = digest.FromBytes(foreign.Data)
+	if err := store.PutDocument(t.Context(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what  string
+		stack string
+		d     digest.Digest
+		want  bool
+	}{
+		{"a layer", "env", php.Layers[0].Digest, true},
+		{"the index", "env", img.Index.Descriptor.Digest, true},
+		{"a manifest", "env", img.Manifests[1].Descriptor.Digest, true},
+		{"a config", "env", img.Configs[0].Descriptor.Digest, true},
+		{"a pushed document", "env", foreign.Digest, false},
+		{"another stack's composition", "other", img.Index.Descriptor.Digest, false},
+		{"a layer through another stack", "other", php.Layers[0].Digest, true},
+	} {
+		got, err := c.Serves(t.Context(), snap, tc.stack, tc.d)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Serves(%s) = %v, %v; want %v", tc.what, tc.stack, got, err, tc.want)
+		}
+	}
+
+	idx := img.Index.Descriptor.Digest
+	writes := store.writes.Load()
+	now = now.Add(manifestgen.DefaultTouchInterval - time.Second)
+	if _, err := c.Serves(t.Context(), snap, "env", idx); err != nil || store.writes.Load() != writes {
+		t.Errorf("a read within the touch interval wrote %d times (err %v)", store.writes.Load()-writes, err)
+	}
+	now = now.Add(time.Second)
+	if _, err := c.Serves(t.Context(), snap, "env", idx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := store.Composed(t.Context(), "env", idx); !m.Served.Equal(now) {
+		t.Errorf("after the touch interval the mark says served %s, want %s", m.Served, now)
+	}
+}
+
+// TestComposerTouchesServedCompositions: a warm GET writes nothing, and
+// the first GET after the touch interval stores the composition again, so
+// what gc collected meanwhile comes back and the marks move.
+func TestComposerTouchesServedCompositions(t *testing.T) {
+	store := newRecordingStore()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	c := manifestgen.NewComposer(store, store, manifestgen.WithClock(func() time.Time { return now }))
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	req := request(t, snap, st, "php")
+	img, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cached(snap, st, req, manifestgen.FormatOCI) {
+		t.Error("Cached is false right after a composition")
+	}
+	writes := store.writes.Load()
+	now = now.Add(manifestgen.DefaultTouchInterval / 2)
+	if _, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI); err != nil || store.writes.Load() != writes {
+		t.Fatalf("warm GET: %d writes, err %v; want none", store.writes.Load()-writes, err)
+	}
+
+	// gc collected the index meanwhile.
+	store.mu.Lock()
+	delete(store.docs, img.Index.Descriptor.Digest)
+	store.mu.Unlock()
+	now = now.Add(manifestgen.DefaultTouchInterval)
+	if c.Cached(snap, st, req, manifestgen.FormatOCI) {
+		t.Error("Cached is true for an entry older than the touch interval")
+	}
+	if _, err := c.Compose(t.Context(), snap, st, req, manifestgen.FormatOCI); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Document(t.Context(), img.Index.Descriptor.Digest); err != nil {
+		t.Errorf("the index was not stored again after the touch interval: %v", err)
+	}
+	if m, _ := store.Composed(t.Context(), "env", img.Index.Descriptor.Digest); !m.Served.Equal(now) {
+		t.Errorf("mark served %s, want %s", m.Served, now)
+	}
+}
+
+// TestComposerPin pins every digest of a composition.
+func TestComposerPin(t *testing.T) {
+	store := newRecordingStore()
+	c := manifestgen.NewComposer(store, store)
+	snap, st := snapshotAt(1, composerRelease("base", "12.0.0"), composerRelease("php", "8.2.36"))
+	img, err := c.Compose(t.Context(), snap, st, request(t, snap, st, "php"), manifestgen.FormatOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := store.Composed(t.Context(), "env", img.Index.Descriptor.Digest); m.Pinned {
+		t.Fatal("a composition served by tag is pinned")
+	}
+	if err := c.Pin(t.Context(), "env", img); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range img.Digests() {
+		if m, err := store.Composed(t.Context(), "env", d); err != nil || !m.Pinned {
+			t.Errorf("%s after Pin: %+v, %v; want pinned", d, m, err)
+		}
 	}
 }

@@ -50,6 +50,16 @@ func (im *Image) Manifest(p catalog.Platform) (Blob, bool) {
 	return Blob{}, false
 }
 
+// Digests returns the digest of every generated document: the configs, the
+// manifests and the index.
+func (im *Image) Digests() []digest.Digest {
+	var ds []digest.Digest
+	for _, b := range im.Blobs() {
+		ds = append(ds, b.Descriptor.Digest)
+	}
+	return ds
+}
+
 // Blobs returns every generated document in the order they must be
 // persisted: all configs, then all manifests, then the index, so that
 // nothing becomes visible before what it references.

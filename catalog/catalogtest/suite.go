@@ -81,6 +81,7 @@ func Run(t *testing.T, newStore func(t *testing.T) catalog.Store) {
 		{"Documents", testDocuments},
 		{"ConcurrentPublishes", testConcurrentPublishes},
 		{"SnapshotImmutable", testSnapshotImmutable},
+		{"Compositions", testCompositions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +108,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b catalog.Store)) {
 		{"ConcurrentPublishes", testSharedConcurrent},
 		{"Documents", testSharedDocuments},
 		{"RemoveVisible", testSharedRemove},
+		{"Compositions", testSharedCompositions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/catalog/fsstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
+	"github.com/envreg/envreg/manifestgen"
 )
 
 // runMigrate copies an embedded data directory into the stores that
@@ -86,6 +87,25 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("copying documents: %w", err)
 	}
 	fmt.Fprintf(env.stdout, "documents: %d\n", docs)
+
+	// 2a. The stacks' marks on what they composed: without them a stack
+	// serves none of the digests clients pinned. Compositions of a source
+	// written before marks existed are adopted in the target.
+	marks := 0
+	err = srcCat.WalkComposed(ctx, func(stack string, m catalog.ComposedMark) error {
+		marks++
+		return dst.catalog.MarkComposed(ctx, stack, m.Served, m.Pinned, m.Digest)
+	})
+	if err != nil {
+		return fmt.Errorf("copying composition marks: %w", err)
+	}
+	adopted := 0
+	if as, ok := dst.catalog.(manifestgen.AdoptionStore); ok {
+		if adopted, err = manifestgen.Adopt(ctx, as, time.Now(), true); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(env.stdout, "composition marks: %d copied, %d legacy compositions adopted\n", marks, adopted)
 
 	// 2b. Ordinary (pushed-to) repositories: blob links, then manifest
 	// records (their documents were copied above), then tags.

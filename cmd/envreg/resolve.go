@@ -125,8 +125,12 @@ func resolveLocal(ctx context.Context, env *cliEnv, store *storage, stackName, t
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
-	img, err := manifestgen.NewComposer(b.catalog, b.blobs).Compose(ctx, snap, st, req, manifestgen.FormatOCI)
+	composer := manifestgen.NewComposer(b.catalog, b.blobs)
+	img, err := composer.Compose(ctx, snap, st, req, manifestgen.FormatOCI)
 	if err != nil {
+		return nil, err
+	}
+	if err := composer.Pin(ctx, st.Name, img); err != nil { // a reference to keep, as the provisioning API's
 		return nil, err
 	}
 

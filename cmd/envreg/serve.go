@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/server/registry"
@@ -50,6 +51,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer b.Close()
+	if err := adoptCompositions(ctx, b, log); err != nil {
+		return err
+	}
 	if *seed != "" {
 		if err := seedStore(ctx, env, b, store, log, *seed, *cacheDir); err != nil {
 			return err
@@ -120,5 +124,24 @@ func seedStore(ctx context.Context, env *cliEnv, b *backends, store *storage, lo
 		return fmt.Errorf("--seed %s: %w", dir, err)
 	}
 	log.Info("seeded", "recipes", len(recipes), "layers published", len(rels), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// adoptCompositions gives the compositions of a store written before
+// stacks kept marks their marks, once per store (manifestgen.Adopt):
+// without them a stack would no longer serve digests clients pinned.
+func adoptCompositions(ctx context.Context, b *backends, log *slog.Logger) error {
+	as, ok := b.catalog.(manifestgen.AdoptionStore)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	n, err := manifestgen.Adopt(ctx, as, time.Now(), false)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("adopted compositions stored before this version as pinned", "indexes", n, "took", time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }

@@ -214,6 +214,11 @@ func (a *API) resolveRequest(ctx context.Context, host, stackName string, in Res
 	if err != nil {
 		return nil, err
 	}
+	// A platform stores the reference and pulls it for as long as the
+	// environment lives: pinned compositions are never collected by gc.
+	if err := a.composer.Pin(ctx, st.Name, img); err != nil {
+		return nil, err
+	}
 
 	out := &ResolveResponse{
 		Stack:          st.Name,

@@ -162,8 +162,9 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request) error {
 
 // mountable reports whether blob d may be linked from repository from
 // (the request was authorized to pull from it): it must be linked there,
-// or from must be a stack (which serves every stored blob). Without from,
-// any stored blob is mountable when mountWithoutFrom is on.
+// or, when from is a stack, be something the stack serves
+// (manifestgen.Composer.Serves). Without from, any stored blob is
+// mountable when mountWithoutFrom is on.
 func (reg *Registry) mountable(r *http.Request, from string, d digest.Digest) (bool, error) {
 	ctx := r.Context()
 	switch {
@@ -178,11 +179,14 @@ func (reg *Registry) mountable(r *http.Request, from string, d digest.Digest) (b
 		if err != nil {
 			return false, fmt.Errorf("reading catalog: %w", err)
 		}
-		if _, isStack := snap.Stack(from); !isStack {
-			linked, err := reg.repos.BlobLinked(ctx, from, d)
-			if err != nil || !linked {
-				return false, err
-			}
+		var ok bool
+		if _, isStack := snap.Stack(from); isStack {
+			ok, err = reg.composer.Serves(ctx, snap, from, d)
+		} else {
+			ok, err = reg.repos.BlobLinked(ctx, from, d)
+		}
+		if err != nil || !ok {
+			return false, err
 		}
 	}
 	if _, err := reg.blobs.Stat(ctx, d); err != nil {

@@ -240,6 +240,9 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, snap *c
 		if err != nil {
 			return err
 		}
+		if err := reg.stackServes(r, snap, st.Name, d, CodeManifestUnknown); err != nil {
+			return err
+		}
 		doc, err := reg.docs.Document(r.Context(), d)
 		if errors.Is(err, catalog.ErrNotFound) {
 			return &manifestUnknownError{reference: ref}
@@ -265,6 +268,27 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, snap *c
 		b = defaultManifest(img)
 	}
 	writeDocument(w, r, b.Descriptor.MediaType, b.Descriptor.Digest, b.Data)
+	return nil
+}
+
+// stackServes returns nil when stack serves d (manifestgen.Composer.Serves),
+// else the spec's "unknown" error with code (BLOB_UNKNOWN or
+// MANIFEST_UNKNOWN): whether another repository holds d is not the
+// stack's to tell.
+func (reg *Registry) stackServes(r *http.Request, snap *catalog.Snapshot, stack string, d digest.Digest, code ErrorCode) error {
+	if err := layerstoreDigest(d); err != nil {
+		return err
+	}
+	ok, err := reg.composer.Serves(r.Context(), snap, stack, d)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if code == CodeManifestUnknown {
+			return &manifestUnknownError{reference: stack + "@" + d.String()}
+		}
+		return &Error{ErrorCode: CodeBlobUnknown, Message: fmt.Sprintf("blob %s unknown to repository %s", d, stack)}
+	}
 	return nil
 }
 

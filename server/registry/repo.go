@@ -39,7 +39,7 @@ func (reg *Registry) manifest(w http.ResponseWriter, r *http.Request) error {
 
 // blob serves /v2/<name>/blobs/<digest>.
 func (reg *Registry) blob(w http.ResponseWriter, r *http.Request) error {
-	_, _, virtual, err := reg.lookup(r)
+	snap, _, virtual, err := reg.lookup(r)
 	if err != nil {
 		return err
 	}
@@ -52,8 +52,11 @@ func (reg *Registry) blob(w http.ResponseWriter, r *http.Request) error {
 	case virtual && r.Method == http.MethodDelete:
 		return readOnly(r, name)
 	case virtual:
-		// A stack serves every blob of the store: the layers of every
-		// package and the configs of every composed image.
+		// A stack serves the layers of the catalog's releases and what it
+		// composed itself, never another repository's blobs.
+		if err := reg.stackServes(r, snap, name, d, CodeBlobUnknown); err != nil {
+			return err
+		}
 		return reg.getBlob(w, r, d)
 	}
 	if err := layerstoreDigest(d); err != nil {

@@ -1,0 +1,135 @@
+package manifestgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/envreg/envreg/catalog"
+)
+
+// AdoptionStore is what Adopt reads and marks.
+type AdoptionStore interface {
+	Store
+	catalog.Repositories
+	catalog.LegacyAdoption
+	WalkDocuments(ctx context.Context, fn func(catalog.Document) error) error
+}
+
+// Adopt gives the compositions stored before stacks kept marks
+// (catalog.Compositions) their marks, pinned, so that every digest a
+// client saw before the upgrade stays pullable through its stack and gc
+// keeps it, as it always did. A composition is recognised by its index:
+// an image index whose io.envreg.stack annotation names the stack and
+// that no repository holds (a pushed document is never adopted, whatever
+// its annotations say). Its manifests and their configs are marked with
+// it.
+//
+// It runs once per store: it returns at once when the store records that
+// it ran, unless force (envreg migrate, which copies legacy documents into
+// a store that may have run it). It returns how many indexes it adopted.
+func Adopt(ctx context.Context, s AdoptionStore, now time.Time, force bool) (int, error) {
+	if !force {
+		done, err := s.LegacyAdopted(ctx)
+		if err != nil || done {
+			return 0, err
+		}
+	}
+	held, err := heldDocuments(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	type legacy struct {
+		stack     string
+		manifests []digest.Digest
+	}
+	var found []legacy
+	err = s.WalkDocuments(ctx, func(d catalog.Document) error {
+		if held[d.Digest] || !isIndexType(d.MediaType) {
+			return nil
+		}
+		var idx struct {
+			Manifests []struct {
+				Digest digest.Digest `json:"digest"`
+			} `json:"manifests"`
+			Annotations map[string]string `json:"annotations"`
+		}
+		if json.Unmarshal(d.Data, &idx) != nil || catalog.ValidateName(idx.Annotations[KeyStack]) != nil {
+			return nil
+		}
+		l := legacy{stack: idx.Annotations[KeyStack], manifests: []digest.Digest{d.Digest}}
+		for _, m := range idx.Manifests {
+			l.manifests = append(l.manifests, m.Digest)
+		}
+		found = append(found, l)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("adopting compositions: %w", err)
+	}
+	for _, l := range found {
+		ds := l.manifests
+		for _, m := range l.manifests[1:] {
+			doc, err := s.Document(ctx, m)
+			if errors.Is(err, catalog.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("adopting compositions: %w", err)
+			}
+			var man struct {
+				Config struct {
+					Digest digest.Digest `json:"digest"`
+				} `json:"config"`
+			}
+			if json.Unmarshal(doc.Data, &man) == nil && man.Config.Digest.Validate() == nil {
+				ds = append(ds, man.Config.Digest)
+			}
+		}
+		if err := s.MarkComposed(ctx, l.stack, now, true, validDigests(ds)...); err != nil {
+			return 0, fmt.Errorf("adopting composition %s of %s: %w", l.manifests[0], l.stack, err)
+		}
+	}
+	if err := s.SetLegacyAdopted(ctx); err != nil {
+		return 0, fmt.Errorf("adopting compositions: %w", err)
+	}
+	return len(found), nil
+}
+
+// heldDocuments returns the manifests some repository holds.
+func heldDocuments(ctx context.Context, repos catalog.Repositories) (map[digest.Digest]bool, error) {
+	names, err := repos.RepositoryNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	held := map[digest.Digest]bool{}
+	for _, name := range names {
+		recs, err := repos.Manifests(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("listing the manifests of %s: %w", name, err)
+		}
+		for _, r := range recs {
+			held[r.Digest] = true
+		}
+	}
+	return held, nil
+}
+
+func validDigests(ds []digest.Digest) []digest.Digest {
+	out := ds[:0:0]
+	for _, d := range ds {
+		if catalog.ValidateMark("x", d) == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func isIndexType(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
+}
