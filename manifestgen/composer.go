@@ -36,6 +36,12 @@ type Composer struct {
 	generation uint64
 	cache      map[cacheKey]*entry
 	maxEntries int
+	// marked remembers marks read or written recently (stack and digest
+	// → when the mark was last refreshed), so that a pull by digest costs
+	// no storage read while the mark is younger than the touch interval.
+	// Marks only ever move forward between gc runs, and what gc unmarks
+	// it also deletes, so a remembered mark serves nothing gc collected.
+	marked map[markKey]time.Time
 
 	// Counters for Stats.
 	cached, composed, failed atomic.Uint64
@@ -61,6 +67,11 @@ type Stats struct {
 func (c *Composer) Stats() Stats {
 	return Stats{Cached: c.cached.Load(), Composed: c.composed.Load(),
 		ComposeTime: time.Duration(c.composeNanos.Load()), Failed: c.failed.Load()}
+}
+
+type markKey struct {
+	stack string
+	d     digest.Digest
 }
 
 type cacheKey struct {
@@ -108,7 +119,7 @@ type Store interface {
 
 // NewComposer stores documents and marks in docs and config blobs in blobs.
 func NewComposer(docs Store, blobs layerstore.Writer, opts ...ComposerOption) *Composer {
-	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, maxEntries: 10000,
+	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, marked: map[markKey]time.Time{}, maxEntries: 10000,
 		touch: DefaultTouchInterval, now: time.Now}
 	for _, o := range opts {
 		o(c)
@@ -248,6 +259,14 @@ func (c *Composer) Serves(ctx context.Context, snap *catalog.Snapshot, stack str
 	if snap.HasLayer(d) {
 		return true, nil
 	}
+	now := c.now()
+	key := markKey{stack, d}
+	c.mu.Lock()
+	served, ok := c.marked[key]
+	c.mu.Unlock()
+	if ok && now.Sub(served) < c.touch {
+		return true, nil
+	}
 	m, err := c.docs.Composed(ctx, stack, d)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return false, nil
@@ -255,12 +274,26 @@ func (c *Composer) Serves(ctx context.Context, snap *catalog.Snapshot, stack str
 	if err != nil {
 		return false, fmt.Errorf("looking up %s in stack %s: %w", d, stack, err)
 	}
-	if now := c.now(); now.Sub(m.Served) >= c.touch {
+	if served = m.Served; now.Sub(served) >= c.touch {
 		if err := c.docs.MarkComposed(ctx, stack, now, false, d); err != nil {
 			return false, fmt.Errorf("refreshing the mark of %s in %s: %w", d, stack, err)
 		}
+		served = now
 	}
+	c.remember(stack, served, d)
 	return true, nil
+}
+
+// remember records fresh marks in c.marked, emptying it when full.
+func (c *Composer) remember(stack string, served time.Time, ds ...digest.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.marked)+len(ds) > c.maxEntries*4 {
+		clear(c.marked)
+	}
+	for _, d := range ds {
+		c.marked[markKey{stack, d}] = served
+	}
 }
 
 // Store persists img: config blobs first, then the manifests, then the index,
@@ -276,9 +309,11 @@ func (c *Composer) Serves(ctx context.Context, snap *catalog.Snapshot, stack str
 func (c *Composer) Store(ctx context.Context, stack string, img *Image, pinned bool) error {
 	err := concurrently(len(img.Configs)+1, func(i int) error {
 		if i == len(img.Configs) {
-			if err := c.docs.MarkComposed(ctx, stack, c.now(), pinned, img.Digests()...); err != nil {
+			now, ds := c.now(), img.Digests()
+			if err := c.docs.MarkComposed(ctx, stack, now, pinned, ds...); err != nil {
 				return fmt.Errorf("marking %s as composed by %s: %w", img.Index.Descriptor.Digest, stack, err)
 			}
+			c.remember(stack, now, ds...)
 			return nil
 		}
 		b := img.Configs[i]
