@@ -236,10 +236,40 @@ func (c *Composer) compose(ctx context.Context, snap *catalog.Snapshot, st catal
 	if err != nil {
 		return nil, err
 	}
+	if err := c.admit(ctx, img); err != nil {
+		return nil, err
+	}
 	if err := c.Store(ctx, st.Name, img, false); err != nil {
 		return nil, err
 	}
 	return img, nil
+}
+
+// admissionKey is the context key of WithAdmission.
+type admissionKey struct{}
+
+// WithAdmission returns a context in which a composition that would store
+// something new (its index is not stored yet) is first admitted by admit;
+// its error is returned, and nothing is stored. Compositions already
+// stored, and requests answered from the cache, are never charged. The
+// registry uses it to bound what one client can make the server store.
+func WithAdmission(ctx context.Context, admit func() error) context.Context {
+	return context.WithValue(ctx, admissionKey{}, admit)
+}
+
+// admit applies ctx's admission to a composition whose index is new.
+func (c *Composer) admit(ctx context.Context, img *Image) error {
+	admit, ok := ctx.Value(admissionKey{}).(func() error)
+	if !ok {
+		return nil
+	}
+	switch _, err := c.docs.Document(ctx, img.Index.Descriptor.Digest); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, catalog.ErrNotFound):
+		return fmt.Errorf("looking up %s: %w", img.Index.Descriptor.Digest, err)
+	}
+	return admit()
 }
 
 // Pin stores img (composed by stack) and pins it, so that gc keeps it

@@ -79,6 +79,9 @@ type Deps struct {
 	// Sendfile says how blob bodies are sent (registry.SendfileMode; the
 	// zero value is SendfileAuto).
 	Sendfile registry.SendfileMode
+	// Budget bounds the new compositions each client can make the server
+	// store (nil: unlimited).
+	Budget *registry.Budget
 }
 
 // Server is envreg's HTTP server.
@@ -99,7 +102,7 @@ func New(cfg Config, deps Deps) *Server {
 	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
 	s.metrics.composer = composer
 	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom),
-		registry.WithSendfile(deps.Sendfile)}
+		registry.WithSendfile(deps.Sendfile), registry.WithCompositionBudget(deps.Budget)}
 	if deps.Uploads != nil {
 		opts = append(opts, registry.WithPush(deps.Catalog, deps.Blobs, deps.Uploads))
 	}

@@ -136,7 +136,7 @@ var envFlags = map[string]bool{
 	"shutdown-timeout": true, "read-header-timeout": true, "tls-cert": true, "tls-key": true,
 	"uploads": true, "upload-max-age": true, "max-blob-size": true, "push": true,
 	"auth-htpasswd": true, "auth-acl": true, "auth-anonymous-pull": true, "auth-realm": true,
-	"auth-token-secret": true, "auth-service": true, "sendfile": true,
+	"auth-token-secret": true, "auth-service": true, "sendfile": true, "compose-budget": true,
 }
 
 // parseFlags sets deployment flags (envFlags) from, in increasing

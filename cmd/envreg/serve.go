@@ -30,6 +30,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	sendfile := fs.String("sendfile", "auto", "how blob bodies are sent: auto (sendfile(2), but bodies over 2 MiB to loopback clients, e.g. a proxy on this host, are copied), always, or never")
+	budget := fs.Int("compose-budget", registry.DefaultBudget, "new compositions one client (TCP peer address) may cause per hour: a tag that resolves to an image not stored yet costs one, anything already stored nothing; beyond it 429 TOOMANYREQUESTS with Retry-After (0: unlimited)")
 	push := pushFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -77,7 +78,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	catalogAt, blobsAt := store.describe()
 	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
 		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfileMode.String(), "version", version())
-	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode}
+	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget)}
 	if err := push.setup(ctx, &deps, store, log); err != nil {
 		ln.Close()
 		return err

@@ -65,6 +65,8 @@ type Registry struct {
 	mountWithoutFrom bool
 	// sendfile says how blob bodies are sent (sendfile.go).
 	sendfile SendfileMode
+	// budget bounds the new compositions per client (nil: unlimited).
+	budget *Budget
 }
 
 // Ingester registers a package version pushed to packages/<name>:<semver>
@@ -91,6 +93,10 @@ func WithIngester(in Ingester) Option { return func(r *Registry) { r.ingest = in
 
 // WithAuthorizer sets who may do what (default: AllowAll).
 func WithAuthorizer(a Authorizer) Option { return func(r *Registry) { r.auth = a } }
+
+// WithCompositionBudget bounds the new compositions each client can make
+// the server store (default: unlimited).
+func WithCompositionBudget(b *Budget) Option { return func(r *Registry) { r.budget = b } }
 
 // WithMountWithoutFrom allows or refuses mounts without a "from"
 // repository (default: allowed).
@@ -259,7 +265,11 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, snap *c
 		return err
 	}
 	want := negotiate(r.Header.Values("Accept"))
-	img, err := reg.composer.Compose(r.Context(), snap, st, req, want.format)
+	ctx := r.Context()
+	if admit := reg.budget.admission(r); admit != nil {
+		ctx = manifestgen.WithAdmission(ctx, admit)
+	}
+	img, err := reg.composer.Compose(ctx, snap, st, req, want.format)
 	if err != nil {
 		return err
 	}
