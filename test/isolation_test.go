@@ -56,7 +56,9 @@ func TestStackServesOnlyItsOwn(t *testing.T) {
 		for _, p := range fixtures.All() {
 			publishFixtureTo(t, storage, p)
 		}
-		checkStackIsolation(t, startServerWith(t, filepath.Join(t.TempDir(), "unused"), append(storage, authFlags...)...))
+		// --data only for the replica's upload sessions (refused mounts start one).
+		local := filepath.Join(t.TempDir(), "local")
+		checkStackIsolation(t, startServerWith(t, local, append(append(storage, "--data", local), authFlags...)...))
 	})
 }
 
