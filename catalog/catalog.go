@@ -10,6 +10,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -267,6 +268,20 @@ func (r *Release) Canonicalize() {
 	}
 }
 
+// DecodeRelease parses a stored release (JSON), checks it and puts it in
+// canonical form: what every backend serves for the bytes it stored.
+func DecodeRelease(data []byte) (Release, error) {
+	var r Release
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Release{}, err
+	}
+	if err := r.Validate(); err != nil {
+		return Release{}, err
+	}
+	r.Canonicalize()
+	return r, nil
+}
+
 // SameContent reports whether a and b describe the same package version with
 // the same metadata (everything but the layer list and publish time).
 func SameContent(a, b Release) bool {
@@ -296,6 +311,15 @@ func (d Document) Validate() error {
 		return fmt.Errorf("storing document %s: invalid media type %q", d.Digest, d.MediaType)
 	}
 	return nil
+}
+
+// CheckDocument is what PutDocument checks before it stores d: the document
+// (Validate) and that ctx is not done.
+func CheckDocument(ctx context.Context, d Document) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // PublishOptions modify Publisher.Publish.

@@ -857,7 +857,7 @@ func testReposIsolation(t *testing.T, s catalog.Store) {
 func testReposGeneration(t *testing.T, s catalog.Store) {
 	ctx := t.Context()
 	publish(t, s, Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{})
-	before := snapshot(t, s)
+	before := Snapshot(t, s)
 	g := before.Generation
 
 	m := newManifest(t, s, "m", "")
@@ -871,7 +871,7 @@ func testReposGeneration(t *testing.T, s catalog.Store) {
 	ok(t, "UnlinkBlob", s.UnlinkBlob(ctx, "library/php", blobDigest("b")))
 	ok(t, "DeleteManifest", s.DeleteManifest(ctx, "library/php", m.Digest))
 
-	after := snapshot(t, s)
+	after := Snapshot(t, s)
 	if after.Generation != g {
 		t.Errorf("generation moved from %d to %d by repository changes", g, after.Generation)
 	}

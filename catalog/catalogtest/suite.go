@@ -119,6 +119,23 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b catalog.Store)) {
 	t.Run("Repositories", func(t *testing.T) { RunSharedRepositories(t, newPair) })
 }
 
+// LayoutFixture stores what the backends' layout tests look for: php
+// 8.2.36+deb12u1 for linux/amd64 (generation 1), the stack "web" based on
+// base (generation 2), and the returned document.
+func LayoutFixture(t *testing.T, s catalog.Store) catalog.Document {
+	t.Helper()
+	publish(t, s, Release("php", "8.2.36+deb12u1", "linux/amd64"), catalog.PublishOptions{})
+	if err := s.PutStack(t.Context(), catalog.Stack{Name: "web", Base: []catalog.Constraint{{Name: "base", Range: "*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	doc := catalog.Document{MediaType: ocispec.MediaTypeImageIndex, Data: []byte(`{"schemaVersion":2}`)}
+	doc.Digest = digest.FromBytes(doc.Data)
+	if err := s.PutDocument(t.Context(), doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
 // Published is the publish time of the releases Release returns.
 var Published = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
@@ -178,7 +195,8 @@ func asJSON(t *testing.T, v any) string {
 	return string(data)
 }
 
-func snapshot(t *testing.T, s catalog.Reader) *catalog.Snapshot {
+// Snapshot returns s's snapshot or fails t.
+func Snapshot(t *testing.T, s catalog.Reader) *catalog.Snapshot {
 	t.Helper()
 	snap, err := s.Snapshot(t.Context())
 	if err != nil {
@@ -222,13 +240,13 @@ func checkRelease(t *testing.T, snap *catalog.Snapshot, want catalog.Release) {
 
 func checkGeneration(t *testing.T, s catalog.Reader, want uint64) {
 	t.Helper()
-	if got := snapshot(t, s).Generation; got != want {
+	if got := Snapshot(t, s).Generation; got != want {
 		t.Errorf("generation = %d, want %d", got, want)
 	}
 }
 
 func testEmpty(t *testing.T, s catalog.Store) {
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if names := snap.Names(); len(names) != 0 {
 		t.Errorf("empty store has packages %q", names)
 	}
@@ -239,7 +257,7 @@ func testEmpty(t *testing.T, s catalog.Store) {
 	if g, w := asJSON(t, st), asJSON(t, catalog.DefaultStack()); g != w {
 		t.Errorf("default stack:\n got %s\nwant %s", g, w)
 	}
-	if again := snapshot(t, s); again.Generation != snap.Generation {
+	if again := Snapshot(t, s); again.Generation != snap.Generation {
 		t.Errorf("generation moved from %d to %d without a change", snap.Generation, again.Generation)
 	}
 }
@@ -253,7 +271,7 @@ func testPublishRoundTrip(t *testing.T, s catalog.Store) {
 	r.Published = time.Date(2024, 5, 1, 14, 30, 15, 999_999_999, time.FixedZone("CEST", 2*3600))
 	publish(t, s, r, catalog.PublishOptions{})
 
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	checkRelease(t, snap, r)
 	got, _ := find(snap, "php", "8.2.36")
 	if want := time.Date(2024, 5, 1, 12, 30, 15, 0, time.UTC); !got.Published.Equal(want) || got.Published.Location() != time.UTC {
@@ -272,7 +290,7 @@ func testNewestFirst(t *testing.T, s catalog.Store) {
 		publish(t, s, Release("php", v, "linux/amd64"), catalog.PublishOptions{})
 	}
 	publish(t, s, Release("nodejs", "20.11.1", "linux/amd64"), catalog.PublishOptions{})
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	var got []string
 	for _, r := range snap.Releases("php") {
 		got = append(got, r.Version.String())
@@ -286,7 +304,7 @@ func testNewestFirst(t *testing.T, s catalog.Store) {
 }
 
 func testGeneration(t *testing.T, s catalog.Store) {
-	g0 := snapshot(t, s).Generation
+	g0 := Snapshot(t, s).Generation
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, s, r, catalog.PublishOptions{})
 	checkGeneration(t, s, g0+1)
@@ -331,13 +349,13 @@ func testMergePlatforms(t *testing.T, s catalog.Store) {
 
 	want := Release("php", "8.2.36", "linux/amd64", "linux/arm64")
 	want.Published = first.Published // the first publish
-	checkRelease(t, snapshot(t, s), want)
+	checkRelease(t, Snapshot(t, s), want)
 }
 
 func testConflictingLayer(t *testing.T, s catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64", "linux/arm64")
 	publish(t, s, r, catalog.PublishOptions{})
-	before := snapshot(t, s)
+	before := Snapshot(t, s)
 
 	other := Release("php", "8.2.36", "linux/amd64", "linux/riscv64")
 	other.Layers[0] = NewLayer("linux/amd64", "rebuilt")
@@ -351,7 +369,7 @@ func testConflictingLayer(t *testing.T, s catalog.Store) {
 		}
 	}
 	// Refused whole: the new platform riscv64 is not added either.
-	after := snapshot(t, s)
+	after := Snapshot(t, s)
 	if after.Generation != before.Generation {
 		t.Errorf("generation moved from %d to %d on a refused publish", before.Generation, after.Generation)
 	}
@@ -361,7 +379,7 @@ func testConflictingLayer(t *testing.T, s catalog.Store) {
 func testConflictingMetadata(t *testing.T, s catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, s, r, catalog.PublishOptions{})
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 
 	for _, tc := range []struct {
 		field  string
@@ -384,7 +402,7 @@ func testConflictingMetadata(t *testing.T, s catalog.Store) {
 				t.Errorf("error %q does not name php 8.2.36", err)
 			}
 			checkGeneration(t, s, g)
-			checkRelease(t, snapshot(t, s), r)
+			checkRelease(t, Snapshot(t, s), r)
 		})
 	}
 }
@@ -392,7 +410,7 @@ func testConflictingMetadata(t *testing.T, s catalog.Store) {
 func testBuildMetadata(t *testing.T, s catalog.Store) {
 	a := Release("php", "8.2.36+deb12u1", "linux/amd64")
 	publish(t, s, a, catalog.PublishOptions{})
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 
 	b := Release("php", "8.2.36+deb12u2", "linux/arm64")
 	err := s.Publish(t.Context(), b, catalog.PublishOptions{})
@@ -402,7 +420,7 @@ func testBuildMetadata(t *testing.T, s catalog.Store) {
 	checkGeneration(t, s, g)
 
 	publish(t, s, b, catalog.PublishOptions{Force: true})
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if rs := snap.Releases("php"); len(rs) != 1 {
 		t.Fatalf("php has %d releases after a forced rebuild, want 1", len(rs))
 	}
@@ -417,7 +435,7 @@ func testBuildMetadata(t *testing.T, s catalog.Store) {
 func testForce(t *testing.T, s catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64", "linux/arm64")
 	publish(t, s, r, catalog.PublishOptions{})
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 
 	other := Release("php", "8.2.36", "linux/amd64")
 	other.Layers[0] = NewLayer("linux/amd64", "rebuilt")
@@ -428,12 +446,12 @@ func testForce(t *testing.T, s catalog.Store) {
 	want := other
 	want.Layers = []catalog.Layer{other.Layers[0], r.Layers[1]} // arm64 kept
 	want.Published = r.Published                                // first publish kept
-	checkRelease(t, snapshot(t, s), want)
+	checkRelease(t, Snapshot(t, s), want)
 	checkGeneration(t, s, g+1)
 }
 
 func testInvalidRelease(t *testing.T, s catalog.Store) {
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 	valid := Release("php", "8.2.36", "linux/amd64")
 	for _, tc := range []struct {
 		name   string
@@ -455,7 +473,7 @@ func testInvalidRelease(t *testing.T, s catalog.Store) {
 			if err := s.Publish(t.Context(), r, catalog.PublishOptions{}); err == nil {
 				t.Fatal("Publish succeeded")
 			}
-			snap := snapshot(t, s)
+			snap := Snapshot(t, s)
 			if snap.Generation != g || len(snap.Names()) != 0 {
 				t.Errorf("after a refused publish: generation %d (want %d), packages %q", snap.Generation, g, snap.Names())
 			}
@@ -464,7 +482,7 @@ func testInvalidRelease(t *testing.T, s catalog.Store) {
 }
 
 func testCancelledContext(t *testing.T, s catalog.Store) {
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := s.Publish(ctx, Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{}); !errors.Is(err, context.Canceled) {
@@ -473,7 +491,7 @@ func testCancelledContext(t *testing.T, s catalog.Store) {
 	if err := s.PutStack(ctx, catalog.Stack{Name: "web"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutStack with a cancelled context: error = %v, want context.Canceled", err)
 	}
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if snap.Generation != g || len(snap.Names()) != 0 {
 		t.Errorf("after cancelled changes: generation %d (want %d), packages %q", snap.Generation, g, snap.Names())
 	}
@@ -511,7 +529,7 @@ func testStacks(t *testing.T, s catalog.Store) {
 	if err := s.PutStack(t.Context(), web); err != nil {
 		t.Fatal(err)
 	}
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	got, ok := snap.Stack("web")
 	if !ok {
 		t.Fatal("stack web missing after PutStack")
@@ -532,12 +550,12 @@ func testStacks(t *testing.T, s catalog.Store) {
 	if err := s.PutStack(t.Context(), env); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = snapshot(t, s).Stack(catalog.DefaultStackName)
+	got, _ = Snapshot(t, s).Stack(catalog.DefaultStackName)
 	if g, w := asJSON(t, got), asJSON(t, env); g != w {
 		t.Errorf("replaced stack env:\n got %s\nwant %s", g, w)
 	}
 
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 	for _, bad := range []catalog.Stack{
 		{Name: "Web"},
 		{Name: "../x"},
@@ -549,7 +567,7 @@ func testStacks(t *testing.T, s catalog.Store) {
 		}
 	}
 	checkGeneration(t, s, g)
-	got, _ = snapshot(t, s).Stack("web")
+	got, _ = Snapshot(t, s).Stack("web")
 	if g, w := asJSON(t, got), asJSON(t, web); g != w {
 		t.Errorf("stack web changed by refused puts:\n got %s", g)
 	}
@@ -602,7 +620,7 @@ func testDocuments(t *testing.T, s catalog.Store) {
 }
 
 func testConcurrentPublishes(t *testing.T, s catalog.Store) {
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -627,7 +645,7 @@ func testConcurrentPublishes(t *testing.T, s catalog.Store) {
 			t.Errorf("Publish #%d: %v", i, err)
 		}
 	}
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if snap.Generation != g+n {
 		t.Errorf("generation = %d after %d publishes, want %d", snap.Generation, n, g+n)
 	}
@@ -641,7 +659,7 @@ func testConcurrentPublishes(t *testing.T, s catalog.Store) {
 
 func testSnapshotImmutable(t *testing.T, s catalog.Store) {
 	publish(t, s, Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{})
-	old := snapshot(t, s)
+	old := Snapshot(t, s)
 	oldGen := old.Generation
 	oldJSON := asJSON(t, old.AllReleases())
 
@@ -650,7 +668,7 @@ func testSnapshotImmutable(t *testing.T, s catalog.Store) {
 	if err := s.PutStack(t.Context(), catalog.Stack{Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
-	cur := snapshot(t, s)
+	cur := Snapshot(t, s)
 	if cur == old || cur.Generation == oldGen {
 		t.Fatal("snapshot did not change after publishing")
 	}
@@ -669,7 +687,7 @@ func eventually(t *testing.T, s catalog.Reader, what string, cond func(*catalog.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		snap := snapshot(t, s)
+		snap := Snapshot(t, s)
 		if cond(snap) {
 			return snap
 		}
@@ -681,16 +699,16 @@ func eventually(t *testing.T, s catalog.Reader, what string, cond func(*catalog.
 }
 
 func testSharedPublishVisible(t *testing.T, a, b catalog.Store) {
-	snapshot(t, b) // b has something cached
+	Snapshot(t, b) // b has something cached
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, a, r, catalog.PublishOptions{})
-	want := snapshot(t, a).Generation
+	want := Snapshot(t, a).Generation
 	snap := eventually(t, b, "a publish", func(s *catalog.Snapshot) bool { return s.Generation == want })
 	checkRelease(t, snap, r)
 }
 
 func testSharedStackVisible(t *testing.T, a, b catalog.Store) {
-	snapshot(t, b)
+	Snapshot(t, b)
 	if err := a.PutStack(t.Context(), catalog.Stack{Name: "web", Aliases: map[string]string{"node": "nodejs"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -698,7 +716,7 @@ func testSharedStackVisible(t *testing.T, a, b catalog.Store) {
 }
 
 func testSharedMerge(t *testing.T, a, b catalog.Store) {
-	snapshot(t, b) // b's cache is now stale on purpose
+	Snapshot(t, b) // b's cache is now stale on purpose
 	publish(t, a, Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{})
 	publish(t, b, Release("php", "8.2.36", "linux/arm64"), catalog.PublishOptions{})
 	want := Release("php", "8.2.36", "linux/amd64", "linux/arm64")
@@ -712,7 +730,7 @@ func testSharedMerge(t *testing.T, a, b catalog.Store) {
 }
 
 func testSharedConflict(t *testing.T, a, b catalog.Store) {
-	snapshot(t, b)
+	Snapshot(t, b)
 	publish(t, a, Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{})
 	other := Release("php", "8.2.36", "linux/amd64")
 	other.Layers[0] = NewLayer("linux/amd64", "rebuilt")
@@ -725,14 +743,14 @@ func testSharedConflict(t *testing.T, a, b catalog.Store) {
 func testSharedNoOp(t *testing.T, a, b catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, a, r, catalog.PublishOptions{})
-	g := snapshot(t, a).Generation
+	g := Snapshot(t, a).Generation
 	publish(t, b, r, catalog.PublishOptions{})
 	eventually(t, b, "a publish", func(s *catalog.Snapshot) bool { return s.Generation == g })
 	checkGeneration(t, a, g)
 }
 
 func testSharedConcurrent(t *testing.T, a, b catalog.Store) {
-	g := snapshot(t, a).Generation
+	g := Snapshot(t, a).Generation
 	const n = 10
 	var wg sync.WaitGroup
 	errs := make([]error, 2*n)
@@ -789,13 +807,13 @@ func testYank(t *testing.T, s catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, s, r, catalog.PublishOptions{})
 	publish(t, s, Release("php", "8.2.32", "linux/amd64"), catalog.PublishOptions{})
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 
 	got, err := catalog.SetYanked(ctx, s, "php", r.Version, true)
 	if err != nil || !got.Yanked {
 		t.Fatalf("SetYanked: %+v, %v", got, err)
 	}
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if snap.Generation <= g {
 		t.Errorf("generation %d after a yank, want > %d", snap.Generation, g)
 	}
@@ -808,21 +826,21 @@ func testYank(t *testing.T, s catalog.Store) {
 	}
 	// A plain re-publish of the same content keeps the yank.
 	publish(t, s, r, catalog.PublishOptions{})
-	if again, _ := find(snapshot(t, s), "php", "8.2.36"); !again.Yanked {
+	if again, _ := find(Snapshot(t, s), "php", "8.2.36"); !again.Yanked {
 		t.Fatal("a re-publish un-yanked the version")
 	}
 	// Yanking again changes nothing.
-	g = snapshot(t, s).Generation
+	g = Snapshot(t, s).Generation
 	if _, err := catalog.SetYanked(ctx, s, "php", r.Version, true); err != nil {
 		t.Fatal(err)
 	}
-	if g2 := snapshot(t, s).Generation; g2 != g {
+	if g2 := Snapshot(t, s).Generation; g2 != g {
 		t.Errorf("yanking a yanked version moved the generation %d -> %d", g, g2)
 	}
 	if _, err := catalog.SetYanked(ctx, s, "php", r.Version, false); err != nil {
 		t.Fatal(err)
 	}
-	if back, _ := find(snapshot(t, s), "php", "8.2.36"); back.Yanked {
+	if back, _ := find(Snapshot(t, s), "php", "8.2.36"); back.Yanked {
 		t.Fatal("undo left the version yanked")
 	}
 	_, err = catalog.SetYanked(ctx, s, "php", semver.MustParse("9.0.0"), true)
@@ -850,11 +868,11 @@ func testPurge(t *testing.T, s catalog.Store) {
 	keep := Release("php", "8.2.32", "linux/amd64")
 	publish(t, s, r, catalog.PublishOptions{})
 	publish(t, s, keep, catalog.PublishOptions{})
-	g := snapshot(t, s).Generation
+	g := Snapshot(t, s).Generation
 	if err := p.RemoveRelease(ctx, "php", r.Version); err != nil {
 		t.Fatal(err)
 	}
-	snap := snapshot(t, s)
+	snap := Snapshot(t, s)
 	if snap.Generation <= g {
 		t.Errorf("generation %d after a removal, want > %d", snap.Generation, g)
 	}
@@ -867,7 +885,7 @@ func testPurge(t *testing.T, s catalog.Store) {
 	}
 	// Published again after a purge: a new release.
 	publish(t, s, r, catalog.PublishOptions{})
-	checkRelease(t, snapshot(t, s), r)
+	checkRelease(t, Snapshot(t, s), r)
 
 	d := document(`{"schemaVersion":2,"purge":true}`)
 	if err := s.PutDocument(ctx, d); err != nil {
@@ -893,7 +911,7 @@ func testSharedRemove(t *testing.T, a, b catalog.Store) {
 	r := Release("php", "8.2.36", "linux/amd64")
 	publish(t, a, r, catalog.PublishOptions{})
 	publish(t, a, Release("nodejs", "20.12.2", "linux/amd64"), catalog.PublishOptions{})
-	want := snapshot(t, a).Generation
+	want := Snapshot(t, a).Generation
 	eventually(t, b, "the publishes", func(s *catalog.Snapshot) bool { return s.Generation == want })
 	if err := purger(t, a).RemoveRelease(t.Context(), "php", r.Version); err != nil {
 		t.Fatal(err)

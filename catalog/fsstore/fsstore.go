@@ -128,6 +128,10 @@ func WithPollInterval(d time.Duration) Option {
 // Store is a catalog.Store on files under one directory. It is safe for
 // concurrent use, also by several processes on the same directory.
 type Store struct {
+	// RepositoryStore is catalog.Repositories over this store's files
+	// (repos.go).
+	*catalog.RepositoryStore
+
 	dir  string
 	poll time.Duration
 
@@ -171,6 +175,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.RepositoryStore = catalog.NewRepositoryStore(repoDriver{s}, s.readable)
 	for _, d := range []string{s.releasesDir(), s.stacksDir(), s.path("documents", "sha256"), s.path("documents", "sha512"), s.reposDir(), s.tmpDir()} {
 		if err := durable.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("opening catalog: %w", err)
@@ -339,7 +344,7 @@ func readRelease(path string) (catalog.Release, []byte, error) {
 	if err != nil {
 		return catalog.Release{}, nil, err
 	}
-	r, err := decodeRelease(data)
+	r, err := catalog.DecodeRelease(data)
 	if err != nil {
 		return catalog.Release{}, nil, fmt.Errorf("release file %s: %w", path, err)
 	}
@@ -350,18 +355,6 @@ func readRelease(path string) (catalog.Release, []byte, error) {
 			path, r.ID(), r.Name, versionKey(r.Version))
 	}
 	return r, data, nil
-}
-
-func decodeRelease(data []byte) (catalog.Release, error) {
-	var r catalog.Release
-	if err := json.Unmarshal(data, &r); err != nil {
-		return catalog.Release{}, err
-	}
-	if err := r.Validate(); err != nil {
-		return catalog.Release{}, err
-	}
-	r.Canonicalize()
-	return r, nil
 }
 
 func encodeRelease(r catalog.Release) ([]byte, error) {
@@ -564,7 +557,7 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 			}
 		}
 		// Serve what a reload would read, byte for byte.
-		stored, err := decodeRelease(data)
+		stored, err := catalog.DecodeRelease(data)
 		if err != nil {
 			return nil, fmt.Errorf("publishing %s: %w", r.ID(), err)
 		}
@@ -611,14 +604,11 @@ func (s *Store) DocumentModTime(ctx context.Context, dgst digest.Digest) (time.T
 // DeleteDocument deletes a stored document (see catalog.Purger): the data
 // file first, which is what makes it exist, then its media type.
 func (s *Store) DeleteDocument(ctx context.Context, dgst digest.Digest) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	path, err := s.docPath(dgst)
-	if err != nil {
-		return err
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return err
 	}
 	s.docs.drop(dgst)
@@ -661,6 +651,9 @@ func (s *Store) PutStack(ctx context.Context, st catalog.Stack) error {
 
 // docPath validates dgst and returns the file of its data.
 func (s *Store) docPath(dgst digest.Digest) (string, error) {
+	if s.closed.Load() {
+		return "", errClosed
+	}
 	if err := layerstore.ValidateDigest(dgst); err != nil {
 		return "", fmt.Errorf("document: %w", err)
 	}
@@ -671,17 +664,11 @@ func (s *Store) docPath(dgst digest.Digest) (string, error) {
 // Storing a document that exists with the same media type does nothing; with
 // another media type it is an error wrapping catalog.ErrExists.
 func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	path, err := s.docPath(d.Digest)
+	if err == nil {
+		err = catalog.CheckDocument(ctx, d)
+	}
 	if err != nil {
-		return err
-	}
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	switch cur, err := s.Document(ctx, d.Digest); {
@@ -735,14 +722,11 @@ func declaredMediaType(data []byte) string {
 // fault) is an error. The returned Data may be shared with other callers
 // and must not be modified.
 func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Document, error) {
-	if s.closed.Load() {
-		return catalog.Document{}, errClosed
-	}
 	path, err := s.docPath(dgst)
-	if err != nil {
-		return catalog.Document{}, err
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return catalog.Document{}, err
 	}
 	fi, err := os.Stat(path)

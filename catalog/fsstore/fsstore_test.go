@@ -59,14 +59,7 @@ func TestShared(t *testing.T) {
 	})
 }
 
-func snapshot(t *testing.T, s catalog.Reader) *catalog.Snapshot {
-	t.Helper()
-	snap, err := s.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
-}
+var snapshot = catalogtest.Snapshot
 
 func asJSON(t *testing.T, v any) string {
 	t.Helper()
@@ -120,15 +113,7 @@ func writeFile(t *testing.T, path, data string) {
 func TestLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // created by Open
 	s := open(t, dir)
-	publish(t, s, catalogtest.Release("php", "8.2.36+deb12u1", "linux/amd64"))
-	if err := s.PutStack(t.Context(), catalog.Stack{Name: "web", Base: []catalog.Constraint{{Name: "base", Range: "*"}}}); err != nil {
-		t.Fatal(err)
-	}
-	doc := catalog.Document{MediaType: "application/vnd.oci.image.index.v1+json", Data: []byte(`{"schemaVersion":2}`)}
-	doc.Digest = digest.FromBytes(doc.Data)
-	if err := s.PutDocument(t.Context(), doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := catalogtest.LayoutFixture(t, s)
 
 	if got := readFile(t, filepath.Join(dir, "catalog", "GENERATION")); got != "2\n" {
 		t.Errorf("GENERATION = %q, want %q", got, "2\n")

@@ -30,6 +30,9 @@ return ''
 
 // documentKey validates dgst and returns its key.
 func (s *Store) documentKey(dgst digest.Digest) (string, error) {
+	if s.closed.Load() {
+		return "", errClosed
+	}
 	if err := layerstore.ValidateDigest(dgst); err != nil {
 		return "", fmt.Errorf("document: %w", err)
 	}
@@ -41,17 +44,11 @@ func (s *Store) documentKey(dgst digest.Digest) (string, error) {
 // another media type it is an error wrapping catalog.ErrExists. Documents
 // are not catalog changes: the generation stays.
 func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
-	if s.closed.Load() {
-		return errClosed
+	if err := catalog.CheckDocument(ctx, d); err != nil {
+		return err
 	}
 	key, err := s.documentKey(d.Digest)
 	if err != nil {
-		return err
-	}
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	stored, err := documentScript.Run(ctx, s.client, []string{key}, d.MediaType, d.Data).Text()
@@ -68,9 +65,6 @@ func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
 // catalog.ErrNotFound. Content that no longer matches its digest is an
 // error. Documents are read from Redis every time, never cached.
 func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Document, error) {
-	if s.closed.Load() {
-		return catalog.Document{}, errClosed
-	}
 	key, err := s.documentKey(dgst)
 	if err != nil {
 		return catalog.Document{}, err

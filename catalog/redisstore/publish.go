@@ -89,7 +89,7 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 		}
 		merged, stored := r, []byte(nil)
 		if cur != "" {
-			old, err := decodeRelease([]byte(cur))
+			old, err := catalog.DecodeRelease([]byte(cur))
 			if err != nil {
 				return fmt.Errorf("publishing %s: release key %s: %w", r.ID(), key, err)
 			}

@@ -56,9 +56,6 @@ func (s *Store) RemoveRelease(ctx context.Context, name string, v *semver.Versio
 
 // DeleteDocument deletes a stored document (see catalog.Purger).
 func (s *Store) DeleteDocument(ctx context.Context, dgst digest.Digest) error {
-	if s.closed.Load() {
-		return errClosed
-	}
 	key, err := s.documentKey(dgst)
 	if err != nil {
 		return err

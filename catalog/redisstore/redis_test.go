@@ -53,14 +53,7 @@ func TestShared(t *testing.T) {
 	})
 }
 
-func snapshot(t *testing.T, s catalog.Reader) *catalog.Snapshot {
-	t.Helper()
-	snap, err := s.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
-}
+var snapshot = catalogtest.Snapshot
 
 func publish(t *testing.T, s catalog.Publisher, r catalog.Release) {
 	t.Helper()
@@ -112,15 +105,7 @@ func TestLayout(t *testing.T) {
 	url := needRedis(t)
 	prefix := newPrefix(t, url)
 	s := open(t, url, redisstore.WithKeyPrefix(prefix))
-	publish(t, s, catalogtest.Release("php", "8.2.36+deb12u1", "linux/amd64"))
-	if err := s.PutStack(t.Context(), catalog.Stack{Name: "web", Base: []catalog.Constraint{{Name: "base", Range: "*"}}}); err != nil {
-		t.Fatal(err)
-	}
-	doc := catalog.Document{MediaType: "application/vnd.oci.image.index.v1+json", Data: []byte(`{"schemaVersion":2}`)}
-	doc.Digest = digest.FromBytes(doc.Data)
-	if err := s.PutDocument(t.Context(), doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := catalogtest.LayoutFixture(t, s)
 
 	c := rawClient(t, url)
 	ctx := t.Context()

@@ -189,6 +189,10 @@ func WithLogger(l *slog.Logger) Option {
 // number of Stores (in any number of processes) may share one Redis and key
 // prefix.
 type Store struct {
+	// RepositoryStore is catalog.Repositories over this store's keys
+	// (repos.go).
+	*catalog.RepositoryStore
+
 	client   redis.UniversalClient
 	where    string // the URL without password, for messages
 	prefix   string
@@ -261,6 +265,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.RepositoryStore = catalog.NewRepositoryStore(repoDriver{s}, s.usable)
 	if s.maxStale < 0 {
 		s.maxStale = 3 * s.poll
 	}
@@ -340,4 +345,20 @@ func newEpoch() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// usable is what every method checks after validating its arguments.
+func (s *Store) usable(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	return ctx.Err()
+}
+
+// wrap names the Redis in an error from it (nil stays nil).
+func (s *Store) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", s.where, err)
 }

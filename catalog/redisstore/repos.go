@@ -5,538 +5,290 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
+	"math/rand/v2"
+	"time"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/layerstore"
 )
 
-// Ordinary repositories (catalog.Repositories).
+// Ordinary repositories: the keys of catalog.RepositoryDriver. The
+// semantics (catalog.RepositoryStore) are the catalog package's; this file
+// only says where each table lives.
 //
-// Their keys share the catalog's hash tag, so that every script below may
-// touch several of them in one slot of a Redis Cluster. With the default
-// prefix, for a repository <name>:
+// The keys share the catalog's hash tag, so that one transaction may touch
+// several of them in one slot of a Redis Cluster. With the default prefix,
+// for a repository <name>:
 //
 //	{envreg:}repos                            set   names of the repositories that hold a
 //	                                                manifest or a blob
-//	{envreg:}repo:<name>:manifests            hash  field <digest> -> catalog.ManifestRecord as JSON
-//	{envreg:}repo:<name>:tags                 hash  field <tag> -> digest of a manifest in :manifests
-//	{envreg:}repo:<name>:blobs                set   digests of the linked blobs
-//	{envreg:}repo:<name>:referrers:<subject>  set   digests of the manifests whose subject is <subject>
+//	{envreg:}repo:<name>:manifests            hash  Manifests: field <digest> -> catalog.ManifestRecord as JSON
+//	{envreg:}repo:<name>:tags                 hash  Tags: field <tag> -> digest of a manifest in :manifests
+//	{envreg:}repo:<name>:blobs                set   Blobs: digests of the linked blobs
+//	{envreg:}repo:<name>:referrers:<subject>  set   Referrers(subject): digests of the manifests whose
+//	                                                subject is <subject>
 //
 // A repository name cannot contain ':' (catalog.RepositoryNamePattern), so
 // these keys never collide, and "a" and a nested "a/b" are independent.
-// Every change is one script (DeleteTag a single HDEL), so a reader never
-// sees a manifest without its tags, a tag without its manifest, a referrer
-// entry without its record, or the repos set disagree with what the
-// repositories hold. Repository changes are not catalog changes: they
-// neither INCR the generation nor PUBLISH on the changes channel, and they
-// are never cached: every read goes to Redis, so a change is visible to
-// every Store as soon as the call that made it returns.
+// An update is optimistic (Update): it reads, records what it read, and
+// commits its writes and the repos set in one script that first checks the
+// reads still hold. So a reader never sees a manifest without its tags, a
+// tag without its manifest, a referrer entry without its record, or the
+// repos set disagree with what the repositories hold. Repository changes
+// are not catalog changes: they neither INCR the generation nor PUBLISH,
+// and they are never cached.
 //
-// Commands used besides the catalog's (for ACLs): HSETNX, HDEL, HKEYS,
-// HGETALL, SADD, SREM, SMEMBERS, SISMEMBER, EXISTS, DEL.
+// Commands used besides the catalog's (for ACLs): EVALSHA/EVAL, HGET,
+// HSET, HDEL, HGETALL, SADD, SREM, SMEMBERS, SISMEMBER, EXISTS.
 
-var _ catalog.Repositories = (*Store)(nil)
+// updateAttempts bounds how often an update starts again because what it
+// read changed.
+const updateAttempts = 50
 
-// deleteAttempts bounds how often DeleteManifest reads the record again
-// because it changed between the read and the script.
-const deleteAttempts = 10
+// repoDriver is the Store's catalog.RepositoryDriver.
+type repoDriver struct{ s *Store }
 
-// putManifestScript records a manifest and points tags at it.
-//
-//	KEYS: repos set, manifests hash, tags hash[, referrers set of the subject]
-//	ARGV: repository name, digest, record, tags...
-//
-// A record that is stored already is kept (the same digest is the same
-// manifest); only the tags change then.
-var putManifestScript = redis.NewScript(`
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 and KEYS[4] then
-  redis.call('SADD', KEYS[4], ARGV[2])
-end
-for i = 4, #ARGV do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[2])
-end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
-`)
-
-// deleteManifestScript removes a manifest, the tags that point at it and
-// its referrers entry, and the repository from the repos set if it holds
-// nothing any more.
-//
-//	KEYS: repos set, manifests hash, tags hash, blobs set[, referrers set of the subject]
-//	ARGV: repository name, digest, record as read before
-//
-// It returns 1 when it deleted, 0 when there is no such manifest, and -1
-// (writing nothing) when the record is not what was read: its subject, and
-// so its referrers key, may differ.
-var deleteManifestScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
-if not cur then return 0 end
-if cur ~= ARGV[3] then return -1 end
-local tags = redis.call('HGETALL', KEYS[3])
-for i = 1, #tags, 2 do
-  if tags[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[3], tags[i]) end
-end
-redis.call('HDEL', KEYS[2], ARGV[2])
-if KEYS[5] then redis.call('SREM', KEYS[5], ARGV[2]) end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[3])
-  if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end
-end
-return 1
-`)
-
-// referrersScript reads the records named by a referrers set, skipping
-// any without a record.
-//
-//	KEYS: referrers set, manifests hash
-var referrersScript = redis.NewScript(`
-local out = {}
-for _, d in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.call('HGET', KEYS[2], d)
-  if r then out[#out + 1] = r end
-end
-return out
-`)
-
-// linkBlobScript links a blob and records the repository.
-//
-//	KEYS: repos set, blobs set
-//	ARGV: repository name, digest
-var linkBlobScript = redis.NewScript(`
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
-`)
-
-// unlinkBlobScript unlinks a blob, and removes the repository from the
-// repos set if it holds nothing any more.
-//
-//	KEYS: repos set, manifests hash, blobs set
-//	ARGV: repository name, digest
-//
-// It returns 0 when the blob was not linked.
-var unlinkBlobScript = redis.NewScript(`
-if redis.call('SREM', KEYS[3], ARGV[2]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('SREM', KEYS[1], ARGV[1])
-end
-return 1
-`)
-
-// repoKeys are the keys of one repository, built only from a name that
-// passed catalog.ValidateRepository.
-type repoKeys struct {
-	name                   string
-	manifests, tags, blobs string
-	referrersOf            string // + subject digest
-	repos                  string // the set of all repositories
-}
-
-// repo validates name and returns its keys.
-func (s *Store) repo(name string) (repoKeys, error) {
-	if err := catalog.ValidateRepository(name); err != nil {
-		return repoKeys{}, err
-	}
-	tag := "{" + s.prefix + "}"
-	base := tag + "repo:" + name + ":"
-	return repoKeys{
-		name:        name,
-		manifests:   base + "manifests",
-		tags:        base + "tags",
-		blobs:       base + "blobs",
-		referrersOf: base + "referrers:",
-		repos:       s.reposKey(),
-	}, nil
-}
+var _ catalog.RepositoryDriver = repoDriver{}
 
 func (s *Store) reposKey() string { return "{" + s.prefix + "}repos" }
 
-func (r repoKeys) referrers(subject digest.Digest) string { return r.referrersOf + string(subject) }
-
-// validDigest checks a digest before it becomes part of a key or value.
-func validDigest(what string, d digest.Digest) error {
-	if err := layerstore.ValidateDigest(d); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+// key is the Redis key of a table.
+func (d repoDriver) key(repo string, t catalog.Table) string {
+	base := "{" + d.s.prefix + "}repo:" + repo + ":"
+	switch t.Kind {
+	case catalog.TableManifests:
+		return base + "manifests"
+	case catalog.TableTags:
+		return base + "tags"
+	case catalog.TableBlobs:
+		return base + "blobs"
+	default:
+		return base + "referrers:" + t.Subject.String()
 	}
-	return nil
 }
 
-// usable is what every method checks after validating its arguments.
-func (s *Store) usable(ctx context.Context) error {
-	if s.closed.Load() {
-		return errClosed
-	}
-	return ctx.Err()
+// isSet reports whether a table is a set (values are empty) rather than a
+// hash.
+func isSet(t catalog.Table) bool {
+	return t.Kind == catalog.TableBlobs || t.Kind == catalog.TableReferrers
 }
 
-// decodeRecord parses and checks a stored record of d.
-func decodeRecord(r repoKeys, d digest.Digest, data string) (catalog.ManifestRecord, error) {
-	var m catalog.ManifestRecord
-	if err := json.Unmarshal([]byte(data), &m); err != nil {
-		return catalog.ManifestRecord{}, fmt.Errorf("manifest record %s in %s: %w", d, r.manifests, err)
+// Get reads one entry.
+func (d repoDriver) Get(ctx context.Context, repo string, t catalog.Table, key string) (string, bool, error) {
+	c := d.s.client
+	if isSet(t) {
+		ok, err := c.SIsMember(ctx, d.key(repo, t), key).Result()
+		return "", ok, d.s.wrap(err)
 	}
-	if err := m.Validate(); err != nil {
-		return catalog.ManifestRecord{}, fmt.Errorf("manifest record %s in %s: %w", d, r.manifests, err)
-	}
-	if d != "" && m.Digest != d {
-		return catalog.ManifestRecord{}, fmt.Errorf("manifest record %s in %s: holds %s", d, r.manifests, m.Digest)
-	}
-	return m, nil
-}
-
-func sortRecords(records []catalog.ManifestRecord) {
-	slices.SortFunc(records, func(a, b catalog.ManifestRecord) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
-}
-
-// PutManifest records m in repo and points tags at it, in one script; see
-// catalog.Repositories. A record stored already is kept.
-func (s *Store) PutManifest(ctx context.Context, repo string, m catalog.ManifestRecord, tags ...string) error {
-	r, err := s.repo(repo)
-	if err != nil {
-		return err
-	}
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	if err := catalog.ValidateTags(tags...); err != nil {
-		return err
-	}
-	if err := s.usable(ctx); err != nil {
-		return err
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("recording manifest %s in %s: %w", m.Digest, repo, err)
-	}
-	keys := []string{r.repos, r.manifests, r.tags}
-	if m.Subject != "" {
-		keys = append(keys, r.referrers(m.Subject))
-	}
-	args := make([]any, 0, 3+len(tags))
-	args = append(args, repo, m.Digest.String(), data)
-	for _, tag := range tags {
-		args = append(args, tag)
-	}
-	if err := putManifestScript.Run(ctx, s.client, keys, args...).Err(); err != nil {
-		return fmt.Errorf("recording manifest %s in %s on %s: %w", m.Digest, repo, s.where, err)
-	}
-	return nil
-}
-
-// Manifest returns repo's record of d, or an error wrapping
-// catalog.ErrNotFound.
-func (s *Store) Manifest(ctx context.Context, repo string, d digest.Digest) (catalog.ManifestRecord, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return catalog.ManifestRecord{}, err
-	}
-	if err := validDigest("manifest", d); err != nil {
-		return catalog.ManifestRecord{}, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return catalog.ManifestRecord{}, err
-	}
-	data, err := s.client.HGet(ctx, r.manifests, d.String()).Result()
+	v, err := c.HGet(ctx, d.key(repo, t), key).Result()
 	if errors.Is(err, redis.Nil) {
-		return catalog.ManifestRecord{}, fmt.Errorf("manifest %s in repository %s: %w", d, repo, catalog.ErrNotFound)
+		return "", false, nil
 	}
-	if err != nil {
-		return catalog.ManifestRecord{}, fmt.Errorf("reading manifest %s in repository %s from %s: %w", d, repo, s.where, err)
-	}
-	return decodeRecord(r, d, data)
+	return v, err == nil, d.s.wrap(err)
 }
 
-// Tag returns the digest tag points at in repo, or an error wrapping
-// catalog.ErrNotFound.
-func (s *Store) Tag(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return "", err
-	}
-	if err := catalog.ValidateTag(tag); err != nil {
-		return "", err
-	}
-	if err := s.usable(ctx); err != nil {
-		return "", err
-	}
-	v, err := s.client.HGet(ctx, r.tags, tag).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", fmt.Errorf("tag %s in repository %s: %w", tag, repo, catalog.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading tag %s in repository %s from %s: %w", tag, repo, s.where, err)
-	}
-	d := digest.Digest(v)
-	if err := layerstore.ValidateDigest(d); err != nil {
-		return "", fmt.Errorf("tag %s in %s: %w", tag, r.tags, err)
-	}
-	return d, nil
-}
-
-// Tags lists repo's tags in byte order; an error wrapping
-// catalog.ErrNotFound when repo holds no manifest and no blob. The
-// existence check and the listing are one transaction.
-func (s *Store) Tags(ctx context.Context, repo string) ([]string, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	var exists *redis.IntCmd
-	var keys *redis.StringSliceCmd
-	if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		exists = p.Exists(ctx, r.manifests, r.blobs)
-		keys = p.HKeys(ctx, r.tags)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("listing tags of %s from %s: %w", repo, s.where, err)
-	}
-	if exists.Val() == 0 {
-		return nil, fmt.Errorf("repository %s: %w", repo, catalog.ErrNotFound)
-	}
-	tags := []string{}
-	for _, t := range keys.Val() {
-		if catalog.ValidateTag(t) == nil {
-			tags = append(tags, t)
-		}
-	}
-	slices.Sort(tags)
-	return tags, nil
-}
-
-// Manifests lists repo's manifest records sorted by digest (empty for a
-// repository that does not exist).
-func (s *Store) Manifests(ctx context.Context, repo string) ([]catalog.ManifestRecord, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	all, err := s.client.HGetAll(ctx, r.manifests).Result()
-	if err != nil {
-		return nil, fmt.Errorf("listing manifests of %s from %s: %w", repo, s.where, err)
-	}
-	records := make([]catalog.ManifestRecord, 0, len(all))
-	for field, data := range all {
-		m, err := decodeRecord(r, digest.Digest(field), data)
+// List reads a whole table.
+func (d repoDriver) List(ctx context.Context, repo string, t catalog.Table) (map[string]string, error) {
+	c := d.s.client
+	if isSet(t) {
+		members, err := c.SMembers(ctx, d.key(repo, t)).Result()
 		if err != nil {
-			return nil, err
+			return nil, d.s.wrap(err)
 		}
-		records = append(records, m)
+		out := make(map[string]string, len(members))
+		for _, m := range members {
+			out[m] = ""
+		}
+		return out, nil
 	}
-	sortRecords(records)
-	return records, nil
+	out, err := c.HGetAll(ctx, d.key(repo, t)).Result()
+	return out, d.s.wrap(err)
 }
 
-// DeleteTag removes tag from repo, or returns an error wrapping
-// catalog.ErrNotFound.
-func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	r, err := s.repo(repo)
-	if err != nil {
-		return err
-	}
-	if err := catalog.ValidateTag(tag); err != nil {
-		return err
-	}
-	if err := s.usable(ctx); err != nil {
-		return err
-	}
-	n, err := s.client.HDel(ctx, r.tags, tag).Result()
-	if err != nil {
-		return fmt.Errorf("deleting tag %s:%s on %s: %w", repo, tag, s.where, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("tag %s in repository %s: %w", tag, repo, catalog.ErrNotFound)
-	}
-	return nil
+// Holds reports whether repo has a manifest record or a linked blob.
+func (d repoDriver) Holds(ctx context.Context, repo string) (bool, error) {
+	n, err := d.s.client.Exists(ctx, d.key(repo, catalog.Manifests), d.key(repo, catalog.Blobs)).Result()
+	return n > 0, d.s.wrap(err)
 }
 
-// DeleteManifest removes d from repo together with the tags that point at
-// it and its referrers entry, in one script, or returns an error wrapping
-// catalog.ErrNotFound. It reads the record first for its subject (the
-// referrers key the script needs); the script checks that the record is
-// still what was read.
-func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	r, err := s.repo(repo)
-	if err != nil {
-		return err
-	}
-	if err := validDigest("manifest", d); err != nil {
-		return err
-	}
-	for range deleteAttempts {
-		if err := s.usable(ctx); err != nil {
+// Repositories lists the members of the repos set.
+func (d repoDriver) Repositories(ctx context.Context) ([]string, error) {
+	names, err := d.s.client.SMembers(ctx, d.s.reposKey()).Result()
+	return names, d.s.wrap(err)
+}
+
+// commitScript applies an update if everything it read is unchanged.
+//
+//	KEYS: repos set, manifests hash, blobs set, then every key the update
+//	      read or writes
+//	ARGV: repository name, then the update as JSON:
+//	      {"reads": [[key index, kind, field, value]...], "writes": [[key index, op, field, value]...]}
+//
+// A read of kind "h" (HGET: value is the string, or false when absent),
+// "s" (SISMEMBER: value is true or false), "H" (HGETALL: value is the
+// whole hash as an object) or "S" (SMEMBERS: value is an object whose
+// keys are the members) must still hold, else the script writes nothing
+// and returns 0 (read again and decide again). The writes are HSET, HDEL,
+// SADD and SREM; then the repos set is made true.
+const commitScript = `
+local u = cjson.decode(ARGV[2])
+local function same(key, kind, field, want)
+  if kind == 'h' then
+    local v = redis.call('HGET', key, field)
+    if want == false then return v == false end
+    return v == want
+  elseif kind == 's' then
+    return (redis.call('SISMEMBER', key, field) == 1) == want
+  end
+  local got = {}
+  local n = 0
+  if kind == 'H' then
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do got[all[i]] = all[i + 1]; n = n + 1 end
+  else
+    for _, m in ipairs(redis.call('SMEMBERS', key)) do got[m] = ''; n = n + 1 end
+  end
+  local m = 0
+  for k, v in pairs(want) do
+    if got[k] ~= v then return false end
+    m = m + 1
+  end
+  return m == n
+end
+for _, r in ipairs(u.reads) do
+  if not same(KEYS[r[1]], r[2], r[3], r[4]) then return 0 end
+end
+for _, w in ipairs(u.writes) do
+  redis.call(w[2], KEYS[w[1]], w[3], w[4])
+end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('SADD', KEYS[1], ARGV[1])
+else
+  redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 1
+`
+
+var commit = redis.NewScript(commitScript)
+
+// Update runs fn optimistically: it reads from Redis, records what it
+// read, and commits its writes with commitScript, which applies them only
+// if every read still holds. Concurrent updates of other entries of the
+// same repository (pushing layers in parallel) do not conflict; a
+// conflicting one makes fn run again, after a short random pause.
+func (d repoDriver) Update(ctx context.Context, repo string, fn func(catalog.RepositoryTx) error) error {
+	for attempt := range updateAttempts {
+		if attempt > 0 {
+			pause(ctx, attempt)
+		}
+		t := &repoTx{d: d, ctx: ctx, repo: repo}
+		t.keys = []string{d.s.reposKey(), d.key(repo, catalog.Manifests), d.key(repo, catalog.Blobs)}
+		if err := fn(t); err != nil {
 			return err
 		}
-		data, err := s.client.HGet(ctx, r.manifests, d.String()).Result()
-		if errors.Is(err, redis.Nil) {
-			return fmt.Errorf("manifest %s in repository %s: %w", d, repo, catalog.ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("deleting manifest %s from %s on %s: %w", d, repo, s.where, err)
-		}
-		keys := []string{r.repos, r.manifests, r.tags, r.blobs}
-		// A record that does not parse is deleted all the same; only its
-		// referrers entry cannot be found then.
-		if m, err := decodeRecord(r, d, data); err == nil && m.Subject != "" && layerstore.ValidateDigest(m.Subject) == nil {
-			keys = append(keys, r.referrers(m.Subject))
-		}
-		res, err := deleteManifestScript.Run(ctx, s.client, keys, repo, d.String(), data).Int()
-		if err != nil {
-			return fmt.Errorf("deleting manifest %s from %s on %s: %w", d, repo, s.where, err)
-		}
-		switch res {
-		case 1:
+		if len(t.writes) == 0 {
 			return nil
-		case 0:
-			return fmt.Errorf("manifest %s in repository %s: %w", d, repo, catalog.ErrNotFound)
 		}
-	}
-	return fmt.Errorf("deleting manifest %s from %s: the record changed under %d consecutive attempts", d, repo, deleteAttempts)
-}
-
-// Referrers lists the records of repo's manifests whose subject is
-// subject, sorted by digest; empty (not nil) when there are none.
-func (s *Store) Referrers(ctx context.Context, repo string, subject digest.Digest) ([]catalog.ManifestRecord, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	if err := validDigest("subject", subject); err != nil {
-		return nil, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	vals, err := referrersScript.Run(ctx, s.client, []string{r.referrers(subject), r.manifests}).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s in %s from %s: %w", subject, repo, s.where, err)
-	}
-	records := []catalog.ManifestRecord{}
-	for _, data := range vals {
-		m, err := decodeRecord(r, "", data)
+		u, err := json.Marshal(map[string]any{"reads": nonNilOps(t.reads), "writes": t.writes})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if m.Subject == subject {
-			records = append(records, m)
+		ok, err := commit.Run(ctx, d.s.client, t.keys, repo, u).Int()
+		if err != nil {
+			return d.s.wrap(err)
+		}
+		if ok == 1 {
+			return nil
 		}
 	}
-	sortRecords(records)
-	return records, nil
+	return fmt.Errorf("updating repository %s: it changed under %d consecutive attempts", repo, updateAttempts)
 }
 
-// LinkBlob makes blob d part of repo; linking a linked blob does nothing.
-func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	r, err := s.repo(repo)
+func nonNilOps(ops [][]any) [][]any {
+	if ops == nil {
+		return [][]any{}
+	}
+	return ops
+}
+
+// pause waits a random 1..2^attempt milliseconds (at most 64), or until
+// ctx ends.
+func pause(ctx context.Context, attempt int) {
+	d := time.Duration(1+rand.IntN(1<<min(attempt, 6))) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// repoTx records reads and queues writes for commitScript.
+type repoTx struct {
+	d      repoDriver
+	ctx    context.Context
+	repo   string
+	keys   []string
+	reads  [][]any // [key index, kind, field, value]
+	writes [][]any // [key index, command, field, value]
+}
+
+// index returns the KEYS index (1-based) of table tb's key, adding it.
+func (t *repoTx) index(tb catalog.Table) int {
+	k := t.d.key(t.repo, tb)
+	for i, have := range t.keys {
+		if have == k {
+			return i + 1
+		}
+	}
+	t.keys = append(t.keys, k)
+	return len(t.keys)
+}
+
+func (t *repoTx) Get(tb catalog.Table, key string) (string, bool, error) {
+	v, ok, err := t.d.Get(t.ctx, t.repo, tb, key)
 	if err != nil {
-		return err
+		return "", false, err
 	}
-	if err := validDigest("blob", d); err != nil {
-		return err
+	switch {
+	case isSet(tb):
+		t.reads = append(t.reads, []any{t.index(tb), "s", key, ok})
+	case ok:
+		t.reads = append(t.reads, []any{t.index(tb), "h", key, v})
+	default:
+		t.reads = append(t.reads, []any{t.index(tb), "h", key, false})
 	}
-	if err := s.usable(ctx); err != nil {
-		return err
+	return v, ok, nil
+}
+
+func (t *repoTx) List(tb catalog.Table) (map[string]string, error) {
+	all, err := t.d.List(t.ctx, t.repo, tb)
+	if err != nil {
+		return nil, err
 	}
-	if err := linkBlobScript.Run(ctx, s.client, []string{r.repos, r.blobs}, repo, d.String()).Err(); err != nil {
-		return fmt.Errorf("linking blob %s to %s on %s: %w", d, repo, s.where, err)
+	kind := "H"
+	if isSet(tb) {
+		kind = "S"
+	}
+	t.reads = append(t.reads, []any{t.index(tb), kind, "", all})
+	return all, nil
+}
+
+func (t *repoTx) Set(tb catalog.Table, key, value string) error {
+	if isSet(tb) {
+		t.writes = append(t.writes, []any{t.index(tb), "SADD", key, key})
+	} else {
+		t.writes = append(t.writes, []any{t.index(tb), "HSET", key, value})
 	}
 	return nil
 }
 
-// BlobLinked reports whether d is part of repo.
-func (s *Store) BlobLinked(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return false, err
-	}
-	if err := validDigest("blob", d); err != nil {
-		return false, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return false, err
-	}
-	ok, err := s.client.SIsMember(ctx, r.blobs, d.String()).Result()
-	if err != nil {
-		return false, fmt.Errorf("blob %s in %s on %s: %w", d, repo, s.where, err)
-	}
-	return ok, nil
-}
-
-// UnlinkBlob removes d from repo, or returns an error wrapping
-// catalog.ErrNotFound.
-func (s *Store) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	r, err := s.repo(repo)
-	if err != nil {
-		return err
-	}
-	if err := validDigest("blob", d); err != nil {
-		return err
-	}
-	if err := s.usable(ctx); err != nil {
-		return err
-	}
-	n, err := unlinkBlobScript.Run(ctx, s.client, []string{r.repos, r.manifests, r.blobs}, repo, d.String()).Int()
-	if err != nil {
-		return fmt.Errorf("unlinking blob %s from %s on %s: %w", d, repo, s.where, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("blob %s in repository %s: %w", d, repo, catalog.ErrNotFound)
+func (t *repoTx) Delete(tb catalog.Table, key string) error {
+	if isSet(tb) {
+		t.writes = append(t.writes, []any{t.index(tb), "SREM", key, key})
+	} else {
+		t.writes = append(t.writes, []any{t.index(tb), "HDEL", key, key})
 	}
 	return nil
-}
-
-// Blobs lists the blobs linked to repo, sorted (empty for a repository that
-// does not exist).
-func (s *Store) Blobs(ctx context.Context, repo string) ([]digest.Digest, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	members, err := s.client.SMembers(ctx, r.blobs).Result()
-	if err != nil {
-		return nil, fmt.Errorf("listing blobs of %s from %s: %w", repo, s.where, err)
-	}
-	blobs := make([]digest.Digest, 0, len(members))
-	for _, m := range members {
-		if d := digest.Digest(m); layerstore.ValidateDigest(d) == nil {
-			blobs = append(blobs, d)
-		}
-	}
-	slices.Sort(blobs)
-	return blobs, nil
-}
-
-// RepositoryNames lists the repositories that hold a manifest or a blob,
-// sorted.
-func (s *Store) RepositoryNames(ctx context.Context) ([]string, error) {
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	members, err := s.client.SMembers(ctx, s.reposKey()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("listing repositories from %s: %w", s.where, err)
-	}
-	names := make([]string, 0, len(members))
-	for _, n := range members {
-		if catalog.ValidateRepository(n) == nil {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	return names, nil
 }

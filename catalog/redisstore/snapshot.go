@@ -260,7 +260,7 @@ func (s *Store) decodeReleases(members []string, values []any) ([]catalog.Releas
 		if !ok {
 			return nil, fmt.Errorf("release key %s is listed in %s but missing", key, s.keys.releases)
 		}
-		r, err := decodeRelease([]byte(data))
+		r, err := catalog.DecodeRelease([]byte(data))
 		if err != nil {
 			return nil, fmt.Errorf("release key %s: %w", key, err)
 		}
@@ -297,18 +297,6 @@ func versionKey(v *semver.Version) string {
 // member is a release's index member and key suffix: "<name>:<version>".
 // Names never contain ':' (catalog.ValidateName), nor do versions.
 func member(name string, v *semver.Version) string { return name + ":" + versionKey(v) }
-
-func decodeRelease(data []byte) (catalog.Release, error) {
-	var r catalog.Release
-	if err := json.Unmarshal(data, &r); err != nil {
-		return catalog.Release{}, err
-	}
-	if err := r.Validate(); err != nil {
-		return catalog.Release{}, err
-	}
-	r.Canonicalize()
-	return r, nil
-}
 
 func decodeStacks(key string, fields map[string]string) ([]catalog.Stack, error) {
 	stacks := make([]catalog.Stack, 0, len(fields))
