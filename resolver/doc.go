@@ -122,6 +122,15 @@
 // variable to different values are an EnvConflictError, not a reason to
 // backtrack; PATH entries are prepended, never conflict.
 //
+// Unless the stack allows overlaps, two selected layers of one platform
+// may not disagree about a path (OverlapError): write it with different
+// content, or one write it as a file or symbolic link where the other
+// writes entries beneath it. The second rule keeps a package from
+// replacing another's directory, or base's /etc, with a link: the upper
+// layer would hide the lower one's files, or an extractor would write
+// them through the lower one's link. Like a conflicting variable, an
+// overlap is an error rather than a reason to backtrack.
+//
 // # Errors
 //
 // The Error strings are what users see, in the CLI and in the registry's
@@ -138,7 +147,7 @@
 //     with "; required by app 1.0.0" when the requirement is transitive.
 //   - *ConflictError: two requirement chains on one package that cannot
 //     both hold, or a declared conflict.
-//   - *NoPlatformError, *EnvConflictError: see above.
+//   - *NoPlatformError, *EnvConflictError, *OverlapError: see above.
 //   - ErrEmpty (nothing requested, no base package published),
 //     ErrTooComplex, ErrTooManyLayers (more packages than Stack.Limit).
 //

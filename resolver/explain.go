@@ -259,17 +259,30 @@ func (s *solver) explain(p *pkgState) {
 	s.record(1, &UnsatisfiableError{Package: p.name, Constraint: p.reqs[0].spelling, Available: versions(p.releases), Chain: p.reqs[0].transitive()})
 }
 
-// OverlapError reports two selected packages whose layers write the same
-// path with different content on one platform. Identical entries (the same
-// shared library in two layers) are not an overlap. A stack may allow
-// overlaps (catalog.Stack.AllowOverlap); then the upper layer wins.
+// OverlapError reports two selected packages whose layers disagree about
+// a path on one platform: both write it with different content, or one
+// writes it as a file or symbolic link while the other writes entries
+// beneath it (so needs it to be a directory) — in an image the upper one
+// would hide the lower one's files or have them written through its link.
+// Identical entries (the same shared library in two layers) are not an
+// overlap. A stack may allow overlaps (catalog.Stack.AllowOverlap); then
+// the upper layer wins.
 type OverlapError struct {
-	Path     string    // e.g. "usr/lib/x86_64-linux-gnu/libxml2.so.2"
+	Path     string    // e.g. "usr/lib/x86_64-linux-gnu/libxml2.so.2", or "etc" when one package makes /etc a link
 	Platform string    // e.g. "linux/amd64"
 	Packages [2]string // release IDs in layer order, e.g. "php 8.2.36"
+	// Entries are what each package writes, in the order of Packages: Path
+	// for both when they write it with different content; Path for one and
+	// a path beneath it (e.g. "etc/os-release") for the other when one
+	// needs a directory where the other writes a file or link.
+	Entries [2]string
 }
 
 func (e *OverlapError) Error() string {
-	return fmt.Sprintf("%s and %s both write /%s with different content (%s); the stack does not allow overlapping layers",
-		e.Packages[0], e.Packages[1], e.Path, e.Platform)
+	if e.Entries[0] == e.Entries[1] {
+		return fmt.Sprintf("%s and %s both write /%s with different content (%s); the stack does not allow overlapping layers",
+			e.Packages[0], e.Packages[1], e.Path, e.Platform)
+	}
+	return fmt.Sprintf("%s writes /%s and %s writes /%s, so /%s would be both a directory and a file or symbolic link (%s); the stack does not allow overlapping layers",
+		e.Packages[0], e.Entries[0], e.Packages[1], e.Entries[1], e.Path, e.Platform)
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -106,13 +105,8 @@ func TestAPIResolveAndPull(t *testing.T) {
 	if e.RequestID == "" || e.RequestID != resp.Header.Get("X-Request-Id") {
 		t.Errorf("request id %q in the body, %q in the header", e.RequestID, resp.Header.Get("X-Request-Id"))
 	}
-	// The server's stderr reaches the test through a pipe: give it a moment.
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.logs(), `msg="api request failed"`+" method=POST path=/api/v1/stacks/env/resolve status=422 code=UNSATISFIABLE request_id="+e.RequestID); {
-		if time.Now().After(deadline) {
-			t.Errorf("the log does not name the failed request %s:\n%s", e.RequestID, s.logs())
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !s.waitLog(t, `msg="api request failed"`+" method=POST path=/api/v1/stacks/env/resolve status=422 code=UNSATISFIABLE request_id="+e.RequestID) {
+		t.Errorf("the log does not name the failed request %s:\n%s", e.RequestID, s.logs())
 	}
 	for _, tc := range []struct {
 		body   string

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -16,11 +15,19 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+// pushRequests is about how many requests one round of
+// TestCrashDuringPushes makes when nothing is killed: four images of two
+// layers pushed with ggcr and four chunked uploads.
+const pushRequests = 80
+
 // TestCrashDuringPushes kills "envreg serve" with SIGKILL at random points
 // while clients push (chunked uploads, monolithic uploads, manifests), in a
 // bounded loop. After every crash "envreg verify" finds the store
 // consistent, and every tag that survived pulls whole with every blob
 // matching its digest: no half-written upload is ever served.
+//
+// Each kill comes after a random number of answered requests, not after a
+// time, so that the rounds prove the same on a fast and a loaded machine.
 func TestCrashDuringPushes(t *testing.T) {
 	data := publishAll(t)
 	rng := mrand.New(mrand.NewPCG(3, 4))
@@ -40,9 +47,8 @@ func TestCrashDuringPushes(t *testing.T) {
 				chunkedUpload(s, "team/crash", 3)
 			}
 		}()
-		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
-		_ = s.cmd.Process.Kill()
-		<-s.done
+		n := rng.IntN(pushRequests)
+		t.Logf("round %d: killed after %d requests (%d asked)", i, s.killAfterAnswered(t, n, done), n)
 		<-done
 		if out, errOut, err := envregResult(t, "verify", "--data", data); err != nil {
 			t.Fatalf("envreg verify after killing serve during pushes (round %d): %v\n%s\n%s", i, err, out, errOut)

@@ -117,7 +117,7 @@ func TestBlobRange(t *testing.T) {
 			if part.StatusCode != http.StatusPartialContent || string(got) != string(fullBody[10:20]) {
 				t.Errorf("range GET: %d %q, want 206 %q", part.StatusCode, got, fullBody[10:20])
 			}
-			if !strings.Contains(s.logs(), "sendfile="+mode) {
+			if !s.waitLog(t, "sendfile="+mode) {
 				t.Errorf("serve did not log sendfile=%s at start:\n%s", mode, s.logs())
 			}
 		})

@@ -170,6 +170,16 @@ func (s *server) logs() string {
 	return lw.String()
 }
 
+// waitLog reports whether the server logs a line containing text within
+// 30 s; its stderr reaches the test through a pipe, so a line can come
+// after the response it describes.
+func (s *server) waitLog(t *testing.T, text string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	return s.cmd.Stderr.(*lockedWriter).waitFor(ctx, func(log []byte) bool { return bytes.Contains(log, []byte(text)) }) == nil
+}
+
 // stop sends SIGTERM and expects a clean exit within 30s. It is safe to
 // call more than once.
 func (s *server) stop(t *testing.T) {

@@ -580,6 +580,7 @@ func TestToError(t *testing.T) {
 		{"unsatisfiable", wrap(&resolver.UnsatisfiableError{Package: "php", Constraint: "^9", Available: []string{"8.2.36"}}), 422, "UNSATISFIABLE", `"chain":[]`},
 		{"conflict", wrap(&resolver.ConflictError{Package: "php", Chains: [2][]string{{"requested php 8"}, nil}}), 422, "CONFLICT", `"chains":[["requested php 8"],[]]`},
 		{"overlap", &resolver.OverlapError{Path: "usr/bin/x", Platform: "linux/amd64"}, 422, "OVERLAP", `"path":"usr/bin/x"`},
+		{"overlap beneath a link", &resolver.OverlapError{Path: "etc", Platform: "linux/amd64", Entries: [2]string{"etc/os-release", "etc"}}, 422, "OVERLAP", `"entries":["etc/os-release","etc"]`},
 		{"env conflict", &resolver.EnvConflictError{Variable: "X"}, 422, "ENV_CONFLICT", `"variable":"X"`},
 		{"no platform", &resolver.NoPlatformError{Releases: []resolver.ReleasePlatforms{{Release: "a 1.0.0"}}}, 422, "NO_PLATFORM", `"platforms":[]`},
 		{"platform", &api.PlatformError{Platform: "linux/s390x"}, 422, "PLATFORM_UNSUPPORTED", `"missing":[]`},

@@ -172,7 +172,7 @@ func ToError(err error) *Error {
 			"package": conflict.Package, "chains": [2][]string{nonNil(conflict.Chains[0]), nonNil(conflict.Chains[1])}}, err)
 	case errors.As(err, &overlap):
 		return newError(CodeOverlap, overlap.Error(), map[string]any{
-			"path": overlap.Path, "platform": overlap.Platform, "packages": overlap.Packages}, err)
+			"path": overlap.Path, "platform": overlap.Platform, "packages": overlap.Packages, "entries": overlap.Entries}, err)
 	case errors.As(err, &envErr):
 		return newError(CodeEnvConflict, envErr.Error(), map[string]any{
 			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err)
