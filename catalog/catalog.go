@@ -4,7 +4,7 @@
 //
 // It also defines the storage ports the rest of the program depends on
 // (Reader, Publisher, Documents, Store). Backends live in sub-packages
-// (fsstore today; Redis later) and are chosen by cmd/envreg. This package
+// (fsstore, redisstore) and are chosen by cmd/envreg. This package
 // knows nothing about HTTP, files or Redis.
 package catalog
 

@@ -4,7 +4,7 @@
 //
 // A blob is visible only after its bytes have been verified against the
 // digest they are stored under and made durable; a failed or corrupt write
-// leaves nothing behind. Backends live in sub-packages (fs today; S3 later)
+// leaves nothing behind. Backends live in sub-packages (fs, s3)
 // and all run the contract suite in layerstoretest.
 package layerstore
 
@@ -111,4 +111,20 @@ func Verify(w io.Writer, r io.Reader, d digest.Digest, size int64) (int64, error
 		return n, &DigestMismatchError{Want: d, Got: got, WantSize: size, GotSize: n}
 	}
 	return n, nil
+}
+
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// is done: a long copy (a blob upload) stops when its request ends.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

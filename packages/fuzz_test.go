@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/envreg/envreg/packages"
 )

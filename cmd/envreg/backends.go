@@ -14,6 +14,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/catalog/fsstore"
 	"github.com/envreg/envreg/catalog/redisstore"
+	"github.com/envreg/envreg/internal/durable"
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/layerstore/s3"
@@ -90,6 +91,9 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 	switch scheme := urlScheme(s.blobs); scheme {
 	case "":
 		b.blobs, err = blobfs.New(filepath.Join(s.data, "blobs"))
+		if err == nil { // publishing builds layers there (tempDir), whatever the catalog
+			err = durable.MkdirAll(s.tempDir())
+		}
 	case "s3":
 		b.blobs, err = s3.Open(ctx, s.blobs)
 	default:

@@ -191,7 +191,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		}
 	}()
 
-	if _, err := layerstore.Verify(f, ctxReader{ctx, r}, d, size); err != nil {
+	if _, err := layerstore.Verify(f, layerstore.ContextReader(ctx, r), d, size); err != nil {
 		var mismatch *layerstore.DigestMismatchError
 		if errors.As(err, &mismatch) {
 			return err
@@ -275,17 +275,4 @@ func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) e
 		}
 	}
 	return nil
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -195,7 +195,7 @@ func (m *Manager) append(ctx context.Context, s Session, start int64, r io.Reade
 	if start >= 0 && start != s.Size {
 		return s, &RangeError{Size: s.Size, Start: start}
 	}
-	src := io.Reader(ctxReader{ctx, r})
+	src := io.Reader(layerstore.ContextReader(ctx, r))
 	if m.maxSize > 0 {
 		src = io.LimitReader(src, m.maxSize-s.Size+1)
 	}
@@ -318,17 +318,4 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration, report func(r
 			}
 		}
 	}
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
