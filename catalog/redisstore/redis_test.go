@@ -79,18 +79,25 @@ func eventually(t *testing.T, s catalog.Reader, what string, cond func(*catalog.
 	}
 }
 
+// reconnect is how long a Store may take to reach a Redis that came back:
+// once as many dials failed as the pool has connections, go-redis stops
+// dialing and probes once a second (internal/pool tryDial), so the first
+// successful dial comes up to a second after the restart, and then the
+// usual Visibility applies.
+const reconnect = time.Second + catalogtest.Visibility
+
 // eventuallyOK is eventually for a Store whose Redis is coming back:
-// errors count as "not yet".
+// errors count as "not yet", for up to reconnect.
 func eventuallyOK(t *testing.T, s catalog.Reader, what string, cond func(*catalog.Snapshot) bool) {
 	t.Helper()
-	deadline := time.Now().Add(catalogtest.Visibility)
+	deadline := time.Now().Add(reconnect)
 	for {
 		snap, err := s.Snapshot(t.Context())
 		if err == nil && cond(snap) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not visible after %v (last error: %v)", what, catalogtest.Visibility, err)
+			t.Fatalf("%s: not visible after %v (last error: %v)", what, reconnect, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
