@@ -32,6 +32,10 @@ var (
 	// ErrExists: a release with the same name, version and platform exists
 	// with different content and the publish was not forced.
 	ErrExists = errors.New("already exists")
+	// ErrUnavailable: the store cannot answer now (its Redis is down, it
+	// was closed); retrying later may succeed. It is
+	// layerstore.ErrUnavailable, so one errors.Is covers every backend.
+	ErrUnavailable = layerstore.ErrUnavailable
 )
 
 // Platform is an OCI platform such as linux/amd64 or linux/arm/v7.

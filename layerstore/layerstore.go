@@ -41,6 +41,28 @@ func ValidateDigest(d digest.Digest) error {
 // ErrNotFound: no blob with that digest.
 var ErrNotFound = errors.New("blob not found")
 
+// ErrUnavailable reports a storage backend that cannot answer now (a Redis
+// or an S3 endpoint that is down or overloaded, a store that was closed):
+// the request may succeed later, and the registry answers 503 with
+// Retry-After rather than 500. Every backend (blob stores here, catalog
+// stores through catalog.ErrUnavailable, the same value) wraps it.
+var ErrUnavailable = errors.New("storage unavailable")
+
+// Unavailable marks err as ErrUnavailable, keeping it in the chain (its
+// message, and errors.Is and errors.As on it, are unchanged). nil stays nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string        { return e.err.Error() }
+func (e unavailableError) Unwrap() error        { return e.err }
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 // Reader reads blobs.
 type Reader interface {
 	// Stat returns the size of a blob, or an error wrapping ErrNotFound.

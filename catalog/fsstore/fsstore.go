@@ -160,7 +160,7 @@ type state struct {
 	checked time.Time         // when GENERATION was last read
 }
 
-var errClosed = errors.New("fsstore: store is closed")
+var errClosed = fmt.Errorf("fsstore: store is closed: %w", catalog.ErrUnavailable)
 
 // Open opens the catalog under dir, creating dir and its layout if missing.
 // It removes stale temp files, completes a change interrupted by a crash

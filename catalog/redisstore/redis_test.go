@@ -456,6 +456,18 @@ func TestRedisRestart(t *testing.T) {
 	if _, err := a.Document(t.Context(), doc.Digest); err == nil || errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Document while Redis is down: error = %v, want a connection error", err)
 	}
+	// Every kind of call reports the outage as such (the registry answers
+	// it 503 with Retry-After, not 500).
+	_, docErr := a.Document(t.Context(), doc.Digest)
+	_, tagsErr := a.Tags(t.Context(), "library/php")
+	_, markErr := a.Composed(t.Context(), "env", doc.Digest)
+	for what, err := range map[string]error{"Snapshot": downErr, "Document": docErr, "Tags": tagsErr, "Composed": markErr,
+		"Publish":     a.Publish(t.Context(), catalogtest.Release("php", "8.3.0", "linux/amd64"), catalog.PublishOptions{}),
+		"PutManifest": a.PutManifest(t.Context(), "library/php", catalog.ManifestRecord{Digest: doc.Digest, MediaType: doc.MediaType, Size: 2})} {
+		if !errors.Is(err, catalog.ErrUnavailable) {
+			t.Errorf("%s while Redis is down: %v, want an error wrapping catalog.ErrUnavailable", what, err)
+		}
+	}
 
 	t.Logf("Publish and Document failed in %v", time.Since(start))
 	srv2, err := startServer(dir, srv.port)
@@ -483,8 +495,8 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := s.Snapshot(t.Context()); err == nil {
-		t.Error("Snapshot after Close succeeded")
+	if _, err := s.Snapshot(t.Context()); !errors.Is(err, catalog.ErrUnavailable) {
+		t.Errorf("Snapshot after Close: %v, want an error wrapping catalog.ErrUnavailable", err)
 	}
 	if err := s.Publish(t.Context(), catalogtest.Release("php", "8.2.36", "linux/amd64"), catalog.PublishOptions{}); err == nil {
 		t.Error("Publish after Close succeeded")

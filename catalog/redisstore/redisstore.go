@@ -126,7 +126,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -218,7 +217,7 @@ type Store struct {
 
 var _ catalog.Store = (*Store)(nil)
 
-var errClosed = errors.New("redisstore: store is closed")
+var errClosed = fmt.Errorf("redisstore: store is closed: %w", catalog.ErrUnavailable)
 
 // keys are the names of a Store's keys and channel; see the package doc.
 type keys struct {
@@ -278,6 +277,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening catalog %s: %w", s.where, err)
 	}
+	client.AddHook(unavailableHook{})
 	s.client = client
 	if err := s.start(ctx); err != nil {
 		if s.pubsub != nil {

@@ -61,9 +61,17 @@ func Find(tb testing.TB, name, install string) string {
 // own tests, which isolate themselves by prefix.)
 func Redis(tb testing.TB) string {
 	tb.Helper()
+	url, _ := RedisServer(tb)
+	return url
+}
+
+// RedisServer is Redis, with a func that stops the server (by PID; safe to
+// call more than once) for tests of an outage.
+func RedisServer(tb testing.TB) (url string, stop func()) {
+	tb.Helper()
 	bin := Find(tb, "redis-server", "apt-get install redis-server")
 	dir := tb.TempDir()
-	addr := start(tb, "redis-server", func(addr string) *exec.Cmd {
+	addr, stop := start(tb, "redis-server", func(addr string) *exec.Cmd {
 		_, port, _ := net.SplitHostPort(addr)
 		return exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", dir, "--logfile", "")
@@ -72,7 +80,7 @@ func Redis(tb testing.TB) string {
 		defer c.Close()
 		return c.Ping(ctx).Err()
 	})
-	return "redis://" + addr + "/0"
+	return "redis://" + addr + "/0", stop
 }
 
 // S3 is a running versitygw with one bucket.
@@ -81,7 +89,12 @@ type S3 struct {
 	Bucket            string
 	Region            string
 	AccessKey, Secret string
+	stop              func()
 }
+
+// Stop stops the server (by PID; safe to call more than once), for tests of
+// an outage.
+func (s *S3) Stop() { s.stop() }
 
 // URL returns an s3:// URL for envreg's --blobs flag under prefix.
 func (s *S3) URL(prefix string) string {
@@ -103,7 +116,7 @@ func StartS3(tb testing.TB) *S3 {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	addr := start(tb, "versitygw", func(addr string) *exec.Cmd {
+	addr, stop := start(tb, "versitygw", func(addr string) *exec.Cmd {
 		return exec.Command(bin, "--access", s.AccessKey, "--secret", s.Secret, "--region", s.Region,
 			"--port", addr, "--quiet", "posix", root)
 	}, func(ctx context.Context, addr string) error {
@@ -113,7 +126,7 @@ func StartS3(tb testing.TB) *S3 {
 		}
 		return err
 	})
-	s.Endpoint = "http://" + addr
+	s.Endpoint, s.stop = "http://"+addr, stop
 	client, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.Secret, ""), Region: s.Region})
 	if err != nil {
 		tb.Fatal(err)
@@ -128,8 +141,8 @@ func StartS3(tb testing.TB) *S3 {
 
 // start runs newCmd on a free loopback port until ready answers, retrying
 // a few ports (one can be taken between picking and binding), and stops
-// the process by PID when the test ends.
-func start(tb testing.TB, name string, newCmd func(addr string) *exec.Cmd, ready func(ctx context.Context, addr string) error) string {
+// the process by PID when the test ends. stop stops it earlier.
+func start(tb testing.TB, name string, newCmd func(addr string) *exec.Cmd, ready func(ctx context.Context, addr string) error) (addr string, stop func()) {
 	tb.Helper()
 	var lastErr error
 	for range 3 {
@@ -137,7 +150,7 @@ func start(tb testing.TB, name string, newCmd func(addr string) *exec.Cmd, ready
 		if err != nil {
 			tb.Fatal(err)
 		}
-		addr := l.Addr().String()
+		addr = l.Addr().String()
 		l.Close()
 
 		cmd := newCmd(addr)
@@ -148,18 +161,19 @@ func start(tb testing.TB, name string, newCmd func(addr string) *exec.Cmd, ready
 		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
-		stop := func() { _ = cmd.Process.Kill(); <-done }
+		var once sync.Once
+		stop = func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
 
 		lastErr = waitReady(done, addr, ready)
 		if lastErr == nil {
 			tb.Cleanup(stop)
-			return addr
+			return addr, stop
 		}
 		stop()
 		lastErr = fmt.Errorf("%s on %s: %v\n%s", name, addr, lastErr, out.String())
 	}
 	tb.Fatal(lastErr)
-	return ""
+	return "", nil
 }
 
 func waitReady(done <-chan struct{}, addr string, ready func(ctx context.Context, addr string) error) error {

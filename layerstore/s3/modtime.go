@@ -31,7 +31,7 @@ func (s *Store) ModTime(ctx context.Context, d digest.Digest) (time.Time, error)
 		return time.Time{}, notFound(d)
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("stat blob %s: %w", d, err)
+		return time.Time{}, fmt.Errorf("stat blob %s: %w", d, outage(err))
 	}
 	return info.LastModified, nil
 }

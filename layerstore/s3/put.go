@@ -38,7 +38,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		}
 		return nil
 	case !isNoSuchKey(err):
-		return fmt.Errorf("storing blob %s: %w", d, err)
+		return fmt.Errorf("storing blob %s: %w", d, outage(err))
 	}
 
 	tmp := s.prefix + uploadsDir + "put-" + rand.Text()
@@ -67,7 +67,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		return fmt.Errorf("storing blob %s: %w", d, verr)
 	}
 	if err != nil {
-		return fmt.Errorf("storing blob %s: uploading: %w", d, err)
+		return fmt.Errorf("storing blob %s: uploading: %w", d, outage(err))
 	}
 	if up.Size != v.n {
 		return fmt.Errorf("storing blob %s: uploading: server stored %d bytes, %d were sent", d, up.Size, v.n)
@@ -87,7 +87,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 		_, err = s.client.ComposeObject(ctx, dst, src)
 	}
 	if err != nil {
-		return fmt.Errorf("storing blob %s: committing: %w", d, err)
+		return fmt.Errorf("storing blob %s: committing: %w", d, outage(err))
 	}
 	return nil
 }

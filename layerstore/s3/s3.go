@@ -99,7 +99,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -241,6 +243,30 @@ func (s *Store) key(d digest.Digest) (string, error) {
 
 func notFound(d digest.Digest) error { return fmt.Errorf("blob %s: %w", d, layerstore.ErrNotFound) }
 
+// outage marks as layerstore.ErrUnavailable the errors that mean the S3
+// endpoint cannot answer now: a connection that cannot be made or broke,
+// and the server's 5xx answers (500 InternalError, 503 SlowDown or
+// ServiceUnavailable). Other answers (403, 404, a digest mismatch) and
+// context errors stay as they are.
+func outage(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		if er.StatusCode >= 500 {
+			return layerstore.Unavailable(err)
+		}
+		return err
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return layerstore.Unavailable(err)
+	}
+	return err
+}
+
 // isNoSuchKey reports whether err is S3's answer for a missing object.
 func isNoSuchKey(err error) bool {
 	var er minio.ErrorResponse
@@ -262,7 +288,7 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
 		return 0, notFound(d)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stat blob %s: %w", d, err)
+		return 0, fmt.Errorf("stat blob %s: %w", d, outage(err))
 	}
 	return info.Size, nil
 }
@@ -281,7 +307,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 	}
 	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, 0, fmt.Errorf("opening blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("opening blob %s: %w", d, outage(err))
 	}
 	// Stat is one HEAD; no content is fetched before the first Read.
 	info, err := obj.Stat()
@@ -290,7 +316,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 		if isNoSuchKey(err) {
 			return nil, 0, notFound(d)
 		}
-		return nil, 0, fmt.Errorf("opening blob %s: %w", d, err)
+		return nil, 0, fmt.Errorf("opening blob %s: %w", d, outage(err))
 	}
 	return obj, info.Size, nil
 }
@@ -312,7 +338,7 @@ func (s *Store) RedirectURL(ctx context.Context, d digest.Digest) (string, error
 	}
 	u, err := s.client.PresignedGetObject(ctx, s.bucket, key, s.presign, nil)
 	if err != nil {
-		return "", fmt.Errorf("presigning blob %s: %w", d, err)
+		return "", fmt.Errorf("presigning blob %s: %w", d, outage(err))
 	}
 	return u.String(), nil
 }
@@ -330,10 +356,10 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if errors.Is(err, layerstore.ErrNotFound) {
 			return err
 		}
-		return fmt.Errorf("deleting blob %s: %w", d, err)
+		return fmt.Errorf("deleting blob %s: %w", d, outage(err))
 	}
 	if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
-		return fmt.Errorf("deleting blob %s: %w", d, err)
+		return fmt.Errorf("deleting blob %s: %w", d, outage(err))
 	}
 	return nil
 }
@@ -348,7 +374,7 @@ func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) e
 	base := s.prefix + blobsDir
 	for obj := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: base, Recursive: true}) {
 		if obj.Err != nil {
-			return fmt.Errorf("listing blobs: %w", obj.Err)
+			return fmt.Errorf("listing blobs: %w", outage(obj.Err))
 		}
 		alg, encoded, ok := strings.Cut(strings.TrimPrefix(obj.Key, base), "/")
 		if !ok {
@@ -374,14 +400,14 @@ func (s *Store) removeStaleUploads(ctx context.Context, before time.Time) error 
 	base := s.prefix + uploadsDir
 	for obj := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: base, Recursive: true}) {
 		if obj.Err != nil {
-			return fmt.Errorf("listing abandoned uploads: %w", obj.Err)
+			return fmt.Errorf("listing abandoned uploads: %w", outage(obj.Err))
 		}
 		if !obj.LastModified.Before(before) {
 			continue
 		}
 		err := s.client.RemoveObject(ctx, s.bucket, obj.Key, minio.RemoveObjectOptions{})
 		if err != nil && !isNoSuchKey(err) {
-			return fmt.Errorf("removing abandoned upload %s: %w", obj.Key, err)
+			return fmt.Errorf("removing abandoned upload %s: %w", obj.Key, outage(err))
 		}
 	}
 	core := minio.Core{Client: s.client}
@@ -391,7 +417,7 @@ func (s *Store) removeStaleUploads(ctx context.Context, before time.Time) error 
 			if errors.As(up.Err, &er) && er.Code == minio.NotImplemented {
 				return nil // the server keeps no multipart state to list
 			}
-			return fmt.Errorf("listing abandoned multipart uploads: %w", up.Err)
+			return fmt.Errorf("listing abandoned multipart uploads: %w", outage(up.Err))
 		}
 		if !up.Initiated.Before(before) {
 			continue
@@ -399,7 +425,7 @@ func (s *Store) removeStaleUploads(ctx context.Context, before time.Time) error 
 		err := core.AbortMultipartUpload(ctx, s.bucket, up.Key, up.UploadID)
 		var er minio.ErrorResponse
 		if err != nil && !(errors.As(err, &er) && er.Code == minio.NoSuchUpload) {
-			return fmt.Errorf("aborting abandoned multipart upload %s: %w", up.Key, err)
+			return fmt.Errorf("aborting abandoned multipart upload %s: %w", up.Key, outage(err))
 		}
 	}
 	return nil
