@@ -58,6 +58,10 @@ type entry struct {
 	linkname string // symbolic links
 	open     func() (io.ReadCloser, error)
 	sum      digest.Digest // regular files of an inspected layer: SHA-256 of the content
+	// owner is what a regular file's header says besides its mode, in a
+	// layer kept as it is (tarScan.asIs): a hard link's header must say
+	// the same (see checkLinkHeader).
+	owner owner
 }
 
 // BuildLayer writes a gzip-compressed tar of the tree root to w, in the
@@ -468,6 +472,9 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			if err := p.checkSetuid(name, tar.TypeReg, e.mode); err != nil {
 				return nil, err
 			}
+			if s.asIs {
+				e.owner = ownerOf(hdr)
+			}
 			if err := b.content(hdr.Name, hdr.Size); err != nil {
 				return nil, err
 			}
@@ -490,6 +497,16 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			t, ok := index[target]
 			if !ok || entries[t].typ != tar.TypeReg {
 				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
+			}
+			// The link's own header counts as much as a file's: extractors
+			// apply it to the inode the link shares with its target.
+			if err := p.checkSetuid(name, tar.TypeLink, hdr.Mode&modeMask); err != nil {
+				return nil, err
+			}
+			if s.asIs {
+				if err := checkLinkHeader(hdr, name, entries[t]); err != nil {
+					return nil, err
+				}
 			}
 			if err := b.content(hdr.Name, entries[t].size); err != nil {
 				return nil, err

@@ -64,9 +64,12 @@ const (
 //
 // and, unless AllowSetuid, a regular file with the setuid or setgid bit:
 // in a shared image it is a privilege escalation handed to every
-// container that contains the package. Directories may keep setgid and
-// sticky (group inheritance and /tmp; base-files ships /var/local with
-// setgid).
+// container that contains the package. A hard link whose own header has
+// them is refused the same way, whatever its target's mode: extractors
+// that apply a link's header (Python's tarfile; containerd and moby chmod
+// the link's path) make the file it shares setuid. Directories may keep
+// setgid and sticky (group inheritance and /tmp; base-files ships
+// /var/local with setgid).
 //
 // Debian recipes keep setuid and setgid files: their content comes from
 // the signed archive the recipe pins (see DebianSource), where setuid
@@ -222,9 +225,12 @@ func (b *budget) content(name string, size int64) error {
 }
 
 // checkSetuid refuses a regular file with the setuid or setgid bit unless
-// the policy allows them.
+// the policy allows them, and a hard link (typ tar.TypeLink) whose own
+// header has them: extractors that apply a link's header (Python's
+// tarfile, containerd, moby) chmod the file the link shares, so the
+// header's mode is a file's mode as much as the target's is.
 func (p Policy) checkSetuid(name string, typ byte, mode int64) error {
-	if p.AllowSetuid || typ != tar.TypeReg || mode&0o6000 == 0 {
+	if p.AllowSetuid || typ != tar.TypeReg && typ != tar.TypeLink || mode&0o6000 == 0 {
 		return nil
 	}
 	what := "setuid"
@@ -234,7 +240,11 @@ func (p Policy) checkSetuid(name string, typ byte, mode int64) error {
 	case mode&0o2000 != 0:
 		what = "setgid"
 	}
-	return refuse(name, RuleSetuid, "%s: %s file (mode %04o) refused; a package layer must not hand root privileges to every image that contains it (allow with Policy.AllowSetuid)", name, what, mode&modeMask)
+	kind := "file (mode %04o)"
+	if typ == tar.TypeLink {
+		kind = "hard link (mode %04o in its header, which extractors apply to the file it links to)"
+	}
+	return refuse(name, RuleSetuid, "%s: %s "+kind+" refused; a package layer must not hand root privileges to every image that contains it (allow with Policy.AllowSetuid)", name, what, mode&modeMask)
 }
 
 // BuildLayer is the package function BuildLayer under policy p.

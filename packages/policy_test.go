@@ -160,6 +160,13 @@ var hostileTars = []hostileTar{
 	{name: "setgid file", in: gzTar(withMode(reg("bin/sh", "#!"), 0o2755)), rule: packages.RuleSetuid, path: "bin/sh"},
 	{name: "hard link to a setuid file", in: gzTar(withMode(reg("bin/su", "#!"), 0o6755), link("bin/sudo", tar.TypeLink, "bin/su")),
 		rule: packages.RuleSetuid, path: "bin/su"},
+	// A hard link's own header is applied to its target by extractors
+	// that chmod links (issue 15): the canonical form makes the link a
+	// copy with its target's mode, but such input is refused all the same.
+	{name: "setuid hard link header", in: gzTar(withMode(reg("usr/bin/env", "#!"), 0o755), withMode(link("usr/bin/env-suid", tar.TypeLink, "usr/bin/env"), 0o4755)),
+		rule: packages.RuleSetuid, path: "usr/bin/env-suid"},
+	{name: "setgid hard link header", in: gzTar(withMode(reg("usr/bin/env", "#!"), 0o755), withMode(link("usr/bin/env-sgid", tar.TypeLink, "./usr/bin/env"), 0o2711)),
+		rule: packages.RuleSetuid, path: "usr/bin/env-sgid"},
 	{name: "entry over the default size limit", in: hugeHeader(tar.TypeReg, packages.DefaultMaxEntrySize+1), rule: packages.RuleEntrySize, path: "big"},
 	{name: "entry over a configured size limit", in: gzTar(reg("a", "12345678901")), pol: packages.Policy{MaxEntrySize: 10},
 		rule: packages.RuleEntrySize, path: "a"},

@@ -1,0 +1,175 @@
+package test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Hostile package layers pushed as the red team of issue 15 pushed them:
+// go-containerregistry's remote.Write of a one-layer image to
+// packages/<name>:<version> on the real server.
+
+// layerImage is a linux/amd64 image whose single gzip layer holds the tar
+// entries write produces.
+func layerImage(t *testing.T, write func(tw *tar.Writer) error) v1.Image {
+	t.Helper()
+	data := tarGz(t, write)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// tarGz is the gzip tar of the entries write produces.
+func tarGz(t *testing.T, write func(tw *tar.Writer) error) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	if err := write(tw); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// envWithLink writes usr/bin/env (0755, root) and a hard link to it whose
+// own header is link.
+func envWithLink(link tar.Header) func(tw *tar.Writer) error {
+	return func(tw *tar.Writer) error {
+		content := "#!/bin/sh\nexec /usr/bin/env.real \"$@\"\n"
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/bin/env", Mode: 0o755, Size: int64(len(content))}); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(tw, content); err != nil {
+			return err
+		}
+		link.Typeflag, link.Linkname = tar.TypeLink, "usr/bin/env"
+		return tw.WriteHeader(&link)
+	}
+}
+
+// refusedPush checks that err is 400 MANIFEST_INVALID mentioning every
+// string of want, and that the server registered and tagged nothing.
+func refusedPush(t *testing.T, s *server, repo, version string, err error, want ...string) {
+	t.Helper()
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusBadRequest || len(te.Errors) == 0 || te.Errors[0].Code != transport.ManifestInvalidErrorCode {
+		t.Fatalf("push %s:%s: %v, want 400 MANIFEST_INVALID", repo, version, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(te.Errors[0].Message, w) {
+			t.Errorf("refusal %q does not mention %q", te.Errors[0].Message, w)
+		}
+	}
+	if _, err := remote.Head(ref(t, s, repo+":"+version)); err == nil {
+		t.Errorf("the refused manifest is tagged %s:%s", repo, version)
+	}
+	pkg := strings.TrimPrefix(repo, "packages/")
+	if _, err := os.Stat(filepath.Join(s.data, "catalog", "releases", pkg)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused push left a release of %s in the catalog: %v", pkg, err)
+	}
+	resp, body := s.get(t, "/v2/env/manifests/"+pkg+"-"+version, "")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("env:%s-%s after the refused push: %d %s", pkg, version, resp.StatusCode, body)
+	}
+}
+
+// TestPushHardLinkHeader: a hard link is one inode with its target, and
+// extractors that apply a link's own header (Python's tarfile, containerd
+// and moby chmod and chown the link's path) change the target. A link
+// header that would give the target another mode (setuid above all),
+// owner or extended attributes is refused like the same header on a
+// regular file; a link whose header matches its target is accepted.
+func TestPushHardLinkHeader(t *testing.T) {
+	s := startServer(t, filepath.Join(t.TempDir(), "data"))
+	cases := []struct {
+		name string
+		link tar.Header
+		want []string
+	}{
+		{"setuid link header", tar.Header{Name: "usr/bin/env-suid", Mode: 0o4755}, []string{"usr/bin/env-suid", "setuid"}},
+		{"setgid link header", tar.Header{Name: "usr/bin/env-sgid", Mode: 0o2755}, []string{"usr/bin/env-sgid", "setgid"}},
+		{"capability on the link", tar.Header{Name: "usr/bin/env-cap", Mode: 0o755, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"SCHILY.xattr.security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00"}}, []string{"usr/bin/env-cap", "security.capability"}},
+		{"other mode", tar.Header{Name: "usr/bin/env-777", Mode: 0o777}, []string{"usr/bin/env-777", "0777", "0755"}},
+		{"other owner", tar.Header{Name: "usr/bin/env-user", Mode: 0o755, Uid: 1000, Gid: 1000}, []string{"usr/bin/env-user", "1000:1000", "0:0"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := fmt.Sprintf("packages/link%d", i)
+			err := remote.Write(ref(t, s, repo+":1.0.0"), layerImage(t, envWithLink(c.link)))
+			refusedPush(t, s, repo, "1.0.0", err, c.want...)
+		})
+	}
+	t.Run("link header as its target", func(t *testing.T) {
+		img := layerImage(t, envWithLink(tar.Header{Name: "usr/bin/env-link", Mode: 0o755}))
+		if err := remote.Write(ref(t, s, "packages/honest:1.0.0"), img); err != nil {
+			t.Fatalf("pushing a package with an honest hard link: %v", err)
+		}
+	})
+}
+
+// TestPublishHardLinkHeader: `envreg publish --from-tar` refuses the
+// setuid link header too, though its canonical layer would make the link
+// a copy with its target's mode: the input asks for a setuid file.
+func TestPublishHardLinkHeader(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	for _, mode := range []int64{0o4755, 0o2755} {
+		in := filepath.Join(t.TempDir(), "env.tar.gz")
+		if err := os.WriteFile(in, tarGz(t, envWithLink(tar.Header{Name: "usr/bin/env-suid", Mode: mode})), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, err := envregResult(t, "publish", "--data", data, "--name", "x", "--version", "1.0.0", "--from-tar", in)
+		if err == nil || !strings.Contains(stderr, "usr/bin/env-suid") || !strings.Contains(stderr, fmt.Sprintf("mode %04o", mode)) {
+			t.Fatalf("publish --from-tar with a %04o hard link header: %v\n%s", mode, err, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(data, "catalog", "releases", "x")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the refused publish left a release: %v", err)
+		}
+	}
+	// The same link with its target's header is published (as a copy).
+	in := filepath.Join(t.TempDir(), "env.tar.gz")
+	if err := os.WriteFile(in, tarGz(t, envWithLink(tar.Header{Name: "usr/bin/env-link", Mode: 0o755})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envreg(t, "publish", "--data", data, "--name", "x", "--version", "1.0.0", "--from-tar", in)
+}
