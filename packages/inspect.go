@@ -80,7 +80,7 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 		return "", nil, refuse("", RuleMalformed, "layer is not gzip data (it starts with % x), but its media type %s says gzip", magic[:min(len(magic), 4)], mediaType)
 	}
 	dg := digest.SHA256.Digester()
-	entries, err := p.scanTar(ctx, br, tarScan{content: hashContent, raw: dg.Hash(), asIs: true})
+	entries, err := p.scanTar(ctx, br, tarScan{content: hashContent(), raw: dg.Hash(), asIs: true})
 	if err != nil {
 		return "", nil, err
 	}
@@ -94,8 +94,9 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 		}
 	}
 	// Duplicates, entries below a symbolic link or a file: the checks of
-	// the canonical form, on a copy (it adds the implied directories).
-	if _, err := canonicalize(slices.Clone(entries)); err != nil {
+	// the canonical form (it adds the implied directories and sorts,
+	// which no longer matters here).
+	if _, err := canonicalize(entries); err != nil {
 		return "", nil, err
 	}
 	return dg.Digest(), files, nil
@@ -183,8 +184,8 @@ type owner struct {
 }
 
 // ownerOf reads the owner and the attribute records of hdr.
-func ownerOf(hdr *tar.Header) owner {
-	o := owner{uid: hdr.Uid, gid: hdr.Gid, uname: hdr.Uname, gname: hdr.Gname}
+func ownerOf(hdr *tar.Header) *owner {
+	o := &owner{uid: hdr.Uid, gid: hdr.Gid, uname: hdr.Uname, gname: hdr.Gname}
 	var attrs strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
 		if hasAnyPrefix(k, xattrPrefixes) || hasAnyPrefix(k, aclPrefixes) {
@@ -213,8 +214,8 @@ func checkLinkHeader(hdr *tar.Header, name string, target entry) error {
 	if mode := hdr.Mode & modeMask; mode != target.mode {
 		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says mode %04o, its target %s has %04o; %s", name, mode, target.name, target.mode, why)
 	}
-	o := ownerOf(hdr)
-	switch t := target.owner; {
+	o, t := ownerOf(hdr), target.owner
+	switch {
 	case o.uid != t.uid || o.gid != t.gid:
 		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says owner %d:%d, its target %s is owned by %d:%d; %s", name, o.uid, o.gid, target.name, t.uid, t.gid, why)
 	case o.uname != t.uname || o.gname != t.gname:

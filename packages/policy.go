@@ -53,9 +53,11 @@ const (
 //     4096 bytes; every directory a path implies counts as an entry;
 //   - an OCI whiteout (".wh.*" as any path component), which would delete
 //     other packages' files when the layers are stacked;
-//   - more than MaxEntries entries, a file larger than MaxEntrySize, or
-//     more than MaxTotalSize uncompressed bytes: bounds on decompression
-//     bombs and sparse-file bombs, checked against the tar headers before
+//   - more than MaxEntries entries, entry names longer together than 256
+//     bytes per allowed entry, a file larger than MaxEntrySize, or more
+//     than MaxTotalSize uncompressed bytes: bounds on decompression bombs
+//     and sparse-file bombs (and on the memory a scan keeps, a fixed size
+//     per entry plus its name), checked against the tar headers before
 //     anything is spooled and against the decompressed stream as it is
 //     read;
 //   - data that starts like gzip but is not valid gzip (a corrupt stream,
@@ -195,11 +197,31 @@ func limit[T int | int64](v, def T) T { // 0: def; negative: no limit (-1)
 	return v
 }
 
+// averageNameLimit bounds the bytes of entry names per allowed entry: the
+// names of a layer's entries together may take at most MaxEntries times
+// this. A scan keeps every name (to find duplicates and to list the
+// files a release records), so without it the memory kept per entry would
+// be bounded only by PATH_MAX: 4 KiB names compress to almost nothing.
+// Real packages average well under 100 bytes (the 120,815 files of 767
+// Debian packages on one machine: 58 bytes).
+const averageNameLimit = 256
+
 // budget counts entries and bytes against a Policy's limits.
 type budget struct {
 	p       Policy
 	entries int
+	names   int64
 	total   int64
+}
+
+// name accounts for the n bytes of an entry's name that a scan keeps.
+func (b *budget) name(entry string, n int) error {
+	b.names += int64(n)
+	if m := b.p.maxEntries(); m >= 0 && b.names > int64(m)*averageNameLimit {
+		return refuse(entry, RuleNameLength, "%s: the names of the entries so far add up to %d bytes; the limit is %d (%d bytes for each of the %d entries Policy.MaxEntries allows)",
+			shorten(entry), b.names, int64(m)*averageNameLimit, averageNameLimit, m)
+	}
+	return nil
 }
 
 // entry accounts for one more entry.

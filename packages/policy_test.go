@@ -180,6 +180,13 @@ var hostileTars = []hostileTar{
 		pol: packages.Policy{MaxTotalSize: 10000}, rule: packages.RuleTotalSize, path: "c"},
 	{name: "too many entries", in: gzTar(reg("a", ""), reg("b", ""), reg("c", ""), reg("d", "")),
 		pol: packages.Policy{MaxEntries: 3}, rule: packages.RuleEntries, path: "d"},
+	{name: "names over the average per entry", in: func(t *testing.T) []byte {
+		var es []tarEntry
+		for i := range 6 { // 451-byte names: 2,706 bytes, over 10 × 256
+			es = append(es, reg(strings.Repeat("a", 200)+"/"+strings.Repeat("b", 249)+strconv.Itoa(i), ""))
+		}
+		return messyTar(t, es, true)
+	}, pol: packages.Policy{MaxEntries: 10}, rule: packages.RuleNameLength, path: strings.Repeat("a", 200) + "/" + strings.Repeat("b", 249) + "5"},
 	{name: "path over PATH_MAX", in: gzTar(reg(strings.Repeat("a/", 2048)+"f", "")), rule: packages.RuleNameLength, path: strings.Repeat("a/", 2048) + "f"},
 	{name: "component over NAME_MAX", in: gzTar(reg("etc/"+strings.Repeat("n", 256), "")), rule: packages.RuleNameLength, path: "etc/" + strings.Repeat("n", 256)},
 	{name: "symlink target over PATH_MAX", in: gzTar(link("l", tar.TypeSymlink, strings.Repeat("t/", 2049))), rule: packages.RuleNameLength, path: "l"},

@@ -173,3 +173,33 @@ func TestPublishHardLinkHeader(t *testing.T) {
 	}
 	envreg(t, "publish", "--data", data, "--name", "x", "--version", "1.0.0", "--from-tar", in)
 }
+
+// TestPushManyEntries: a pushed layer of many empty files is refused when
+// its entries pass the push limit (65,536 by default, far below the
+// 1,048,576 of publish), with a message naming the entry and the limit;
+// serve --max-package-entries moves the limit. The red team's layer of a
+// million such entries used to be read to the publish limit first (53 s
+// and 700 MB here); how far it is read now is what this test pins, not
+// how long it takes.
+func TestPushManyEntries(t *testing.T) {
+	const limit = 1 << 16
+	files := func(n int) func(tw *tar.Writer) error {
+		return func(tw *tar.Writer) error {
+			for i := range n {
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("f/%d", i), Mode: 0o644}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	img := layerImage(t, files(limit)) // and the directory f they imply: one too many
+	s := startServer(t, filepath.Join(t.TempDir(), "data"))
+	err := remote.Write(ref(t, s, "packages/many:1.0.0"), img)
+	refusedPush(t, s, "packages/many", "1.0.0", err, fmt.Sprintf("f/%d: more than %d entries; the limit is %d", limit-1, limit, limit))
+
+	raised := startServer(t, filepath.Join(t.TempDir(), "data"), "--max-package-entries", fmt.Sprint(limit+1))
+	if err := remote.Write(ref(t, raised, "packages/many:1.0.0"), img); err != nil {
+		t.Fatalf("with --max-package-entries %d: %v", limit+1, err)
+	}
+}
