@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +215,55 @@ func TestIngestorBoundsConcurrentIngestions(t *testing.T) {
 	}
 	if len(snap.Releases("a")) != 1 || len(snap.Releases("b")) != 1 || len(snap.Releases("c")) != 0 {
 		t.Fatalf("registered a %d, b %d, c %d; want 1, 1, 0", len(snap.Releases("a")), len(snap.Releases("b")), len(snap.Releases("c")))
+	}
+}
+
+// TestIngestRefusesHostileEnvLabels: the env and path labels of a push go
+// through the same validation as publish flags and recipes: control
+// characters, empty and unclean PATH entries are refused, naming the
+// label, and nothing is registered.
+func TestIngestRefusesHostileEnvLabels(t *testing.T) {
+	st := newIngestStores(t)
+	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat}
+	layer := pushedTar(t, tarEnt{name: "opt/x/bin/x", mode: 0o755, typ: tar.TypeReg, content: "x"})
+	cases := []struct {
+		name, key, value, want string
+	}{
+		{"newline in env", packages.LabelEnvPrefix + "X_HOME", "/opt/x\nLD_PRELOAD=/tmp/evil.so", "env: value of X_HOME contains the control character U+000A"},
+		{"escape in env", packages.LabelEnvPrefix + "X_HOME", "\x1b]0;owned\x07", "U+001B"},
+		{"newline in path", packages.LabelPath, "/opt/x/bin\n", ""}, // trimmed like spaces: accepted
+		{"newline inside path", packages.LabelPath, "/opt/x\n/bin", "contains the control character U+000A"},
+		{"empty path entry", packages.LabelPath, "/opt/x/bin::/usr/bin", "entry 1 is empty"},
+		{"unclean path entry", packages.LabelPath, "/opt/x/../bin", `"/opt/x/../bin" is not a clean path`},
+		{"relative path entry", packages.LabelPath, "bin", "not an absolute path"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := st.push(t, "x", fmt.Sprintf("1.0.%d", i), layer)
+			p.Images[0].Config.Config.Labels = map[string]string{c.key: c.value}
+			rel, err := in.Ingest(t.Context(), p)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("%s=%q: %v", c.key, c.value, err)
+				}
+				if want := []string{"/opt/x/bin"}; !slices.Equal(rel.Env.Path, want) {
+					t.Fatalf("path %q, want %q", rel.Env.Path, want)
+				}
+				return
+			}
+			var ve *packages.ValidationError
+			if !errors.As(err, &ve) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s=%q: %v, want a *ValidationError mentioning %q", c.key, c.value, err, c.want)
+			}
+			snap, err := st.cat.Snapshot(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range snap.Releases("x") {
+				if r.Version.String() == p.Version {
+					t.Fatalf("the refused push registered %s", r.ID())
+				}
+			}
+		})
 	}
 }

@@ -32,7 +32,9 @@ import (
 //	io.envreg.package.name       the package name; must match the repository (optional)
 //	io.envreg.package.version    the version; must match the tag (optional)
 //	io.envreg.package.env.path   directories to prepend to PATH, ':'-separated
-//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH)
+//	                             (absolute and clean; no empty entry)
+//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH); no
+//	                             control characters, valid UTF-8
 //	io.envreg.package.requires   constraints, ';'-separated: "base ^12; openssl >=3"
 //	io.envreg.package.conflicts  constraints, ';'-separated
 //	io.envreg.package.aliases    short names, ';'-separated (Release.Aliases): usable in
@@ -113,10 +115,15 @@ func ParsePackageLabels(labels map[string]string) (PackageLabels, []string) {
 		case k == LabelVersion:
 			pl.Version = strings.TrimSpace(v)
 		case k == LabelPath:
-			for _, p := range strings.Split(v, ":") {
-				if p = strings.TrimSpace(p); p != "" {
-					pl.Path = append(pl.Path, p)
+			if strings.TrimSpace(v) == "" {
+				continue
+			}
+			for i, p := range strings.Split(v, ":") {
+				if p = strings.TrimSpace(p); p == "" {
+					add("label %s: entry %d is empty (an empty PATH entry means the working directory)", k, i)
+					continue
 				}
+				pl.Path = append(pl.Path, p)
 			}
 		case k == LabelRequires:
 			pl.Requires = list(v)

@@ -44,6 +44,17 @@ func TestParsePackageLabels(t *testing.T) {
 		t.Fatalf("parsed %+v", pl)
 	}
 
+	// An empty PATH entry would be the working directory.
+	for _, v := range []string{"/a::/b", "/a:", ":/a", " : "} {
+		_, problems = packages.ParsePackageLabels(map[string]string{packages.LabelPath: v})
+		if len(problems) == 0 || !strings.Contains(problems[0], "is empty (an empty PATH entry means the working directory)") {
+			t.Errorf("path label %q: problems %q", v, problems)
+		}
+	}
+	if pl, problems := packages.ParsePackageLabels(map[string]string{packages.LabelPath: " "}); len(problems) > 0 || pl.Path != nil {
+		t.Errorf("a blank path label: %+v %q, want no entries", pl, problems)
+	}
+
 	_, problems = packages.ParsePackageLabels(map[string]string{
 		"io.envreg.package.require": "base", // a typo must not drop a requirement
 		"io.envreg.package.env.":    "x",

@@ -203,3 +203,69 @@ func TestPushManyEntries(t *testing.T) {
 		t.Fatalf("with --max-package-entries %d: %v", limit+1, err)
 	}
 }
+
+// TestPushEnvLabels: a pushed package's env and path labels become the
+// Env of every config composed with it, so control characters and empty,
+// relative or unclean PATH entries are refused at push time, as `envreg
+// publish --env/--path` refuses them.
+func TestPushEnvLabels(t *testing.T) {
+	s := startServer(t, filepath.Join(t.TempDir(), "data"))
+	base := layerImage(t, func(tw *tar.Writer) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "opt/x/bin/x", Mode: 0o755})
+	})
+	cases := []struct {
+		name, key, value, want string
+	}{
+		{"newline in env", "io.envreg.package.env.X_HOME", "/opt/x\nLD_PRELOAD=/tmp/evil.so", "env: value of X_HOME contains the control character U+000A"},
+		{"escape in env", "io.envreg.package.env.X_HOME", "\x1b]0;owned\x07", "U+001B"},
+		{"newline in path", "io.envreg.package.env.path", "/opt/x\n/bin", "contains the control character U+000A"},
+		{"empty path entry", "io.envreg.package.env.path", "/opt/x/bin::/usr/bin", "entry 1 is empty"},
+		{"unclean path entry", "io.envreg.package.env.path", "/opt/x/../bin", "not a clean path"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cf, err := base.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf = cf.DeepCopy()
+			cf.Config.Labels = map[string]string{c.key: c.value}
+			img, err := mutate.ConfigFile(base, cf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			repo := fmt.Sprintf("packages/env%d", i)
+			err = remote.Write(ref(t, s, repo+":1.0.0"), img)
+			refusedPush(t, s, repo, "1.0.0", err, c.want)
+		})
+	}
+}
+
+// TestPublishEnvFlags: `envreg publish` refuses the same values in --env
+// and --path, and stores nothing.
+func TestPublishEnvFlags(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	in := filepath.Join(t.TempDir(), "x.tar.gz")
+	if err := os.WriteFile(in, tarGz(t, func(tw *tar.Writer) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "opt/x/bin/x", Mode: 0o755})
+	}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		flag, value, want string
+	}{
+		{"--env", "X_HOME=/opt/x\nLD_PRELOAD=/tmp/evil.so", "env: value of X_HOME contains the control character U+000A"},
+		{"--path", "/opt/x/bin\n", "contains the control character U+000A"},
+		{"--path", "", "path[0]: empty"},
+		{"--path", "/opt/x/bin/", `"/opt/x/bin/" is not a clean path (write "/opt/x/bin")`},
+	}
+	for _, c := range cases {
+		_, stderr, err := envregResult(t, "publish", "--data", data, "--name", "x", "--version", "1.0.0", "--from-tar", in, c.flag, c.value)
+		if err == nil || !strings.Contains(stderr, c.want) {
+			t.Errorf("publish %s %q: %v, want a refusal mentioning %q\n%s", c.flag, c.value, err, c.want, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(data, "catalog", "releases", "x")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the refused publish left a release: %v", err)
+		}
+	}
+}
