@@ -207,8 +207,9 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // chmod and set the attributes of the link's path, which changes the
 // target too; others ignore them. Since a pushed layer is served as it
 // is, the only unambiguous link is one whose header repeats its target's
-// (as tar, bsdtar, moby and buildkit write them), and the file list
-// recorded for it (the target's) is then what every extractor produces.
+// (as an archiver that takes both from one stat(2) of the file writes
+// it), and the file list recorded for it (the target's) is then what
+// every extractor produces.
 func checkLinkHeader(hdr *tar.Header, name string, target entry) error {
 	const why = "a hard link shares its target's inode, and extractors that apply the link's header would change the target"
 	if mode := hdr.Mode & modeMask; mode != target.mode {
