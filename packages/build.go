@@ -58,6 +58,11 @@ type entry struct {
 	linkname string // symbolic links
 	open     func() (io.ReadCloser, error)
 	sum      digest.Digest // regular files of an inspected layer: SHA-256 of the content
+	// owner is what a regular file's header says besides its mode, in a
+	// layer kept as it is (tarScan.asIs): a hard link's header must say
+	// the same (see checkLinkHeader). Nil elsewhere, so that the entries
+	// of a layer being built stay small.
+	owner *owner
 }
 
 // BuildLayer writes a gzip-compressed tar of the tree root to w, in the
@@ -164,6 +169,9 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 			return &UnsupportedFileError{Path: p, Kind: fileKind(m)}
 		}
 		if err := b.entry(p); err != nil {
+			return err
+		}
+		if err := b.name(p, len(p)); err != nil {
 			return err
 		}
 		if err := b.content(p, e.size); err != nil {
@@ -319,11 +327,18 @@ type tarScan struct {
 	asIs bool
 }
 
+// copyBufferSize is the size of the one buffer a scan copies every file's
+// content through. io.Copy would allocate 32 KiB per file (neither a hash
+// nor a file taking a tar entry has ReadFrom/WriteTo that avoids it): for
+// a layer of a million empty files, 32 GiB of garbage (issue 15).
+const copyBufferSize = 32 << 10
+
 // spoolContent spools each regular file into spool/<i>.
 func spoolContent(spool string) func(int, *entry, io.Reader) (error, error) {
+	buf := make([]byte, copyBufferSize)
 	return func(i int, e *entry, r io.Reader) (error, error) {
 		file := filepath.Join(spool, strconv.Itoa(i))
-		n, rerr, err := spoolFile(file, r)
+		n, rerr, err := spoolFile(file, r, buf)
 		e.size = n
 		e.open = func() (io.ReadCloser, error) { return os.Open(file) }
 		return rerr, err
@@ -331,13 +346,22 @@ func spoolContent(spool string) func(int, *entry, io.Reader) (error, error) {
 }
 
 // hashContent records each regular file's size and SHA-256 digest.
-func hashContent(_ int, e *entry, r io.Reader) (error, error) {
-	dg := digest.SHA256.Digester()
-	er := &errReader{r: r}
-	n, _ := io.Copy(dg.Hash(), er) // a hash never fails to write
-	e.size, e.sum = n, dg.Digest()
-	return er.err, nil
+func hashContent() func(int, *entry, io.Reader) (error, error) {
+	buf := make([]byte, copyBufferSize)
+	h := digest.SHA256.Hash()
+	return func(_ int, e *entry, r io.Reader) (error, error) {
+		h.Reset()
+		er := &errReader{r: r}
+		n, _ := io.CopyBuffer(writerOnly{h}, er, buf) // a hash never fails to write
+		e.size, e.sum = n, digest.NewDigest(digest.SHA256, h)
+		return er.err, nil
+	}
 }
+
+// writerOnly hides a writer's ReadFrom, so that io.CopyBuffer uses the
+// buffer it is given (*os.File.ReadFrom falls back to io.Copy, which
+// allocates one).
+type writerOnly struct{ io.Writer }
 
 // scanTar reads a gzip-compressed or plain tar under policy p, checking
 // every entry as the package documentation and Policy describe, and
@@ -437,6 +461,9 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 				return nil, err
 			}
 		}
+		if err := b.name(hdr.Name, len(name)); err != nil {
+			return nil, err
+		}
 		if s.asIs {
 			if err := p.checkRecords(hdr); err != nil {
 				return nil, err
@@ -468,6 +495,9 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			if err := p.checkSetuid(name, tar.TypeReg, e.mode); err != nil {
 				return nil, err
 			}
+			if s.asIs {
+				e.owner = ownerOf(hdr)
+			}
 			if err := b.content(hdr.Name, hdr.Size); err != nil {
 				return nil, err
 			}
@@ -490,6 +520,16 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			t, ok := index[target]
 			if !ok || entries[t].typ != tar.TypeReg {
 				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
+			}
+			// The link's own header counts as much as a file's: extractors
+			// apply it to the inode the link shares with its target.
+			if err := p.checkSetuid(name, tar.TypeLink, hdr.Mode&modeMask); err != nil {
+				return nil, err
+			}
+			if s.asIs {
+				if err := checkLinkHeader(hdr, name, entries[t]); err != nil {
+					return nil, err
+				}
 			}
 			if err := b.content(hdr.Name, entries[t].size); err != nil {
 				return nil, err
@@ -533,13 +573,13 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 
 // spoolFile copies r into a new file. It tells errors reading r (the
 // input's) from errors writing the file (the system's).
-func spoolFile(file string, r io.Reader) (n int64, readErr, writeErr error) {
+func spoolFile(file string, r io.Reader, buf []byte) (n int64, readErr, writeErr error) {
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, nil, err
 	}
 	er := &errReader{r: r}
-	n, err = io.Copy(f, er)
+	n, err = io.CopyBuffer(writerOnly{f}, er, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

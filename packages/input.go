@@ -7,6 +7,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -70,14 +72,11 @@ func (m metadata) release() (catalog.Release, []string) {
 	r.Version = v
 
 	for i, p := range m.path {
-		switch {
-		case !path.IsAbs(p):
-			add("path[%d]: %q is not an absolute path", i, p)
-		case strings.Contains(p, ":"):
-			add("path[%d]: %q contains ':', the PATH separator", i, p)
-		default:
-			r.Env.Path = append(r.Env.Path, path.Clean(p))
+		if reason := pathEntryProblem(p); reason != "" {
+			add("path[%d]: %s", i, reason)
+			continue
 		}
+		r.Env.Path = append(r.Env.Path, p)
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.env)) {
 		switch {
@@ -85,8 +84,10 @@ func (m metadata) release() (catalog.Release, []string) {
 			add("env: PATH is not allowed here; list its directories in path")
 		case !validEnvName(k):
 			add("env: invalid variable name %q (use letters, digits and '_', not starting with a digit)", k)
-		case strings.ContainsRune(m.env[k], 0):
-			add("env: value of %s contains a NUL byte", k)
+		default:
+			if reason := textProblem(m.env[k]); reason != "" {
+				add("env: value of %s %s", k, reason)
+			}
 		}
 	}
 	if len(m.env) > 0 {
@@ -122,6 +123,48 @@ func constraints(field string, in []string, problems []string) ([]catalog.Constr
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Range, b.Range))
 	})
 	return slices.Compact(out), problems
+}
+
+// Everything a release's Env says ends up in the config of every image
+// that contains the package, pushed or published, so its checks are here,
+// in the one validation Input, Recipe and push labels share.
+
+// pathEntryProblem says what is wrong with a directory to prepend to
+// PATH, or "". An empty entry (or a relative one) would put the working
+// directory, or a directory below it, in every image's PATH; an unclean
+// one ("/opt/x/../bin", "/opt/x/") is refused rather than rewritten, so
+// that the release says what its publisher wrote.
+func pathEntryProblem(p string) string {
+	switch {
+	case p == "":
+		return "empty (an empty PATH entry means the working directory)"
+	case textProblem(p) != "":
+		return fmt.Sprintf("%q %s", p, textProblem(p))
+	case !path.IsAbs(p):
+		return fmt.Sprintf("%q is not an absolute path", p)
+	case strings.Contains(p, ":"):
+		return fmt.Sprintf("%q contains ':', the PATH separator", p)
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%q is not a clean path (write %q)", p, path.Clean(p))
+	}
+	return ""
+}
+
+// textProblem says why s cannot be (part of) an environment value in an
+// image config, or "": control characters (a newline would split the
+// variable in every tool that writes the environment out as lines, such
+// as env files and docker inspect templates), Unicode line separators and
+// invalid UTF-8 (which JSON would silently replace).
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Sprintf("contains the control character %U at byte %d", r, i)
+		}
+	}
+	return ""
 }
 
 // validEnvName reports whether k is a portable environment variable name.

@@ -52,8 +52,11 @@ func IsGzipLayer(mediaType string) bool {
 //     whether their records apply to later entries.
 //
 // Hard links stay hard links (their targets were checked to be earlier
-// regular files of the layer); their Files entry is their target's.
-// Owners (uid, gid) are kept as pushed.
+// regular files of the layer); their Files entry is their target's. A
+// link's own header must repeat its target's mode, owner (numbers and
+// names) and extended attributes (see checkLinkHeader): extractors that
+// apply it would otherwise change the target. Owners (uid, gid) are kept
+// as pushed.
 func (p Policy) InspectLayer(ctx context.Context, r io.Reader, mediaType string) (diffID digest.Digest, files map[string]string, err error) {
 	diffID, files, err = p.inspectLayer(ctx, r, mediaType)
 	if err != nil {
@@ -77,7 +80,7 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 		return "", nil, refuse("", RuleMalformed, "layer is not gzip data (it starts with % x), but its media type %s says gzip", magic[:min(len(magic), 4)], mediaType)
 	}
 	dg := digest.SHA256.Digester()
-	entries, err := p.scanTar(ctx, br, tarScan{content: hashContent, raw: dg.Hash(), asIs: true})
+	entries, err := p.scanTar(ctx, br, tarScan{content: hashContent(), raw: dg.Hash(), asIs: true})
 	if err != nil {
 		return "", nil, err
 	}
@@ -91,8 +94,9 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 		}
 	}
 	// Duplicates, entries below a symbolic link or a file: the checks of
-	// the canonical form, on a copy (it adds the implied directories).
-	if _, err := canonicalize(slices.Clone(entries)); err != nil {
+	// the canonical form (it adds the implied directories and sorts,
+	// which no longer matters here).
+	if _, err := canonicalize(entries); err != nil {
 		return "", nil, err
 	}
 	return dg.Digest(), files, nil
@@ -166,6 +170,59 @@ func (p Policy) checkRecords(hdr *tar.Header) error {
 		default:
 			return refuse(hdr.Name, RuleXattr, "%s: extended attribute %s refused; a package layer may carry user.* attributes only", shorten(hdr.Name), attr)
 		}
+	}
+	return nil
+}
+
+// owner is what the header of a regular file of a pushed layer says
+// about the file besides its mode: its owner, by number and by name, and
+// its extended attributes and ACLs (their PAX records, in canonical form).
+type owner struct {
+	uid, gid     int
+	uname, gname string
+	attrs        string
+}
+
+// ownerOf reads the owner and the attribute records of hdr.
+func ownerOf(hdr *tar.Header) *owner {
+	o := &owner{uid: hdr.Uid, gid: hdr.Gid, uname: hdr.Uname, gname: hdr.Gname}
+	var attrs strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
+		if hasAnyPrefix(k, xattrPrefixes) || hasAnyPrefix(k, aclPrefixes) {
+			fmt.Fprintf(&attrs, "%s=%q ", k, hdr.PAXRecords[k])
+		}
+	}
+	o.attrs = strings.TrimSuffix(attrs.String(), " ")
+	return o
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(s, p) })
+}
+
+// checkLinkHeader refuses a hard link of a pushed layer whose header
+// gives another mode, owner or extended attributes than its target's
+// header. A hard link is the same inode as its target, and extractors
+// disagree on its header: Python's tarfile, containerd and moby chown,
+// chmod and set the attributes of the link's path, which changes the
+// target too; others ignore them. Since a pushed layer is served as it
+// is, the only unambiguous link is one whose header repeats its target's
+// (as an archiver that takes both from one stat(2) of the file writes
+// it), and the file list recorded for it (the target's) is then what
+// every extractor produces.
+func checkLinkHeader(hdr *tar.Header, name string, target entry) error {
+	const why = "a hard link shares its target's inode, and extractors that apply the link's header would change the target"
+	if mode := hdr.Mode & modeMask; mode != target.mode {
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says mode %04o, its target %s has %04o; %s", name, mode, target.name, target.mode, why)
+	}
+	o, t := ownerOf(hdr), target.owner
+	switch {
+	case o.uid != t.uid || o.gid != t.gid:
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says owner %d:%d, its target %s is owned by %d:%d; %s", name, o.uid, o.gid, target.name, t.uid, t.gid, why)
+	case o.uname != t.uname || o.gname != t.gname:
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header names owner %q:%q, its target %s %q:%q; %s", name, o.uname, o.gname, target.name, t.uname, t.gname, why)
+	case o.attrs != t.attrs:
+		return refuse(hdr.Name, RuleXattr, "hard link %s: its header's extended attributes [%s] differ from those of its target %s [%s]; %s", name, shorten(o.attrs), target.name, shorten(t.attrs), why)
 	}
 	return nil
 }

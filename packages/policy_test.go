@@ -160,6 +160,13 @@ var hostileTars = []hostileTar{
 	{name: "setgid file", in: gzTar(withMode(reg("bin/sh", "#!"), 0o2755)), rule: packages.RuleSetuid, path: "bin/sh"},
 	{name: "hard link to a setuid file", in: gzTar(withMode(reg("bin/su", "#!"), 0o6755), link("bin/sudo", tar.TypeLink, "bin/su")),
 		rule: packages.RuleSetuid, path: "bin/su"},
+	// A hard link's own header is applied to its target by extractors
+	// that chmod links (issue 15): the canonical form makes the link a
+	// copy with its target's mode, but such input is refused all the same.
+	{name: "setuid hard link header", in: gzTar(withMode(reg("usr/bin/env", "#!"), 0o755), withMode(link("usr/bin/env-suid", tar.TypeLink, "usr/bin/env"), 0o4755)),
+		rule: packages.RuleSetuid, path: "usr/bin/env-suid"},
+	{name: "setgid hard link header", in: gzTar(withMode(reg("usr/bin/env", "#!"), 0o755), withMode(link("usr/bin/env-sgid", tar.TypeLink, "./usr/bin/env"), 0o2711)),
+		rule: packages.RuleSetuid, path: "usr/bin/env-sgid"},
 	{name: "entry over the default size limit", in: hugeHeader(tar.TypeReg, packages.DefaultMaxEntrySize+1), rule: packages.RuleEntrySize, path: "big"},
 	{name: "entry over a configured size limit", in: gzTar(reg("a", "12345678901")), pol: packages.Policy{MaxEntrySize: 10},
 		rule: packages.RuleEntrySize, path: "a"},
@@ -173,6 +180,13 @@ var hostileTars = []hostileTar{
 		pol: packages.Policy{MaxTotalSize: 10000}, rule: packages.RuleTotalSize, path: "c"},
 	{name: "too many entries", in: gzTar(reg("a", ""), reg("b", ""), reg("c", ""), reg("d", "")),
 		pol: packages.Policy{MaxEntries: 3}, rule: packages.RuleEntries, path: "d"},
+	{name: "names over the average per entry", in: func(t *testing.T) []byte {
+		var es []tarEntry
+		for i := range 6 { // 451-byte names: 2,706 bytes, over 10 × 256
+			es = append(es, reg(strings.Repeat("a", 200)+"/"+strings.Repeat("b", 249)+strconv.Itoa(i), ""))
+		}
+		return messyTar(t, es, true)
+	}, pol: packages.Policy{MaxEntries: 10}, rule: packages.RuleNameLength, path: strings.Repeat("a", 200) + "/" + strings.Repeat("b", 249) + "5"},
 	{name: "path over PATH_MAX", in: gzTar(reg(strings.Repeat("a/", 2048)+"f", "")), rule: packages.RuleNameLength, path: strings.Repeat("a/", 2048) + "f"},
 	{name: "component over NAME_MAX", in: gzTar(reg("etc/"+strings.Repeat("n", 256), "")), rule: packages.RuleNameLength, path: "etc/" + strings.Repeat("n", 256)},
 	{name: "symlink target over PATH_MAX", in: gzTar(link("l", tar.TypeSymlink, strings.Repeat("t/", 2049))), rule: packages.RuleNameLength, path: "l"},

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,7 +32,9 @@ import (
 //	io.envreg.package.name       the package name; must match the repository (optional)
 //	io.envreg.package.version    the version; must match the tag (optional)
 //	io.envreg.package.env.path   directories to prepend to PATH, ':'-separated
-//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH)
+//	                             (absolute and clean; no empty entry)
+//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH); no
+//	                             control characters, valid UTF-8
 //	io.envreg.package.requires   constraints, ';'-separated: "base ^12; openssl >=3"
 //	io.envreg.package.conflicts  constraints, ';'-separated
 //	io.envreg.package.aliases    short names, ';'-separated (Release.Aliases): usable in
@@ -112,10 +115,15 @@ func ParsePackageLabels(labels map[string]string) (PackageLabels, []string) {
 		case k == LabelVersion:
 			pl.Version = strings.TrimSpace(v)
 		case k == LabelPath:
-			for _, p := range strings.Split(v, ":") {
-				if p = strings.TrimSpace(p); p != "" {
-					pl.Path = append(pl.Path, p)
+			if strings.TrimSpace(v) == "" {
+				continue
+			}
+			for i, p := range strings.Split(v, ":") {
+				if p = strings.TrimSpace(p); p == "" {
+					add("label %s: entry %d is empty (an empty PATH entry means the working directory)", k, i)
+					continue
 				}
+				pl.Path = append(pl.Path, p)
 			}
 		case k == LabelRequires:
 			pl.Requires = list(v)
@@ -192,7 +200,24 @@ func ReleaseLabels(rel catalog.Release) map[string]string {
 // registered for (Go's GOARCH names, as OCI uses them).
 var KnownArchitectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
-// Ingestor registers pushed packages.
+// DefaultMaxPushEntries is the entry limit of a pushed package layer when
+// the Ingestor's Policy sets none. It is lower than DefaultMaxEntries,
+// which bounds what a trusted publisher builds: anyone allowed to push
+// makes the registry read every entry of the layer, keep its name and
+// record it in the catalog. A layer of a million empty files, a few MiB
+// of gzip, took 53 s and 700 MB before it was refused at
+// DefaultMaxEntries (issue 15); 65,536 is 25 times the entries of the
+// largest bundled package (base, 2,639).
+const DefaultMaxPushEntries = 1 << 16
+
+// DefaultMaxIngestions is how many pushed packages an Ingestor checks at
+// once when MaxIngestions is zero. Checking a layer is CPU-bound (gunzip,
+// SHA-256, tar) and keeps each entry's name, so more at once would not
+// finish sooner on most machines, only multiply the memory held.
+const DefaultMaxIngestions = 4
+
+// Ingestor registers pushed packages. Its methods may be called
+// concurrently; the fields must not change after the first call.
 type Ingestor struct {
 	// Blobs holds the pushed layers and configs.
 	Blobs layerstore.Reader
@@ -202,12 +227,20 @@ type Ingestor struct {
 		catalog.Publisher
 	}
 	// Policy checks the layers (InspectLayer); the zero Policy refuses
-	// setuid files and applies the default limits.
+	// setuid files and applies the default limits, with
+	// DefaultMaxPushEntries as MaxEntries.
 	Policy Policy
+	// MaxIngestions bounds the pushes whose layers are checked at once
+	// (0: DefaultMaxIngestions); others wait for a slot, or for their
+	// context to end.
+	MaxIngestions int
 	// Now gives the publish time (nil: time.Now).
 	Now func() time.Time
 	// Log receives a line per registered package (nil: discard).
 	Log *slog.Logger
+
+	slotsOnce sync.Once
+	slots     chan struct{}
 }
 
 // Ingest checks p and registers it as a package version: the labels, the
@@ -273,7 +306,13 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 		return catalog.Release{}, &ValidationError{Problems: problems}
 	}
 
-	// The layers' content, one at a time (each is read once, streaming).
+	// The layers' content, one at a time (each is read once, streaming),
+	// while holding one of the ingestion slots.
+	release, err := in.acquire(ctx, p)
+	if err != nil {
+		return catalog.Release{}, err
+	}
+	defer release()
 	for _, img := range p.Images {
 		l, err := in.inspect(ctx, img)
 		if err != nil {
@@ -364,7 +403,7 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 		return catalog.Layer{}, &ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
 	}
 	dg := desc.Digest.Algorithm().Digester()
-	diffID, files, err := in.Policy.InspectLayer(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
+	diffID, files, err := in.policy().InspectLayer(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -417,6 +456,39 @@ func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []stri
 		}
 	}
 	return problems
+}
+
+// policy is in.Policy with the push default for MaxEntries.
+func (in *Ingestor) policy() Policy {
+	p := in.Policy
+	if p.MaxEntries == 0 {
+		p.MaxEntries = DefaultMaxPushEntries
+	}
+	return p
+}
+
+// acquire waits for an ingestion slot (or for ctx to end) and returns the
+// function that gives it back.
+func (in *Ingestor) acquire(ctx context.Context, p Push) (release func(), err error) {
+	in.slotsOnce.Do(func() {
+		n := in.MaxIngestions
+		if n <= 0 {
+			n = DefaultMaxIngestions
+		}
+		in.slots = make(chan struct{}, n)
+	})
+	select {
+	case in.slots <- struct{}{}:
+		return func() { <-in.slots }, nil
+	default:
+	}
+	in.log().DebugContext(ctx, "pushed package waits for an ingestion slot", "name", p.Name, "version", p.Version, "slots", cap(in.slots))
+	select {
+	case in.slots <- struct{}{}:
+		return func() { <-in.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for an ingestion slot: %w", ctx.Err())
+	}
 }
 
 func (in *Ingestor) now() time.Time {

@@ -44,6 +44,17 @@ func TestParsePackageLabels(t *testing.T) {
 		t.Fatalf("parsed %+v", pl)
 	}
 
+	// An empty PATH entry would be the working directory.
+	for _, v := range []string{"/a::/b", "/a:", ":/a", " : "} {
+		_, problems = packages.ParsePackageLabels(map[string]string{packages.LabelPath: v})
+		if len(problems) == 0 || !strings.Contains(problems[0], "is empty (an empty PATH entry means the working directory)") {
+			t.Errorf("path label %q: problems %q", v, problems)
+		}
+	}
+	if pl, problems := packages.ParsePackageLabels(map[string]string{packages.LabelPath: " "}); len(problems) > 0 || pl.Path != nil {
+		t.Errorf("a blank path label: %+v %q, want no entries", pl, problems)
+	}
+
 	_, problems = packages.ParsePackageLabels(map[string]string{
 		"io.envreg.package.require": "base", // a typo must not drop a requirement
 		"io.envreg.package.env.":    "x",
@@ -107,6 +118,8 @@ type tarEnt struct {
 	content string
 	pax     map[string]string
 	uid     int
+	gid     int
+	uname   string
 }
 
 func pushedTar(t *testing.T, ents ...tarEnt) []byte {
@@ -115,7 +128,7 @@ func pushedTar(t *testing.T, ents ...tarEnt) []byte {
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
 	for _, e := range ents {
-		h := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: e.typ, PAXRecords: e.pax, Uid: e.uid, Format: tar.FormatPAX}
+		h := &tar.Header{Name: e.name, Mode: e.mode, Typeflag: e.typ, PAXRecords: e.pax, Uid: e.uid, Gid: e.gid, Uname: e.uname, Format: tar.FormatPAX}
 		switch e.typ {
 		case tar.TypeReg:
 			h.Size = int64(len(e.content))
@@ -195,6 +208,71 @@ func TestInspectLayer(t *testing.T) {
 	ok := pushedTar(t, tarEnt{name: "./", mode: 0o755, typ: tar.TypeDir}, tarEnt{name: "f", mode: 0o644, typ: tar.TypeReg, content: "x", pax: map[string]string{"SCHILY.xattr.user.note": "hi"}})
 	if _, _, err := (packages.Policy{}).InspectLayer(t.Context(), bytes.NewReader(ok), ocispec.MediaTypeImageLayerGzip); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInspectLayerHardLinkHeaders: a hard link is its target's inode,
+// and extractors that apply a link's own header (Python's tarfile,
+// containerd, moby) chmod, chown and set attributes on the target through
+// it. So a link header is checked like a file's (setuid, capabilities),
+// and must repeat its target's mode, owner and extended attributes.
+func TestInspectLayerHardLinkHeaders(t *testing.T) {
+	env := tarEnt{name: "usr/bin/env", mode: 0o755, typ: tar.TypeReg, content: "#!/bin/sh\n", uid: 0, gid: 0, uname: "root"}
+	linkTo := func(name string, mode int64) tarEnt {
+		return tarEnt{name: name, mode: mode, typ: tar.TypeLink, content: "usr/bin/env", uname: "root"}
+	}
+	with := func(e tarEnt, f func(*tarEnt)) tarEnt { f(&e); return e }
+	cases := []struct {
+		name string
+		pol  packages.Policy
+		link tarEnt
+		rule packages.Rule
+		want string
+	}{
+		{"setuid header", packages.Policy{}, linkTo("usr/bin/env-suid", 0o4755), packages.RuleSetuid, "setuid hard link (mode 4755"},
+		{"setgid header", packages.Policy{}, linkTo("usr/bin/env-sgid", 0o2755), packages.RuleSetuid, "setgid hard link"},
+		{"setuid header, setuid allowed", packages.Policy{AllowSetuid: true}, linkTo("usr/bin/env-suid", 0o4755), packages.RuleHardLink, "mode 4755, its target usr/bin/env has 0755"},
+		{"world-writable header", packages.Policy{}, linkTo("usr/bin/env-w", 0o777), packages.RuleHardLink, "mode 0777, its target usr/bin/env has 0755"},
+		{"sticky header", packages.Policy{}, linkTo("usr/bin/env-t", 0o1755), packages.RuleHardLink, "mode 1755"},
+		{"other uid", packages.Policy{}, with(linkTo("usr/bin/env-u", 0o755), func(e *tarEnt) { e.uid = 1000 }), packages.RuleHardLink, "owner 1000:0, its target usr/bin/env is owned by 0:0"},
+		{"other gid", packages.Policy{}, with(linkTo("usr/bin/env-g", 0o755), func(e *tarEnt) { e.gid = 50 }), packages.RuleHardLink, "owner 0:50"},
+		{"other owner name", packages.Policy{}, with(linkTo("usr/bin/env-n", 0o755), func(e *tarEnt) { e.uname = "daemon" }), packages.RuleHardLink, `"daemon"`},
+		{"capability on the link", packages.Policy{}, with(linkTo("usr/bin/env-c", 0o755), func(e *tarEnt) {
+			e.pax = map[string]string{"SCHILY.xattr.security.capability": "\x01"}
+		}), packages.RuleSetuid, "security.capability"},
+		{"user attribute on the link only", packages.Policy{}, with(linkTo("usr/bin/env-x", 0o755), func(e *tarEnt) {
+			e.pax = map[string]string{"SCHILY.xattr.user.note": "hi"}
+		}), packages.RuleXattr, "SCHILY.xattr.user.note"},
+		{"ACL on the link", packages.Policy{}, with(linkTo("usr/bin/env-a", 0o755), func(e *tarEnt) {
+			e.pax = map[string]string{"SCHILY.acl.access": "user::rwx"}
+		}), packages.RuleXattr, "access control list"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := pushedTar(t, env, c.link)
+			_, _, err := c.pol.InspectLayer(t.Context(), bytes.NewReader(data), ocispec.MediaTypeImageLayerGzip)
+			var re *packages.RefusedError
+			if !errors.As(err, &re) || re.Rule != c.rule || re.Path != c.link.name || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.link.name) {
+				t.Fatalf("err %v (%#v), want rule %s for %s mentioning %q", err, re, c.rule, c.link.name, c.want)
+			}
+		})
+	}
+
+	// A link whose header repeats its target's (as tar and moby write them)
+	// is fine, and listed as its target; so is a setuid pair when allowed.
+	attrs := map[string]string{"SCHILY.xattr.user.note": "hi"}
+	target := with(env, func(e *tarEnt) { e.uid, e.gid, e.uname, e.pax = 1000, 1000, "app", attrs })
+	honest := with(linkTo("usr/bin/env-link", 0o755), func(e *tarEnt) { e.uid, e.gid, e.uname, e.pax = 1000, 1000, "app", attrs })
+	_, files, err := packages.Policy{}.InspectLayer(t.Context(), bytes.NewReader(pushedTar(t, target, honest)), ocispec.MediaTypeImageLayerGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files["usr/bin/env-link"] == "" || files["usr/bin/env-link"] != files["usr/bin/env"] {
+		t.Fatalf("files %v: the link is not listed as its target", files)
+	}
+	suid := with(env, func(e *tarEnt) { e.mode = 0o4755 })
+	if _, _, err := (packages.Policy{AllowSetuid: true}).InspectLayer(t.Context(), bytes.NewReader(pushedTar(t, suid, linkTo("usr/bin/env2", 0o4755))), ocispec.MediaTypeImageLayerGzip); err != nil {
+		t.Fatalf("a setuid file and its link with AllowSetuid: %v", err)
 	}
 }
 

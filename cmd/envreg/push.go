@@ -29,6 +29,7 @@ type pushSettings struct {
 	service       string
 	tokenSecret   string
 	allowSetuid   bool
+	maxEntries    int
 }
 
 func pushFlags(fs *flag.FlagSet) *pushSettings {
@@ -44,6 +45,7 @@ func pushFlags(fs *flag.FlagSet) *pushSettings {
 	fs.StringVar(&p.service, "auth-service", "envreg", "service name in token challenges and tokens")
 	fs.StringVar(&p.tokenSecret, "auth-token-secret", "", "file holding the key that signs tokens (replicas must share one; default: a random key per process)")
 	fs.BoolVar(&p.allowSetuid, "allow-setuid", false, "accept setuid and setgid files in pushed package layers")
+	fs.IntVar(&p.maxEntries, "max-package-entries", 0, fmt.Sprintf("refuse a pushed package layer with more entries (0: %d)", packages.DefaultMaxPushEntries))
 	return p
 }
 
@@ -104,7 +106,7 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 	deps.Uploads = up
 	deps.Ingest = &packages.Ingestor{
 		Blobs: deps.Blobs, Catalog: deps.Catalog, Log: log,
-		Policy: packages.Policy{AllowSetuid: p.allowSetuid},
+		Policy: packages.Policy{AllowSetuid: p.allowSetuid, MaxEntries: p.maxEntries},
 	}
 	return nil
 }
