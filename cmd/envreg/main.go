@@ -8,6 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// CA roots for TLS to Redis and S3 when the system has none (the
+	// container image is FROM scratch); a system bundle takes precedence.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 func main() {
