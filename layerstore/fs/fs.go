@@ -27,7 +27,7 @@
 // length), so no input can reach outside root.
 //
 // This package is not a cache and never evicts; garbage collection is a
-// separate tool built on Walk and Delete.
+// separate tool (package maintenance) built on Walk, Delete and ModTime.
 package fs
 
 import (
@@ -119,6 +119,28 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
 		return 0, fmt.Errorf("stat blob %s: %w", d, err)
 	}
 	return info.Size(), nil
+}
+
+// ModTime returns when the blob d was stored: its file's modification
+// time, which is when Put committed it (the rename) or last renewed it (a
+// Put of a blob that exists), or an error wrapping layerstore.ErrNotFound.
+// envreg gc uses it for its grace period.
+func (s *Store) ModTime(ctx context.Context, d digest.Digest) (time.Time, error) {
+	p, err := s.path(d)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	info, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, notFound(d)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	return info.ModTime(), nil
 }
 
 // Open returns the blob d as an *os.File and its size, or an error wrapping

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -65,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) layerstore.Store) {
 		{"InvalidDigest", testInvalidDigest},
 		{"NotFound", testNotFound},
 		{"LargeBlob", testLargeBlob},
+		{"ModTime", testModTime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -409,4 +411,51 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		p = p[:c.n]
 	}
 	return c.r.Read(p)
+}
+
+// ager is the optional ModTime of a backend (envreg gc's grace period needs
+// it from every blob store it collects).
+type ager interface {
+	ModTime(ctx context.Context, d digest.Digest) (time.Time, error)
+}
+
+// testModTime checks ModTime where the backend has it: a stored blob has a
+// time, which a second Put of it never moves back (layerstore/fs renews it,
+// so that a publish re-using an old unreferenced blob is not collected
+// under it; S3 cannot without copying the object and leaves it), a
+// missing or deleted blob is ErrNotFound, and an invalid digest is refused
+// before it names a file or key. It compares with no clock: an S3 server's
+// clock is not the local one.
+func testModTime(t *testing.T, s layerstore.Store) {
+	a, ok := s.(ager)
+	if !ok {
+		t.Skip("the backend has no ModTime")
+	}
+	data, d := Blob(13, 3000)
+	put(t, s, d, data)
+	first, err := a.ModTime(t.Context(), d)
+	if err != nil || first.IsZero() {
+		t.Fatalf("ModTime of a stored blob = %v, %v", first, err)
+	}
+	put(t, s, d, data)
+	if again, err := a.ModTime(t.Context(), d); err != nil || again.Before(first) {
+		t.Errorf("ModTime after a second Put = %v, %v; want %v or later", again, err, first)
+	}
+	_, missing := Blob(14, 10)
+	if _, err := a.ModTime(t.Context(), missing); !errors.Is(err, layerstore.ErrNotFound) {
+		t.Errorf("ModTime of a missing blob = %v, want ErrNotFound", err)
+	}
+	if del, ok := s.(interface {
+		Delete(ctx context.Context, d digest.Digest) error
+	}); ok {
+		if err := del.Delete(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.ModTime(t.Context(), d); !errors.Is(err, layerstore.ErrNotFound) {
+			t.Errorf("ModTime of a deleted blob = %v, want ErrNotFound", err)
+		}
+	}
+	if _, err := a.ModTime(t.Context(), "sha256:../../etc/passwd"); err == nil || errors.Is(err, layerstore.ErrNotFound) {
+		t.Errorf("ModTime(invalid) = %v, want an invalid-digest error", err)
+	}
 }
