@@ -47,7 +47,8 @@ type Compositions interface {
 	Composed(ctx context.Context, stack string, d digest.Digest) (ComposedMark, error)
 }
 
-// ComposedWalker is what envreg gc needs besides Compositions.
+// ComposedWalker is what envreg gc, purge and migrate need besides
+// Compositions.
 type ComposedWalker interface {
 	// WalkComposed calls fn with every mark of every stack.
 	WalkComposed(ctx context.Context, fn func(stack string, m ComposedMark) error) error
@@ -55,6 +56,10 @@ type ComposedWalker interface {
 	// served before before, and reports whether it did. A mark refreshed
 	// after gc read it is kept.
 	Unmark(ctx context.Context, stack string, d digest.Digest, before time.Time) (bool, error)
+	// RemoveMarks removes stack's marks on ds whatever their age, pins
+	// included (envreg purge: the documents they cover are deleted). Marks
+	// that do not exist are skipped.
+	RemoveMarks(ctx context.Context, stack string, ds ...digest.Digest) error
 }
 
 // ValidateMark checks the stack name and digest of a mark before they name

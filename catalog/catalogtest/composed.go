@@ -90,6 +90,38 @@ func testCompositions(t *testing.T, s catalog.Store) {
 	if _, err := s.Composed(ctx, "env", d1); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Composed after Unmark: %v, want ErrNotFound", err)
 	}
+
+	// RemoveMarks removes pinned and fresh marks alike, in the stack named
+	// only, and skips marks that do not exist.
+	d3 := digest.FromString("config")
+	if err := s.MarkComposed(ctx, "env", t0.Add(time.Hour), true, d3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkComposed(ctx, "other", t0, true, d2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RemoveMarks(ctx, "env", d1, d2, d3); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{d1, d2, d3} {
+		if m, err := s.Composed(ctx, "env", d); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("Composed(env, %s) after RemoveMarks = %+v, %v; want ErrNotFound", d, m, err)
+		}
+	}
+	if m, err := s.Composed(ctx, "other", d2); err != nil || !m.Pinned {
+		t.Errorf("RemoveMarks in env removed other's mark: %+v, %v", m, err)
+	}
+	// A digest marked again after its removal is not pinned by a pin that
+	// was removed.
+	if err := s.MarkComposed(ctx, "env", t0, false, d2); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Composed(ctx, "env", d2); err != nil || m.Pinned {
+		t.Errorf("marked again after RemoveMarks: %+v, %v; want unpinned", m, err)
+	}
+	if err := w.RemoveMarks(ctx, "env", digest.Digest("sha256:../../etc")); err == nil {
+		t.Error("RemoveMarks accepted an invalid digest")
+	}
 }
 
 // testSharedCompositions checks that a mark made through one handle is

@@ -187,6 +187,41 @@ func (s *Store) Unmark(ctx context.Context, stack string, d digest.Digest, befor
 	return true, durable.SyncDir(dir)
 }
 
+// RemoveMarks removes stack's marks on ds, pinned or not (see
+// catalog.ComposedWalker). The pin goes first: a crash in between leaves
+// an unpinned mark, which gc collects, never a pin without its mark that a
+// later mark would inherit.
+func (s *Store) RemoveMarks(ctx context.Context, stack string, ds ...digest.Digest) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	for _, d := range ds {
+		if err := catalog.ValidateMark(stack, d); err != nil {
+			return err
+		}
+	}
+	dir := s.composedDir(stack)
+	removed := false
+	for _, d := range ds {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := filepath.Join(dir, digestName(d))
+		for _, f := range []string{name + pinSuffix, name} {
+			switch err := os.Remove(f); {
+			case err == nil:
+				removed = true
+			case !errors.Is(err, os.ErrNotExist):
+				return fmt.Errorf("removing the mark of %s in %s: %w", d, stack, err)
+			}
+		}
+	}
+	if removed {
+		return durable.SyncDir(dir)
+	}
+	return nil
+}
+
 func (s *Store) adoptedFile() string { return s.path("composed", "ADOPTED") }
 
 // LegacyAdopted reports whether SetLegacyAdopted ran (catalog.LegacyAdoption).

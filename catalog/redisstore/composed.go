@@ -168,6 +168,35 @@ func (s *Store) Unmark(ctx context.Context, stack string, d digest.Digest, befor
 	return n == 1, nil
 }
 
+// RemoveMarks removes stack's marks on ds, pinned or not (see
+// catalog.ComposedWalker), in one transaction.
+func (s *Store) RemoveMarks(ctx context.Context, stack string, ds ...digest.Digest) error {
+	for _, d := range ds {
+		if err := catalog.ValidateMark(stack, d); err != nil {
+			return err
+		}
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	names := make([]any, len(ds))
+	for i, d := range ds {
+		names[i] = string(d)
+	}
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, s.composedKey(stack), names...)
+		p.SRem(ctx, s.pinnedKey(stack), names...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing marks of %s in %s: %w", stack, s.where, err)
+	}
+	return nil
+}
+
 func (s *Store) adoptedKey() string { return "{" + s.prefix + "}composed-adopted" }
 
 // LegacyAdopted reports whether SetLegacyAdopted ran (catalog.LegacyAdoption).
