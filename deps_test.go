@@ -10,7 +10,7 @@ import (
 // storage clients: the HTTP layer and the backends depend on the domain,
 // never the reverse (ggcr's depcheck).
 func TestDomainDependencies(t *testing.T) {
-	domain := []string{"./catalog", "./resolver", "./manifestgen", "./layerstore", "./packages"}
+	domain := []string{"./catalog", "./resolver", "./manifestgen", "./layerstore", "./packages", "./maintenance"}
 	forbidden := []string{"net/http", "github.com/gorilla/", "github.com/redis/", "github.com/envreg/envreg/server",
 		"github.com/envreg/envreg/catalog/fsstore", "github.com/envreg/envreg/layerstore/fs"}
 	for _, pkg := range domain {

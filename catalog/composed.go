@@ -75,7 +75,7 @@ func ValidateMark(stack string, d digest.Digest) error {
 }
 
 // LegacyAdoption records that the compositions stored before stacks kept
-// marks were adopted (manifestgen.Adopt), so that it runs once per store.
+// marks were adopted (maintenance.Adopt), so that it runs once per store.
 type LegacyAdoption interface {
 	LegacyAdopted(ctx context.Context) (bool, error)
 	SetLegacyAdopted(ctx context.Context) error

@@ -18,6 +18,7 @@ import (
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/layerstore/s3"
+	"github.com/envreg/envreg/maintenance"
 )
 
 // storage is where a command keeps its state: the embedded store under
@@ -131,3 +132,31 @@ func (s *storage) tempDir() string {
 }
 
 func (b *backends) Close() error { return b.catalog.Close() }
+
+// stores returns b as maintenance jobs take it.
+func (b *backends) stores() maintenance.Stores {
+	return maintenance.Stores{Catalog: b.catalog, Blobs: b.blobs}
+}
+
+// explain names the store in a *maintenance.MissingCapabilityError, and
+// says which stores have the capability (or how to do without it).
+func (s *storage) explain(err error) error {
+	var missing *maintenance.MissingCapabilityError
+	if !errors.As(err, &missing) {
+		return err
+	}
+	catalogAt, blobsAt := s.describe()
+	at, hint := catalogAt, ""
+	if missing.Store == "blob store" {
+		at = blobsAt
+	}
+	switch missing.Method {
+	case "Walk":
+		hint = "; the embedded store (--data) and s3:// blob stores can"
+	case "WalkDocuments":
+		hint = "; the embedded store (--data) and redis:// catalogs can"
+	case "ModTime":
+		hint = "; give --grace 0 to collect anyway, only while nothing publishes or composes"
+	}
+	return fmt.Errorf("the %s %s cannot %s (no %s)%s", missing.Store, at, missing.Needed, missing.Method, hint)
+}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/maintenance"
 	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/server/registry"
@@ -129,15 +129,15 @@ func seedStore(ctx context.Context, env *cliEnv, b *backends, store *storage, lo
 }
 
 // adoptCompositions gives the compositions of a store written before
-// stacks kept marks their marks, once per store (manifestgen.Adopt):
+// stacks kept marks their marks, once per store (maintenance.Adopt):
 // without them a stack would no longer serve digests clients pinned.
 func adoptCompositions(ctx context.Context, b *backends, log *slog.Logger) error {
-	as, ok := b.catalog.(manifestgen.AdoptionStore)
+	as, ok := b.catalog.(maintenance.AdoptionStore)
 	if !ok {
 		return nil
 	}
 	start := time.Now()
-	n, err := manifestgen.Adopt(ctx, as, time.Now(), false)
+	n, err := maintenance.Adopt(ctx, as, time.Now(), false)
 	if err != nil {
 		return err
 	}
