@@ -69,6 +69,7 @@ var (
 	errNoDelete   = &MissingCapabilityError{Store: "blob store", Method: "Delete", Needed: "delete blobs"}
 	errNoBlobAge  = &MissingCapabilityError{Store: "blob store", Method: "ModTime", Needed: "tell when a blob was stored, which the grace period needs"}
 	errNoPurge    = &MissingCapabilityError{Store: "catalog", Method: "RemoveRelease", Needed: "remove releases"}
+	errNoMarkWalk = &MissingCapabilityError{Store: "catalog", Method: "WalkComposed", Needed: "list the stacks' marks on what they composed"}
 )
 
 // Walkers returns the enumeration capabilities of s, or a

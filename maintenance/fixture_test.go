@@ -239,6 +239,11 @@ func (f *fixture) generate(tag string, format manifestgen.Format, mutate func(*r
 type (
 	bareBlobs   struct{ layerstore.Store }
 	bareCatalog struct{ catalog.Store }
+	// docsOnly lists its documents, not its marks.
+	docsOnly struct {
+		catalog.Store
+		maintenance.DocumentWalker
+	}
 	// walkOnly lists its blobs, and can do nothing else maintenance asks.
 	walkOnly struct {
 		layerstore.Store

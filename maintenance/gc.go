@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -20,8 +18,26 @@ import (
 // push (blobs, then the manifest) takes.
 const DefaultGrace = time.Hour
 
+// DefaultRetention is how long a composition nobody pinned stays
+// collectable-proof after it was last served: a digest a client has seen
+// stays pullable at least this long.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// MinRetention is the shortest retention GC accepts. A served composition's
+// marks are refreshed only once per touch interval
+// (manifestgen.DefaultTouchInterval, an hour), and a replica trusts a
+// composition it cached for as long without reading its marks, so a
+// composition in use can look up to an hour old; a day leaves room for
+// that and for clocks that disagree.
+const MinRetention = 24 * time.Hour
+
 // GCOptions configure GC.
 type GCOptions struct {
+	// Retention collects compositions (composed indexes, manifests and
+	// configs) whose stack's marks are not pinned and were last served
+	// longer ago than this; at least MinRetention. Zero collects no
+	// composition.
+	Retention time.Duration
 	// Grace keeps unreferenced blobs and documents younger than this:
 	// publishing, composing and pushing store content before the reference
 	// that makes it live. Zero collects them whatever their age, and needs
@@ -47,12 +63,26 @@ type Deletion struct {
 	// Document is set for a stored index or manifest, Size for a blob.
 	Document bool
 	Size     int64
+	// LastServed is, for a composed document whose marks this run
+	// removed, when a stack last served it (zero for other documents).
+	LastServed time.Time
 }
 
 // GCReport says what a gc run did (or, in a dry run, would do).
 type GCReport struct {
-	// Documents no repository holds any more: deleted, and kept because
-	// they are younger than the grace period or their age is unknown.
+	// Adopted counts the compositions stored before marks existed that
+	// this run adopted (pinned); once per store.
+	Adopted int
+	// Marks of compositions removed because they were not served within
+	// the retention, and kept (served within it, or part of a composition
+	// that was, or pinned: MarksPinned of them).
+	MarksRemoved, MarksKept, MarksPinned int
+	// Composed documents whose marks this run removed: deleted, and kept
+	// because a stack marked them again (served them) meanwhile.
+	CompositionsDeleted, CompositionsKept int
+	// Other documents no repository holds and no stack marks: deleted,
+	// and kept because they are younger than the grace period or their
+	// age is unknown.
 	DocumentsDeleted, DocumentsKept int
 	// Blobs deleted and the bytes that freed; blobs kept because something
 	// references them, and unreferenced ones kept for the grace period.
@@ -68,34 +98,66 @@ type collector struct {
 	del  BlobDeleter
 	ages BlobAger // nil with no grace period
 	r    GCReport
+	// cutoff is the time before which a composition's last serve makes
+	// it collectable: now - Retention.
+	cutoff time.Time
+	// unmarked are the digests whose marks this run removed, with when
+	// they were last served: their documents' age.
+	unmarked map[digest.Digest]time.Time
+	// removed are the marks this run removed (in a dry run, would have),
+	// by stack.
+	removed map[string][]digest.Digest
 }
 
-// GC deletes the blobs nothing references: no package version's layer, no
-// blob linked to an ordinary (pushed-to) repository, no stored document's
-// config or layer (documents are the composed indexes and manifests that
-// keep env@sha256:… pullable, and pushed manifests). Before the blobs, it
-// deletes the pushed documents no repository holds any more, which frees
-// what they referenced in the same run. Whatever is younger than the grace
-// period is kept, because publishing, composing and pushing store content
-// before the reference that makes it live. Upload temp files are not blobs
-// and never touched.
+// GC collects what nothing keeps any more, in this order:
+//
+//  1. adopt the compositions stored before stacks kept marks (Adopt, once
+//     per store), so that they are not taken for orphans;
+//  2. remove the stacks' marks on compositions neither pinned nor served
+//     within the retention, whole compositions at a time (see expire);
+//  3. delete the documents that no repository holds and no stack marks
+//     (nor names through a live index): compositions whose marks went in
+//     step 2, and pushed manifests deleted from their repositories. Each
+//     is checked again right before its delete, and kept if a repository
+//     holds it or a stack marked it (a replica served it) meanwhile;
+//  4. delete the blobs nothing references: no package version's layer,
+//     no blob linked to an ordinary repository, no live document's config
+//     or layer, no marked digest. A blob linked to a repository is
+//     unlinked with it.
+//
+// Whatever is younger than the grace period is kept, because publishing,
+// composing and pushing store content before the reference that makes it
+// live; a composition whose marks step 2 removed is as old as its last
+// serve. Upload temp files are not blobs and never touched.
 //
 // Mark and sweep run on two views: references are read once, the
 // candidates listed, then references are read again (from a freshly opened
 // catalog, Reopen) just before deleting, and each candidate's age is
 // checked again right before its Delete. What stays racy is a publish that
 // re-uses an old unreferenced blob and records its release in the
-// milliseconds between that second read and the Delete: layerstore/fs
-// renews a re-used blob's age, S3 cannot.
+// milliseconds between that second read and the Delete (layerstore/fs
+// renews a re-used blob's age, S3 cannot), and a replica that re-stores a
+// composition in the microseconds between a document's last check and its
+// delete.
 func GC(ctx context.Context, s Stores, o GCOptions) (*GCReport, error) {
 	c, err := newCollector(s, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.adopt(ctx); err != nil {
 		return nil, err
 	}
 	v, err := readView(ctx, s.Catalog)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.planAdoption(ctx, v); err != nil {
+		return nil, err
+	}
+	if err := c.expire(ctx, v); err != nil {
+		return nil, err
+	}
+	v.classify()
 	// Orphaned documents first: deleting one ends its claim on blobs,
 	// which this same run can then free.
 	deleted, err := c.collectOrphans(ctx, v)
@@ -122,10 +184,14 @@ func newCollector(s Stores, o GCOptions) (*collector, error) {
 	if o.Grace < 0 {
 		return nil, errors.New("the grace period must not be negative")
 	}
+	if o.Retention != 0 && o.Retention < MinRetention {
+		return nil, fmt.Errorf("a retention of %s is shorter than the minimum, %s: a composition in use can look an hour old", o.Retention, MinRetention)
+	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	c := &collector{s: s, o: o}
+	c := &collector{s: s, o: o, cutoff: o.Clock().Add(-o.Retention), unmarked: map[digest.Digest]time.Time{},
+		removed: map[string][]digest.Digest{}}
 	var err error
 	if c.bw, _, err = Walkers(s); err != nil {
 		return nil, err
@@ -209,6 +275,16 @@ func (c *collector) freshRefs(ctx context.Context, deleted map[digest.Digest]boo
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.o.DryRun { // the marks it would have removed are still there
+		for stack, ds := range c.removed {
+			for _, d := range ds {
+				if m, ok := fv.marks[stack][d]; ok && c.expired(m) {
+					delete(fv.marks[stack], d)
+				}
+			}
+		}
+	}
+	fv.classify()
 	for d, ms := range fv.orphans {
 		if deleted[d] {
 			continue
@@ -259,85 +335,4 @@ func (c *collector) sweep(ctx context.Context, candidates []blob, refs map[diges
 		}
 	}
 	return nil
-}
-
-// collectOrphans deletes (or, in a dry run, lists) the orphaned documents
-// older than the grace period, each after checking again that no
-// repository holds it, and makes the kept ones' digests references. It
-// returns the set it deleted.
-func (c *collector) collectOrphans(ctx context.Context, v *view) (map[digest.Digest]bool, error) {
-	deleted := map[digest.Digest]bool{}
-	purger, canDelete := c.s.Catalog.(catalog.Purger)
-	for _, d := range slices.Sorted(maps.Keys(v.orphans)) {
-		switch old, err := c.orphanOld(ctx, d, canDelete); {
-		case errors.Is(err, catalog.ErrNotFound):
-			continue // gone meanwhile
-		case err != nil:
-			return nil, err
-		case !old:
-			v.keep(d)
-			c.r.DocumentsKept++
-			continue
-		}
-		switch isHeld, err := held(ctx, c.s.Catalog, d); {
-		case err != nil:
-			return nil, fmt.Errorf("checking manifest %s: %w", d, err)
-		case isHeld: // pushed again since the first read
-			v.keep(d)
-			c.r.DocumentsKept++
-			continue
-		}
-		if !c.o.DryRun {
-			if err := purger.DeleteDocument(ctx, d); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-				return nil, fmt.Errorf("deleting manifest %s: %w", d, err)
-			}
-		}
-		deleted[d] = true
-		c.r.DocumentsDeleted++
-		c.deleted(Deletion{Digest: d, Document: true})
-	}
-	return deleted, nil
-}
-
-// orphanOld reports whether orphaned document d may be deleted as far as
-// its age goes: older than the grace period, or of any age with none. A
-// catalog that cannot delete documents, or cannot tell their age while a
-// grace period applies, keeps them all.
-func (c *collector) orphanOld(ctx context.Context, d digest.Digest, canDelete bool) (bool, error) {
-	if !canDelete {
-		return false, nil
-	}
-	if c.o.Grace == 0 {
-		return true, nil
-	}
-	ager, ok := c.s.Catalog.(DocumentAger)
-	if !ok {
-		return false, nil
-	}
-	t, err := ager.DocumentModTime(ctx, d)
-	if err != nil {
-		if errors.Is(err, catalog.ErrNotFound) {
-			return false, err
-		}
-		return false, fmt.Errorf("document %s: %w", d, err)
-	}
-	return c.o.Clock().Sub(t) >= c.o.Grace, nil
-}
-
-// held reports whether some repository holds manifest d now (read fresh,
-// right before an orphaned document is deleted).
-func held(ctx context.Context, repos catalog.Repositories, d digest.Digest) (bool, error) {
-	names, err := repos.RepositoryNames(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, repo := range names {
-		switch _, err := repos.Manifest(ctx, repo, d); {
-		case err == nil:
-			return true, nil
-		case !errors.Is(err, catalog.ErrNotFound):
-			return false, err
-		}
-	}
-	return false, nil
 }

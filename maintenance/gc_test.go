@@ -153,6 +153,7 @@ func TestGCRefusesWhatItCannotRead(t *testing.T) {
 	}{
 		{"no blob walk", maintenance.Stores{Catalog: f.cat, Blobs: bareBlobs{f.blobs}}, maintenance.GCOptions{}, "Walk"},
 		{"no document walk", maintenance.Stores{Catalog: bareCatalog{f.cat}, Blobs: f.blobs}, maintenance.GCOptions{}, "WalkDocuments"},
+		{"no mark walk", maintenance.Stores{Catalog: docsOnly{f.cat, f.cat.(maintenance.DocumentWalker)}, Blobs: f.blobs}, maintenance.GCOptions{}, "WalkComposed"},
 		{"no ages", maintenance.Stores{Catalog: f.cat, Blobs: walkOnly{f.blobs, f.blobs}}, maintenance.GCOptions{Grace: time.Hour, DryRun: true}, "ModTime"},
 		{"no delete", maintenance.Stores{Catalog: f.cat, Blobs: walkOnly{f.blobs, f.blobs}}, maintenance.GCOptions{}, "Delete"},
 	} {

@@ -48,7 +48,7 @@ func commands() []command {
 		{"verify", "recheck every blob, package version and stored manifest; exit 1 on damage", "[--data DIR | --catalog URL --blobs URL]", runVerify},
 		{"yank", "stop resolving a package version (pinned digests stay pullable); --undo reverts", "[--undo] [--data DIR | --catalog URL --blobs URL] NAME VERSION", runYank},
 		{"purge", "delete a package version and the composed manifests that use it (pinned digests stop working); envreg gc then frees its layers", "[--dry-run] [--data DIR | --catalog URL --blobs URL] NAME VERSION", runPurge},
-		{"gc", "delete blobs that no package version or stored manifest references", "[--dry-run] [--grace 1h] [--data DIR | --catalog URL --blobs URL]", runGC},
+		{"gc", "delete compositions not pulled within the retention (unless pinned), manifests no repository holds, and blobs nothing references", "[--dry-run] [--retention 2160h] [--grace 1h] [--data DIR | --catalog URL --blobs URL]", runGC},
 		{"version", "print the version", "", runVersion},
 	}
 }

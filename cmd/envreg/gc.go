@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"time"
 
@@ -9,22 +10,23 @@ import (
 	"github.com/envreg/envreg/maintenance"
 )
 
-// runGC deletes the blobs that no package version or stored manifest
-// references, and the pushed manifests no repository holds any more
-// (maintenance.GC says how, and what stays racy).
+// runGC collects what nothing keeps any more: compositions not served
+// within --retention (unless pinned), pushed manifests no repository holds,
+// and the blobs no package version or stored manifest references
+// (maintenance.GC says in which order, and what stays racy).
 func runGC(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "gc")
 	st := storageFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted and the bytes it would free; delete nothing")
 	grace := fs.Duration("grace", maintenance.DefaultGrace, "keep unreferenced blobs younger than this: a publish or compose in progress stores blobs before it references them")
+	retention := fs.Duration("retention", maintenance.DefaultRetention, "collect compositions (composed indexes, manifests and configs) that no one pinned and no one pulled for this long; at least 24h, since a server records pulls only once an hour")
+	now := fs.String("now", "", "judge ages as if it were this time (RFC 3339, e.g. 2027-03-01T00:00:00Z) instead of the clock: with --dry-run, shows what a later gc would collect")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %v", fs.Args())
-	}
-	if *grace < 0 {
-		return usagef("--grace must not be negative")
+	clock, err := gcFlags(fs, *grace, *retention, *now)
+	if err != nil {
+		return err
 	}
 	log := quietLogger(env)
 	b, err := st.open(ctx, log)
@@ -38,13 +40,12 @@ func runGC(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := blobAges(st, b, *grace); err != nil {
 		return err
 	}
-	verb := "deleted"
-	if *dryRun {
-		verb = "would delete"
-	}
+	out := gcOutput{env: env, dryRun: *dryRun, grace: *grace, retention: *retention, now: clock()}
 	r, err := maintenance.GC(ctx, b.stores(), maintenance.GCOptions{
-		Grace:  *grace,
-		DryRun: *dryRun,
+		Grace:     *grace,
+		Retention: *retention,
+		DryRun:    *dryRun,
+		Clock:     clock,
 		Reopen: func(ctx context.Context) (catalog.Store, error) {
 			fresh, err := st.open(ctx, log)
 			if err != nil {
@@ -52,32 +53,96 @@ func runGC(ctx context.Context, env *cliEnv, args []string) error {
 			}
 			return fresh.catalog, nil
 		},
-		OnDelete: func(d maintenance.Deletion) {
-			if d.Document {
-				fmt.Fprintf(env.stdout, "%s manifest %s (no repository holds it)\n", verb, d.Digest)
-				return
-			}
-			fmt.Fprintf(env.stdout, "%s %s (%d bytes)\n", verb, d.Digest, d.Size)
-		},
+		OnDelete: out.deleted,
 	})
 	if err != nil {
 		return st.explain(err)
 	}
-	printGCReport(env, r, verb, *dryRun, *grace)
+	out.report(r)
 	return nil
 }
 
-// printGCReport prints gc's summary lines.
-func printGCReport(env *cliEnv, r *maintenance.GCReport, verb string, dryRun bool, grace time.Duration) {
-	freedVerb := "freed"
-	if dryRun {
-		freedVerb = "would be freed"
+// gcFlags checks gc's flags and returns the clock it judges ages by.
+func gcFlags(fs *flag.FlagSet, grace, retention time.Duration, now string) (func() time.Time, error) {
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected arguments: %v", fs.Args())
+	}
+	if grace < 0 {
+		return nil, usagef("--grace must not be negative")
+	}
+	if retention < maintenance.MinRetention {
+		return nil, usagef("--retention %s is too short: a server records that a composition was pulled only once an hour, "+
+			"so a composition in use can look an hour old; give at least %s (default %s)",
+			retention, maintenance.MinRetention, maintenance.DefaultRetention)
+	}
+	if now == "" {
+		return time.Now, nil
+	}
+	at, err := time.Parse(time.RFC3339, now)
+	if err != nil {
+		return nil, usagef("--now %q: want RFC 3339, e.g. 2027-03-01T00:00:00Z", now)
+	}
+	offset := time.Until(at)
+	return func() time.Time { return time.Now().Add(offset) }, nil
+}
+
+// gcOutput prints what gc does.
+type gcOutput struct {
+	env              *cliEnv
+	dryRun           bool
+	grace, retention time.Duration
+	now              time.Time
+}
+
+func (o gcOutput) verb() string {
+	if o.dryRun {
+		return "would delete"
+	}
+	return "deleted"
+}
+
+// deleted prints one deleted blob or document.
+func (o gcOutput) deleted(d maintenance.Deletion) {
+	switch {
+	case !d.Document:
+		fmt.Fprintf(o.env.stdout, "%s %s (%d bytes)\n", o.verb(), d.Digest, d.Size)
+	case !d.LastServed.IsZero():
+		fmt.Fprintf(o.env.stdout, "%s composed manifest %s (not pulled since %s)\n", o.verb(), d.Digest, d.LastServed.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(o.env.stdout, "%s manifest %s (no repository holds it)\n", o.verb(), d.Digest)
+	}
+}
+
+// report prints gc's summary lines.
+func (o gcOutput) report(r *maintenance.GCReport) {
+	w, verb := o.env.stdout, o.verb()
+	if r.Adopted > 0 {
+		adopted := "adopted"
+		if o.dryRun {
+			adopted = "would adopt"
+		}
+		fmt.Fprintf(w, "gc: %s %d compositions stored before this version, pinned\n", adopted, r.Adopted)
+	}
+	if r.MarksRemoved > 0 || r.MarksKept > 0 {
+		removed := "unmarked"
+		if o.dryRun {
+			removed = "would unmark"
+		}
+		fmt.Fprintf(w, "gc: %s %d digests of compositions not pulled since %s (--retention %s); kept %d marked (%d pinned)\n",
+			removed, r.MarksRemoved, o.now.Add(-o.retention).UTC().Format(time.RFC3339), o.retention, r.MarksKept, r.MarksPinned)
+	}
+	if r.CompositionsDeleted > 0 || r.CompositionsKept > 0 {
+		fmt.Fprintf(w, "gc: %s %d composed manifests no stack serves any more; kept %d pulled again meanwhile\n", verb, r.CompositionsDeleted, r.CompositionsKept)
 	}
 	if r.DocumentsDeleted > 0 || r.DocumentsKept > 0 {
-		fmt.Fprintf(env.stdout, "gc: %s %d manifests no repository holds any more; kept %d (younger than %s, or of unknown age)\n", verb, r.DocumentsDeleted, r.DocumentsKept, grace)
+		fmt.Fprintf(w, "gc: %s %d manifests no repository holds any more; kept %d (younger than %s, or of unknown age)\n", verb, r.DocumentsDeleted, r.DocumentsKept, o.grace)
 	}
-	fmt.Fprintf(env.stdout, "gc: %s %d unreferenced blobs, %d bytes %s; kept %d referenced blobs (%d bytes) and %d unreferenced blobs younger than %s\n",
-		verb, r.BlobsDeleted, r.BytesFreed, freedVerb, r.BlobsReferenced, r.BytesReferenced, r.BlobsYoung, grace)
+	freed := "freed"
+	if o.dryRun {
+		freed = "would be freed"
+	}
+	fmt.Fprintf(w, "gc: %s %d unreferenced blobs, %d bytes %s; kept %d referenced blobs (%d bytes) and %d unreferenced blobs younger than %s\n",
+		verb, r.BlobsDeleted, r.BytesFreed, freed, r.BlobsReferenced, r.BytesReferenced, r.BlobsYoung, o.grace)
 }
 
 // blobAges returns how to tell a blob's age, which the grace period needs
