@@ -20,9 +20,11 @@ import (
 
 // The sections of a verification, in the order Verify checks them.
 const (
-	SectionBlobs     = "blobs"
-	SectionReleases  = "package versions"
-	SectionDocuments = "documents"
+	SectionBlobs        = "blobs"
+	SectionReleases     = "package versions"
+	SectionDocuments    = "documents"
+	SectionMarks        = "composition marks"
+	SectionRepositories = "repositories"
 )
 
 // Section is what one section of a verification found.
@@ -30,6 +32,9 @@ type Section struct {
 	Name string
 	// Damage is what is broken: a pull or a resolution that uses it fails.
 	Damage []string
+	// Notes are states that are not damage but worth knowing, such as
+	// what a gc running elsewhere leaves for a moment.
+	Notes []string
 }
 
 // VerifyOptions configure Verify.
@@ -48,8 +53,13 @@ type VerifyReport struct {
 	// Documents, of which indexes and manifests, and of the manifests the
 	// pushed ones (the rest were composed).
 	Documents, Indexes, Manifests, Pushed int
-	// Damage is every problem found, in section order.
-	Damage []string
+	// Marks checked, in how many stacks (zero when the catalog cannot
+	// list its marks).
+	Marks, MarkedStacks int
+	// Repositories checked, and the indexes they hold.
+	Repositories, RepositoryIndexes int
+	// Damage is every problem found, in section order; Notes every note.
+	Damage, Notes []string
 }
 
 // blobInfo is what verify learned about one stored blob.
@@ -66,6 +76,7 @@ type verifier struct {
 	dw      DocumentWalker
 	r       VerifyReport
 	section []string
+	notes   []string
 	blobs   map[digest.Digest]blobInfo
 	diffIDs map[digest.Digest]digest.Digest // layer digest -> diffID, from the catalog
 	docs    map[digest.Digest]catalog.Document
@@ -73,9 +84,10 @@ type verifier struct {
 
 // Verify rechecks everything stored: every blob against its digest, every
 // catalog release against its layer blobs, every stored document against
-// what it references. It reads every blob in full. Damage is reported, not
-// returned as an error: the error is for a verification that could not
-// run.
+// what it references, the stacks' marks against what they compose, and
+// every repository's indexes against the manifests it holds. It reads
+// every blob in full. Damage is reported, not returned as an error: the
+// error is for a verification that could not run.
 func Verify(ctx context.Context, s Stores, o VerifyOptions) (*VerifyReport, error) {
 	bw, dw, err := Walkers(s)
 	if err != nil {
@@ -90,6 +102,8 @@ func Verify(ctx context.Context, s Stores, o VerifyOptions) (*VerifyReport, erro
 		{SectionBlobs, v.checkBlobs},
 		{SectionReleases, v.checkReleases},
 		{SectionDocuments, v.checkDocuments},
+		{SectionMarks, v.checkMarks},
+		{SectionRepositories, v.checkRepositories},
 	} {
 		if err := step.check(ctx); err != nil {
 			return nil, err
@@ -103,13 +117,18 @@ func (v *verifier) damage(format string, a ...any) {
 	v.section = append(v.section, fmt.Sprintf(format, a...))
 }
 
+func (v *verifier) note(format string, a ...any) {
+	v.notes = append(v.notes, fmt.Sprintf(format, a...))
+}
+
 // done ends a section.
 func (v *verifier) done(name string) {
 	v.r.Damage = append(v.r.Damage, v.section...)
+	v.r.Notes = append(v.r.Notes, v.notes...)
 	if v.o.OnSection != nil {
-		v.o.OnSection(Section{Name: name, Damage: v.section}, &v.r)
+		v.o.OnSection(Section{Name: name, Damage: v.section, Notes: v.notes}, &v.r)
 	}
-	v.section = nil
+	v.section, v.notes = nil, nil
 }
 
 // checkBlobs streams each blob through its digest.

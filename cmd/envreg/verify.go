@@ -68,6 +68,10 @@ func printSection(env *cliEnv, s maintenance.Section, r *maintenance.VerifyRepor
 	case maintenance.SectionDocuments:
 		fmt.Fprintf(env.stdout, "documents: %d checked (indexes: %d, manifests: %d), %d of the manifests pushed",
 			r.Documents, r.Indexes, r.Manifests, r.Pushed)
+	case maintenance.SectionMarks:
+		fmt.Fprintf(env.stdout, "composition marks: %d checked (%d stacks)", r.Marks, r.MarkedStacks)
+	case maintenance.SectionRepositories:
+		fmt.Fprintf(env.stdout, "repositories: %d checked (%d indexes)", r.Repositories, r.RepositoryIndexes)
 	default:
 		fmt.Fprintf(env.stdout, "%s: checked", s.Name)
 	}
@@ -77,5 +81,8 @@ func printSection(env *cliEnv, s maintenance.Section, r *maintenance.VerifyRepor
 	fmt.Fprintln(env.stdout)
 	for _, p := range s.Damage {
 		fmt.Fprintln(env.stdout, "  DAMAGED", p)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintln(env.stdout, "  note:", n)
 	}
 }
