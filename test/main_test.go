@@ -131,6 +131,11 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 // startServerWith runs "envreg serve" with the given storage flags.
 func startServerWith(t *testing.T, data string, storage ...string) *server {
 	t.Helper()
+	if !slices.Contains(storage, "--data") {
+		// A replica on Redis + S3 still keeps upload sessions under --data:
+		// never under the test's working directory.
+		storage = append(slices.Clone(storage), "--data", data)
+	}
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, storage...)
 	cmd := exec.Command(envregBin, args...)
