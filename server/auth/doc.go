@@ -106,11 +106,18 @@
 // # Without authentication
 //
 // When no htpasswd file is configured envreg uses LoopbackWrites instead:
-// anyone may pull, and pushes and deletes are accepted only from a
-// loopback TCP peer. Like api.LoopbackOnly it looks at r.RemoteAddr only,
+// anyone may pull, and pushes and deletes are accepted only from this
+// host: a loopback TCP peer that addresses the registry as localhost or a
+// loopback address, and not a web page of another origin (peer.Local,
+// peer.SameOrigin; the operator's browser is a loopback peer, and DNS
+// rebinding or a CORS-simple POST would otherwise let any page it shows
+// push and delete). Like api.LoopbackOnly it looks at r.RemoteAddr only,
 // never at X-Forwarded-For, so a reverse proxy on the same host makes
 // every client local: configure authentication before putting one in
 // front of envreg.
+//
+// With authentication, the provisioning API (server/api) uses the same
+// Auth: see api.Authorizer for the scopes it asks for.
 //
 // # Realm behind a proxy
 //

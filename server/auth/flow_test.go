@@ -873,7 +873,7 @@ func TestFlowLoopbackWrites(t *testing.T) {
 	catalogAccess := []registry.Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
 	req := func(remote string, header ...string) *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/v2/team/app/blobs/uploads/", nil)
-		r.RemoteAddr = remote
+		r.RemoteAddr, r.Host = remote, "127.0.0.1:5000"
 		for i := 0; i+1 < len(header); i += 2 {
 			r.Header.Set(header[i], header[i+1])
 		}
@@ -881,19 +881,32 @@ func TestFlowLoopbackWrites(t *testing.T) {
 	}
 	var lw LoopbackWrites
 
+	withHost := func(r *http.Request, host string) *http.Request { r.Host = host; return r }
 	for _, tc := range []struct {
 		name   string
 		r      *http.Request
 		access []registry.Access
+		why    string // a fragment of the message; default "client address <RemoteAddr>"
 	}{
-		{"remote push", req("203.0.113.5:1234"), pushAccess},
-		{"remote delete", req("203.0.113.5:1234"), deleteAccess},
-		{"remote push with X-Forwarded-For loopback", req("203.0.113.5:1234", "X-Forwarded-For", "127.0.0.1", "X-Real-Ip", "127.0.0.1"), pushAccess},
-		{"IPv4-mapped remote", req("[::ffff:203.0.113.5]:1234"), pushAccess},
-		{"IPv6 remote", req("[2001:db8::1]:1234"), pushAccess},
-		{"host name", req("localhost:1234"), pushAccess},
-		{"no address", req(""), pushAccess},
-		{"pull plus push", req("203.0.113.5:1234"), append(slices.Clone(pullAccess), catalogAccess[0], pushAccess[0])},
+		{"remote push", req("203.0.113.5:1234"), pushAccess, ""},
+		{"remote delete", req("203.0.113.5:1234"), deleteAccess, ""},
+		{"remote push with X-Forwarded-For loopback", req("203.0.113.5:1234", "X-Forwarded-For", "127.0.0.1", "X-Real-Ip", "127.0.0.1"), pushAccess, ""},
+		{"IPv4-mapped remote", req("[::ffff:203.0.113.5]:1234"), pushAccess, ""},
+		{"IPv6 remote", req("[2001:db8::1]:1234"), pushAccess, ""},
+		{"host name", req("localhost:1234"), pushAccess, ""},
+		{"no address", req(""), pushAccess, ""},
+		{"pull plus push", req("203.0.113.5:1234"), append(slices.Clone(pullAccess), catalogAccess[0], pushAccess[0]), ""},
+		// A browser on this host is a loopback peer: a page it shows must
+		// not write, neither through DNS rebinding nor cross-site.
+		{"DNS rebinding push", withHost(req("127.0.0.1:5"), "attacker.example:5000"), pushAccess,
+			`addressed to host "attacker.example:5000", which is not a loopback address or localhost`},
+		{"DNS rebinding delete", withHost(req("127.0.0.1:5"), "attacker.example"), deleteAccess, `host "attacker.example"`},
+		{"no Host", withHost(req("127.0.0.1:5"), ""), pushAccess, `host ""`},
+		{"cross-site push", req("127.0.0.1:5", "Origin", "https://attacker.example", "Sec-Fetch-Site", "cross-site"), pushAccess,
+			"sent by a web page of another site (Sec-Fetch-Site: cross-site)"},
+		{"cross-origin push (Origin only)", req("127.0.0.1:5", "Origin", "http://localhost:8080"), pushAccess,
+			"another origin (Origin: http://localhost:8080)"},
+		{"same-site page on another port", req("[::1]:5", "Sec-Fetch-Site", "same-site"), deleteAccess, "Sec-Fetch-Site: same-site"},
 	} {
 		err := lw.Authorize(tc.r, tc.access)
 		var ae *registry.AuthError
@@ -907,7 +920,11 @@ func TestFlowLoopbackWrites(t *testing.T) {
 		if ae.Challenge != "" {
 			t.Errorf("%s: challenge %q on a 403", tc.name, ae.Challenge)
 		}
-		if !strings.Contains(ae.Message, "loopback") || !strings.Contains(ae.Message, "client address "+tc.r.RemoteAddr) {
+		why := tc.why
+		if why == "" {
+			why = "client address " + tc.r.RemoteAddr
+		}
+		if !strings.Contains(ae.Message, "loopback") || !strings.Contains(ae.Message, why) {
 			t.Errorf("%s: message %q", tc.name, ae.Message)
 		}
 		if len(ae.Access) != len(tc.access) {
@@ -930,6 +947,11 @@ func TestFlowLoopbackWrites(t *testing.T) {
 		{"127/8 push", req("127.8.9.10:80"), pushAccess},
 		{"IPv4-mapped loopback push", req("[::ffff:127.0.0.1]:5"), pushAccess},
 		{"bare loopback address", req("::1"), pushAccess},
+		{"localhost", withHost(req("127.0.0.1:5"), "localhost:5000"), pushAccess},
+		{"IPv6 Host", withHost(req("[::1]:5"), "[::1]:5000"), deleteAccess},
+		{"same-origin page", req("127.0.0.1:5", "Origin", "http://127.0.0.1:5000", "Sec-Fetch-Site", "same-origin"), pushAccess},
+		{"typed into the address bar", req("127.0.0.1:5", "Sec-Fetch-Site", "none"), deleteAccess},
+		{"cross-site pull", withHost(req("127.0.0.1:5", "Origin", "https://attacker.example", "Sec-Fetch-Site", "cross-site"), "attacker.example"), pullAccess},
 	} {
 		if err := lw.Authorize(tc.r, tc.access); err != nil {
 			t.Errorf("%s: %v, want allowed", tc.name, err)
