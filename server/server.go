@@ -69,6 +69,11 @@ type Deps struct {
 	Ingest registry.Ingester
 	// Auth decides who may pull, push and delete (nil: everyone).
 	Auth registry.Authorizer
+	// APIAuth authorizes the provisioning API and the catalog page with
+	// the registry's users, tokens and ACL (auth.Auth). Nil leaves them to
+	// clients on this host (api.LoopbackOnly), the rule while no
+	// authentication is configured.
+	APIAuth api.Authorizer
 	// Token serves the token endpoint of the Docker token flow at
 	// TokenPath (nil: none).
 	Token     http.Handler
@@ -127,7 +132,11 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Token != nil && deps.TokenPath != "" {
 		r.Handle(deps.TokenPath, deps.Token).Methods(http.MethodGet, http.MethodPost)
 	}
-	api.New(deps.Catalog, deps.Catalog, composer, api.WithLogger(log)).Register(r)
+	apiOpts := []api.Option{api.WithLogger(log)}
+	if deps.APIAuth != nil {
+		apiOpts = append(apiOpts, api.WithAuthorizer(deps.APIAuth))
+	}
+	api.New(deps.Catalog, deps.Catalog, composer, apiOpts...).Register(r)
 	r.NotFoundHandler = http.HandlerFunc(registry.NotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(registry.MethodNotAllowed)
 

@@ -65,10 +65,14 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 		if err != nil {
 			return err
 		}
-		deps.Auth = a
+		deps.Auth, deps.APIAuth = a, a
 		deps.Token, deps.TokenPath = a.TokenHandler(), auth.TokenPath
 		deps.MountWithoutFrom = p.anonymousPull
 		log.Info(a.Describe())
+		if p.acl != "" && p.anonymousPull {
+			log.Warn("authentication: the ACL does not restrict anonymous pulls: with --auth-anonymous-pull on (the default) anyone may pull every repository and resolve every stack; set --auth-anonymous-pull=false to make the ACL govern pulls",
+				"acl", p.acl)
+		}
 	} else {
 		if p.acl != "" || p.realm != "" || p.tokenSecret != "" {
 			return usagef("--auth-acl, --auth-realm and --auth-token-secret need --auth-htpasswd")
@@ -76,7 +80,7 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 		deps.Auth = auth.LoopbackWrites{}
 		deps.MountWithoutFrom = true
 		if p.enabled {
-			log.Warn("authentication: none configured; pulls are open to everyone, writes (push, delete) are accepted from loopback clients only (set --auth-htpasswd to allow others)")
+			log.Warn("authentication: none configured; pulls are open to everyone, writes (push, delete) and the provisioning API are accepted from loopback clients only, addressing this host as localhost or a loopback address and not sent by a web page of another origin (set --auth-htpasswd to allow others)")
 		}
 	}
 	if !p.enabled {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/server/peer"
+	"github.com/envreg/envreg/server/registry"
 )
 
 // Prefix is where the API is mounted.
@@ -35,8 +37,18 @@ type API struct {
 	docs     catalog.Documents
 	composer *manifestgen.Composer
 	log      *slog.Logger
-	guard    func(http.Handler) http.Handler
+	auth     Authorizer  // nil: loopback clients only
 	router   *mux.Router // the API alone, for ServeHTTP
+}
+
+// Authorizer decides whether a request may have access, with the
+// registry's users, tokens and ACL (auth.Auth). The API asks for
+// registry:catalog:* to list stacks and packages, read a package, the
+// OpenAPI document and the catalog page, and repository:STACK:pull to read
+// a stack or resolve against it (and against the stack of a "from"
+// image). Authorize returns nil or a *registry.AuthError.
+type Authorizer interface {
+	Authorize(r *http.Request, access []registry.Access) error
 }
 
 // Option configures an API.
@@ -45,15 +57,16 @@ type Option func(*API)
 // WithLogger sets the logger for failed requests (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(a *API) { a.log = l } }
 
-// WithGuard replaces the access check that wraps every API route (default:
-// LoopbackOnly). It is the hook for the registry's authentication once one
-// is configured.
-func WithGuard(g func(http.Handler) http.Handler) Option { return func(a *API) { a.guard = g } }
+// WithAuthorizer authorizes every route with az, once authentication is
+// configured. Without it the API answers only loopback clients that
+// address it as this host and are not a web page of another origin
+// (LoopbackOnly).
+func WithAuthorizer(az Authorizer) Option { return func(a *API) { a.auth = az } }
 
 // New returns the API over cat (snapshots), docs (stored indexes, read for
 // "from") and composer (which stores what a resolve pins).
 func New(cat catalog.Reader, docs catalog.Documents, composer *manifestgen.Composer, opts ...Option) *API {
-	a := &API{catalog: cat, docs: docs, composer: composer, log: slog.Default(), guard: LoopbackOnly}
+	a := &API{catalog: cat, docs: docs, composer: composer, log: slog.Default()}
 	for _, o := range opts {
 		o(a)
 	}
@@ -62,43 +75,89 @@ func New(cat catalog.Reader, docs catalog.Documents, composer *manifestgen.Compo
 	return a
 }
 
+// The access each route needs once authentication is configured.
+var catalogAccess = []registry.Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
+
+func readCatalog(*http.Request) []registry.Access { return catalogAccess }
+
+func pullStack(r *http.Request) []registry.Access {
+	return []registry.Access{{Type: "repository", Name: mux.Vars(r)["stack"], Actions: []string{registry.ActionPull}}}
+}
+
+// pageAccess: the catalog, and pull on the stack when the form was sent.
+func pageAccess(r *http.Request) []registry.Access {
+	q := r.URL.Query()
+	if !q.Has("requirements") {
+		return catalogAccess
+	}
+	stack := q.Get("stack")
+	if stack == "" {
+		stack = catalog.DefaultStackName
+	}
+	return append(slices.Clone(catalogAccess), registry.Access{Type: "repository", Name: stack, Actions: []string{registry.ActionPull}})
+}
+
 // Register mounts the API under Prefix on r, as a subrouter with its own
 // JSON 404 and 405 answers, so that nothing under /api/v1 ever answers with
 // the registry's OCI error body, and the catalog page at "/".
 func (a *API) Register(r *mux.Router) {
-	r.Handle("/", a.guard(a.handle(a.page))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/", a.guard(a.page, pageAccess, pageView)).Methods(http.MethodGet, http.MethodHead)
 	sub := r.PathPrefix(Prefix).Subrouter()
 	var (
 		paths   []string
 		methods = map[string][]string{}
 	)
-	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error) {
-		sub.Handle(path, a.guard(a.handle(h))).Methods(method)
+	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error, need func(*http.Request) []registry.Access) {
+		sub.Handle(path, a.guard(h, need, nil)).Methods(method)
 		if _, ok := methods[path]; !ok {
 			paths = append(paths, path)
 		}
 		methods[path] = append(methods[path], method)
 	}
-	route(http.MethodGet, "/openapi.yaml", a.openAPI)
-	route(http.MethodGet, "/stacks", a.listStacks)
-	route(http.MethodGet, "/stacks/{stack}", a.getStack)
-	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve)
-	route(http.MethodGet, "/packages", a.listPackages)
-	route(http.MethodGet, "/packages/{name}", a.getPackage)
+	route(http.MethodGet, "/openapi.yaml", a.openAPI, readCatalog)
+	route(http.MethodGet, "/stacks", a.listStacks, readCatalog)
+	route(http.MethodGet, "/stacks/{stack}", a.getStack, pullStack)
+	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve, pullStack)
+	route(http.MethodGet, "/packages", a.listPackages, readCatalog)
+	route(http.MethodGet, "/packages/{name}", a.getPackage, readCatalog)
 	// Other methods on a known path: 405. These routes come after every
 	// method route and match any method, because mux (1.8) loses a method
 	// mismatch inside a subrouter when a later route's prefix matches.
 	for _, path := range paths {
 		allow := strings.Join(methods[path], ", ")
-		sub.Handle(path, a.guard(a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		sub.Handle(path, a.guard(func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Allow", allow)
 			return newError(CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow, nil, nil)
-		})))
+		}, readCatalog, nil))
 	}
-	sub.NotFoundHandler = a.guard(a.handle(func(w http.ResponseWriter, r *http.Request) error {
+	sub.NotFoundHandler = a.guard(func(w http.ResponseWriter, r *http.Request) error {
 		return newError(CodeNotFound, "no such API route: "+r.Method+" "+r.URL.Path+" (see "+Prefix+"/openapi.yaml)", nil, nil)
-	}))
+	}, readCatalog, nil)
 }
+
+// guard wraps h with the access check: with an Authorizer, the access
+// need(r) names; without one, the loopback rule (checkLocal), where a
+// request that view(r) reports as only viewing the page may come from a
+// link on another site.
+func (a *API) guard(h func(http.ResponseWriter, *http.Request) error, need func(*http.Request) []registry.Access,
+	view func(*http.Request) bool) http.Handler {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if a.auth != nil {
+			if err := a.auth.Authorize(r, need(r)); err != nil {
+				return err
+			}
+			return h(w, r)
+		}
+		if err := checkLocal(r, view != nil && view(r)); err != nil {
+			return err
+		}
+		return h(w, r)
+	})
+}
+
+// pageView reports whether a request of the catalog page only views it:
+// it sends no requirements, so it stores nothing.
+func pageView(r *http.Request) bool { return !r.URL.Query().Has("requirements") }
 
 // ServeHTTP serves the API alone on a router of its own (tests, embedding).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
@@ -145,6 +204,9 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 }
 
 func writeError(w http.ResponseWriter, e *Error, id string) {
+	for k, v := range e.header {
+		w.Header()[k] = v
+	}
 	body := *e
 	body.RequestID = id
 	writeJSON(w, e.Status, &body)
@@ -206,19 +268,33 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // LoopbackOnly is the API's access check while envreg has no
-// authentication configured: it answers 403 to any client whose address
-// is not a loopback address. It looks at the TCP peer (RemoteAddr) only,
-// never at X-Forwarded-For: a reverse proxy on the same host makes every
-// client look local, so do not put one in front of the API until
-// authentication exists.
+// authentication configured: it answers 403 unless the request comes from
+// this host (peer.Local: a loopback TCP peer, never X-Forwarded-For, that
+// addresses the server as a loopback address or localhost, so that a web
+// page cannot reach it through DNS rebinding) and not from a web page of
+// another origin (peer.SameOrigin: Origin, Sec-Fetch-Site). A reverse
+// proxy on the same host makes every client look local, so do not put one
+// in front of the API without authentication.
 func LoopbackOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if peer.Loopback(r.RemoteAddr) {
-			next.ServeHTTP(w, r)
+		if err := checkLocal(r, false); err != nil {
+			writeError(w, ToError(err), requestID(w, r))
 			return
 		}
-		id := requestID(w, r)
-		writeError(w, newError(CodeForbidden, fmt.Sprintf(
-			"the provisioning API answers loopback clients only while no authentication is configured (client address %s)", r.RemoteAddr), nil, nil), id)
+		next.ServeHTTP(w, r)
 	})
+}
+
+// checkLocal is LoopbackOnly's rule; crossSiteOK skips peer.SameOrigin
+// (for viewing the catalog page from a link).
+func checkLocal(r *http.Request, crossSiteOK bool) error {
+	err := peer.Local(r)
+	if err == nil && !crossSiteOK {
+		err = peer.SameOrigin(r)
+	}
+	if err != nil {
+		return newError(CodeForbidden,
+			"the provisioning API and the catalog page answer loopback clients only while no authentication is configured (--auth-htpasswd): "+err.Error(), nil, err)
+	}
+	return nil
 }

@@ -501,42 +501,59 @@ func TestConcurrentResolveDuringPublish(t *testing.T) {
 	t.Logf("%d answers over %d generations", len(answers), len(byGen))
 }
 
-// TestLoopbackOnly: without authentication, only loopback peers are served.
+// TestLoopbackOnly: without authentication, only clients on this host are
+// served: a loopback peer that addresses the server as a loopback address
+// or localhost, and not a web page of another origin.
 func TestLoopbackOnly(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	h := api.LoopbackOnly(ok)
 	cases := []struct {
 		remote string
+		host   string // default 127.0.0.1:5000
+		header []string
 		status int
+		why    string // a fragment of the 403 message
 	}{
-		{"127.0.0.1:40000", 204},
-		{"127.8.9.10:1", 204},
-		{"[::1]:40000", 204},
-		{"[::ffff:127.0.0.1]:40000", 204},
-		{"::1", 204},
-		{"10.0.0.7:40000", 403},
-		{"192.168.1.20:5000", 403},
-		{"[2001:db8::1]:443", 403},
-		{"[::ffff:10.0.0.1]:1", 403},
-		{"", 403},
-		{"not-an-address", 403},
+		{remote: "127.0.0.1:40000", status: 204},
+		{remote: "127.8.9.10:1", status: 204},
+		{remote: "[::1]:40000", status: 204},
+		{remote: "[::ffff:127.0.0.1]:40000", status: 204},
+		{remote: "::1", status: 204},
+		{remote: "127.0.0.1:40000", host: "localhost:5000", status: 204},
+		{remote: "127.0.0.1:40000", host: "[::1]:5000", status: 204},
+		{remote: "127.0.0.1:40000", header: []string{"Origin", "http://127.0.0.1:5000", "Sec-Fetch-Site", "same-origin"}, status: 204},
+		{remote: "10.0.0.7:40000", status: 403, why: "client address 10.0.0.7:40000"},
+		{remote: "192.168.1.20:5000", status: 403},
+		{remote: "[2001:db8::1]:443", status: 403},
+		{remote: "[::ffff:10.0.0.1]:1", status: 403},
+		{remote: "", status: 403},
+		{remote: "not-an-address", status: 403},
+		{remote: "127.0.0.1:40000", host: "attacker.example:5000", status: 403, why: "DNS rebinding"},
+		{remote: "127.0.0.1:40000", header: []string{"Origin", "https://attacker.example"}, status: 403, why: "Origin: https://attacker.example"},
+		{remote: "127.0.0.1:40000", header: []string{"Sec-Fetch-Site", "cross-site"}, status: 403, why: "Sec-Fetch-Site: cross-site"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.remote, func(t *testing.T) {
+		t.Run(tc.remote+" "+tc.host+" "+strings.Join(tc.header, " "), func(t *testing.T) {
 			req := httptest.NewRequest("GET", "/api/v1/stacks", nil)
-			req.RemoteAddr = tc.remote
+			req.RemoteAddr, req.Host = tc.remote, "127.0.0.1:5000"
+			if tc.host != "" {
+				req.Host = tc.host
+			}
 			req.Header.Set("X-Forwarded-For", "127.0.0.1") // never trusted
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				req.Header.Set(tc.header[i], tc.header[i+1])
+			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != tc.status {
-				t.Fatalf("RemoteAddr %q: %d, want %d", tc.remote, rec.Code, tc.status)
+				t.Fatalf("RemoteAddr %q: %d, want %d\n%s", tc.remote, rec.Code, tc.status, rec.Body)
 			}
 			if tc.status != 403 {
 				return
 			}
 			var e api.Error
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code != "FORBIDDEN" || !strings.Contains(e.Message, "loopback clients only") ||
-				e.RequestID == "" || e.RequestID != rec.Header().Get("X-Request-Id") {
+				!strings.Contains(e.Message, tc.why) || e.RequestID == "" || e.RequestID != rec.Header().Get("X-Request-Id") {
 				t.Errorf("403 body %s (%v)", rec.Body, err)
 			}
 		})
@@ -711,7 +728,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 
 	// Every error code the API can send is listed.
-	for _, c := range []api.ErrorCode{api.CodeBadRequest, api.CodeForbidden, api.CodeNotFound, api.CodeStackUnknown,
+	for _, c := range []api.ErrorCode{api.CodeBadRequest, api.CodeUnauthorized, api.CodeForbidden, api.CodeNotFound, api.CodeStackUnknown,
 		api.CodePackageUnknown, api.CodeFromUnknown, api.CodeMethodNotAllowed, api.CodeBodyTooLarge, api.CodeUnsupportedMediaType,
 		api.CodeUnsatisfiable, api.CodeConflict, api.CodeOverlap, api.CodeEnvConflict, api.CodeNoPlatform,
 		api.CodePlatformUnsupported, api.CodeEmpty, api.CodeTooComplex, api.CodeTooManyLayers, api.CodeFromInvalid, api.CodeInternal} {

@@ -98,13 +98,29 @@
 // stacks, packages, versions and platforms, and a GET form whose answer
 // shows the pinned reference, the docker pull line, the versions and the
 // platforms, or the explanation. It calls the same code as the resolve
-// route and is guarded the same way. It is not part of the JSON API.
+// route and is guarded the same way (see Access). It is not part of the
+// JSON API.
 //
 // # Access
 //
-// envreg has no authentication yet. As the issue says for that case, the
-// API answers loopback clients only (LoopbackOnly, by TCP peer address;
-// X-Forwarded-For is ignored, so a reverse proxy on the same host would
-// make everyone local: do not put one in front of the API before
-// authentication exists). WithGuard replaces the check.
+// With authentication configured (WithAuthorizer, the registry's auth.Auth)
+// the API uses the registry's users, tokens and ACL, from any host: the
+// catalog routes (stacks, packages, this document, the catalog page) need
+// registry:catalog:*, reading or resolving against stack S needs
+// repository:S:pull, and a resolve "from" an image of another stack needs
+// pull on that stack too (the answer shows what the image runs). Refusals
+// are 401 UNAUTHORIZED with the Bearer challenge, or 403 FORBIDDEN. The
+// scopes are in openapi.yaml (x-envreg-access), and a test checks them
+// against the server's challenges.
+//
+// Without authentication the API and the page answer only clients on this
+// host (LoopbackOnly): a loopback TCP peer (X-Forwarded-For is ignored, so
+// a reverse proxy on the same host would make everyone local: do not put
+// one in front without authentication), addressing the server as
+// localhost or a loopback address (a web page that reached it through DNS
+// rebinding names its own host), and not a web page of another origin
+// (Origin, Sec-Fetch-Site). The operator's browser is a loopback peer;
+// these checks keep the pages it shows from resolving (which stores) or
+// reading through it. Only viewing the catalog page is allowed from a link
+// on another site; its form is same-origin.
 package api

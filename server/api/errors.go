@@ -11,6 +11,7 @@ import (
 
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/resolver"
+	"github.com/envreg/envreg/server/registry"
 )
 
 // ErrorCode is an API error code together with the HTTP status it is sent
@@ -25,6 +26,7 @@ type ErrorCode struct {
 // that a well-formed request cannot be satisfied by the catalog as it is.
 var (
 	CodeBadRequest           = ErrorCode{"BAD_REQUEST", http.StatusBadRequest}
+	CodeUnauthorized         = ErrorCode{"UNAUTHORIZED", http.StatusUnauthorized}
 	CodeForbidden            = ErrorCode{"FORBIDDEN", http.StatusForbidden}
 	CodeNotFound             = ErrorCode{"NOT_FOUND", http.StatusNotFound}
 	CodeStackUnknown         = ErrorCode{"STACK_UNKNOWN", http.StatusNotFound}
@@ -61,6 +63,8 @@ type Error struct {
 	RequestID string `json:"requestId,omitempty"`
 	// cause is the error that led here; logged, never sent.
 	cause error
+	// header is set on the response (the WWW-Authenticate challenge).
+	header http.Header
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -144,6 +148,7 @@ func ToError(err error) *Error {
 		stackErr *stackUnknownError
 		fromErr  *fromUnknownError
 		fromBad  *fromInvalidError
+		authErr  *registry.AuthError
 	)
 	switch {
 	case err == nil:
@@ -152,6 +157,19 @@ func ToError(err error) *Error {
 		return wire
 	case errors.Is(err, context.Canceled):
 		return nil
+	case errors.As(err, &authErr):
+		detail := make([]map[string]any, 0, len(authErr.Access))
+		for _, a := range authErr.Access {
+			detail = append(detail, map[string]any{"type": a.Type, "name": a.Name, "action": strings.Join(a.Actions, ",")})
+		}
+		if authErr.Status != http.StatusUnauthorized {
+			return newError(CodeForbidden, authErr.Message, detail, err)
+		}
+		e := newError(CodeUnauthorized, authErr.Message, detail, err)
+		if authErr.Challenge != "" {
+			e.header = http.Header{"Www-Authenticate": {authErr.Challenge}}
+		}
+		return e
 	case errors.As(err, &tooLarge):
 		return newError(CodeBodyTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit),
 			map[string]any{"limit": tooLarge.Limit}, err)

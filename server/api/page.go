@@ -69,7 +69,7 @@ func (a *API) page(w http.ResponseWriter, r *http.Request) error {
 	if d.Asked {
 		in, err := parseRequirementLines(d.Requirements)
 		if err == nil {
-			d.Result, err = a.resolveRequest(r.Context(), r.Host, d.Stack, in)
+			d.Result, err = a.resolveRequest(r, d.Stack, in)
 		}
 		if err != nil {
 			e := ToError(err)

@@ -100,3 +100,37 @@ func TestPageLoopbackOnly(t *testing.T) {
 		t.Errorf("page from 198.51.100.7: %d", rec.Code)
 	}
 }
+
+// TestPageFromOtherSites: without authentication, a page of another site
+// may link to the catalog page, but may not make the browser resolve (and
+// store) through it, and a page reached through DNS rebinding gets
+// nothing. The form on the page itself keeps working.
+func TestPageFromOtherSites(t *testing.T) {
+	p := newPublished(t)
+	for _, tc := range []struct {
+		name, host, query string
+		header            []string
+		status            int
+		why               string
+	}{
+		{"link from another site", "127.0.0.1:5000", "", []string{"Sec-Fetch-Site", "cross-site"}, 200, ""},
+		{"the page's own form", "127.0.0.1:5000", "?stack=env&requirements=php", []string{"Sec-Fetch-Site", "same-origin"}, 200, ""},
+		{"typed into the address bar", "localhost:5000", "?requirements=php", []string{"Sec-Fetch-Site", "none"}, 200, ""},
+		{"form of another site", "127.0.0.1:5000", "?requirements=php", []string{"Sec-Fetch-Site", "cross-site"}, 403, "Sec-Fetch-Site: cross-site"},
+		{"POST-less Origin", "127.0.0.1:5000", "?requirements=php", []string{"Origin", "https://attacker.example"}, 403, "Origin: https://attacker.example"},
+		{"DNS rebinding", "attacker.example:5000", "", []string{"Sec-Fetch-Site", "same-origin"}, 403, "DNS rebinding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/"+tc.query, nil)
+			req.RemoteAddr, req.Host = "127.0.0.1:40000", tc.host
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				req.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			rec := httptest.NewRecorder()
+			p.srv.Config.Handler.ServeHTTP(rec, req)
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.why) {
+				t.Errorf("%d, want %d saying %q\n%.300s", rec.Code, tc.status, tc.why, rec.Body)
+			}
+		})
+	}
+}

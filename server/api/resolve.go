@@ -18,6 +18,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/resolver"
+	"github.com/envreg/envreg/server/registry"
 )
 
 // Update policies for a resolve with "from" (see the package documentation).
@@ -165,7 +166,7 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &in); err != nil {
 		return err
 	}
-	out, err := a.resolveRequest(r.Context(), r.Host, mux.Vars(r)["stack"], in)
+	out, err := a.resolveRequest(r, mux.Vars(r)["stack"], in)
 	if err != nil {
 		return err
 	}
@@ -173,9 +174,10 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// resolveRequest answers in for the named stack; host goes into the
+// resolveRequest answers in for the named stack; r's Host goes into the
 // references. The catalog page uses it too.
-func (a *API) resolveRequest(ctx context.Context, host, stackName string, in ResolveRequest) (*ResolveResponse, error) {
+func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveRequest) (*ResolveResponse, error) {
+	ctx, host := r.Context(), r.Host
 	plats, fromDigest, policy, err := checkRequest(in)
 	if err != nil {
 		return nil, err
@@ -192,6 +194,13 @@ func (a *API) resolveRequest(ctx context.Context, host, stackName string, in Res
 	if fromDigest != "" {
 		if from, err = a.loadFrom(ctx, fromDigest); err != nil {
 			return nil, err
+		}
+		// The answer shows what from contains: the client must be allowed
+		// to pull the stack it was composed for, as for the stack asked.
+		if a.auth != nil && from.stack != "" && from.stack != st.Name {
+			if err := a.auth.Authorize(r, []registry.Access{{Type: "repository", Name: from.stack, Actions: []string{registry.ActionPull}}}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	eff, reqs, err := applyPolicy(req, snap, st, from, policy)

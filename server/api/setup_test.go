@@ -32,9 +32,17 @@ type published struct {
 
 func newPublished(tb testing.TB) *published {
 	tb.Helper()
+	return newPublishedWith(tb, func(*server.Deps) {})
+}
+
+// newPublishedWith is newPublished with deps changed by edit (auth).
+func newPublishedWith(tb testing.TB, edit func(*server.Deps)) *published {
+	tb.Helper()
 	st := fixtures.NewStores(tb)
 	cat, blobs, pub, work := st.Catalog, st.Blobs, st.Publisher, st.Work
-	s := server.New(server.DefaultConfig(), server.Deps{Catalog: cat, Blobs: blobs, Log: slog.New(slog.DiscardHandler)})
+	deps := server.Deps{Catalog: cat, Blobs: blobs, Log: slog.New(slog.DiscardHandler)}
+	edit(&deps)
+	s := server.New(server.DefaultConfig(), deps)
 	srv := httptest.NewServer(s.Handler())
 	tb.Cleanup(srv.Close)
 	return &published{srv: srv, cat: cat, blobs: blobs, pub: pub, work: work}
