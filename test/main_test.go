@@ -23,6 +23,10 @@ import (
 var envregBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("ENVREG_TEST_HTTP_CLIENT") != "" {
+		// This process is a client in another network namespace (netns_test.go).
+		os.Exit(runHTTPClient())
+	}
 	dir, err := os.MkdirTemp("", "envreg-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
