@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,6 +41,44 @@ func (reg *Registry) writable(r *http.Request) (string, error) {
 		return "", readOnly(r, name)
 	}
 	return name, nil
+}
+
+// clientBody records why reading a request body failed, so that a client
+// that goes away or stalls mid-body (a 400, logged at info level) is told
+// apart from a storage failure (a 500) when the copy that read it fails.
+type clientBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// blame returns err, or a 400 BLOB_UPLOAD_INVALID saying that the client
+// did not send the body (what names it) when reading it is what failed.
+func (b *clientBody) blame(err error, what string) error {
+	if err == nil || b.err == nil {
+		return err
+	}
+	return &Error{ErrorCode: CodeBlobUploadInvalid, Message: what + ": " + bodyFailure(b.err), cause: err}
+}
+
+// bodyFailure says in words why a request body could not be read.
+func bodyFailure(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "the client sent no data for too long (the server's --stall-timeout or --body-timeout)"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the client closed the connection before the end of the body"
+	default:
+		return "the request body could not be read: " + err.Error()
+	}
 }
 
 // uploadRange is the Range header of an upload holding size bytes:
@@ -142,8 +181,9 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := reg.putBlob(r, name, d, r.Body, r.ContentLength); err != nil {
-			return err
+		body := &clientBody{r: r.Body}
+		if err := reg.putBlob(r, name, d, body, r.ContentLength); err != nil {
+			return body.blame(err, "blob upload")
 		}
 		blobCreated(w, name, d)
 		return nil
@@ -251,9 +291,10 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		s, err := reg.uploads.Append(ctx, name, id, start, r.Body)
+		body := &clientBody{r: r.Body}
+		s, err := reg.uploads.Append(ctx, name, id, start, body)
 		if err != nil {
-			return err
+			return body.blame(err, "upload chunk")
 		}
 		uploadAccepted(w, name, id, s.Size, http.StatusAccepted)
 		return nil
@@ -268,11 +309,12 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		var final io.Reader
+		body := &clientBody{r: r.Body}
 		if r.ContentLength != 0 {
-			final = r.Body
+			final = body
 		}
 		if _, err := reg.uploads.Finish(ctx, name, id, start, final, d, reg.store); err != nil {
-			return err
+			return body.blame(err, "final upload chunk")
 		}
 		if err := reg.repos.LinkBlob(ctx, name, d); err != nil {
 			return fmt.Errorf("linking blob %s into %s: %w", d, name, err)
@@ -419,7 +461,8 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 		if errors.As(err, &tooBig) {
 			return &Error{ErrorCode: CodeTooLarge, Message: fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize), cause: err}
 		}
-		return err
+		// Reading the body failed: the client's doing, not the server's.
+		return &Error{ErrorCode: CodeManifestInvalid, Message: "reading the manifest: " + bodyFailure(err), cause: err}
 	}
 	m, mediaType, err := ParseManifest(r.Header.Get("Content-Type"), data)
 	if err != nil {
