@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/envreg/envreg/manifestgen"
@@ -22,6 +23,8 @@ type metrics struct {
 	seconds  map[string]float64
 	// composer's counters are read at scrape time (nil: none).
 	composer *manifestgen.Composer
+	// connections counts open connections once Serve runs.
+	connections atomic.Pointer[limitListener]
 }
 
 type metricKey struct {
@@ -103,6 +106,14 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(&b, "envreg_compositions_total{result=\"failed\"} %d\n", st.Failed)
 		b.WriteString("# HELP envreg_composition_seconds_total Time spent composing new combinations (resolve, synthesize, store durably).\n# TYPE envreg_composition_seconds_total counter\n")
 		fmt.Fprintf(&b, "envreg_composition_seconds_total %g\n", st.ComposeTime.Seconds())
+	}
+	if l := m.connections.Load(); l != nil {
+		b.WriteString("# HELP envreg_http_connections_open Open client connections.\n# TYPE envreg_http_connections_open gauge\n")
+		fmt.Fprintf(&b, "envreg_http_connections_open %d\n", l.open.Load())
+		if l.slots != nil {
+			b.WriteString("# HELP envreg_http_connections_max The cap on open client connections (--max-connections).\n# TYPE envreg_http_connections_max gauge\n")
+			fmt.Fprintf(&b, "envreg_http_connections_max %d\n", cap(l.slots))
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	_, _ = w.Write([]byte(b.String()))

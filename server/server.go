@@ -41,10 +41,31 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxHeaderBytes bounds request headers.
 	MaxHeaderBytes int
+	// BodyTimeout bounds how long a client may take to send a request
+	// body other than blob data (manifests, /api/v1, /auth/token), from
+	// the end of its headers; 0: no bound. See limits.go.
+	BodyTimeout time.Duration
+	// StallTimeout drops a blob upload whose body, or any response whose
+	// client, makes no progress for this long; 0: never.
+	StallTimeout time.Duration
+	// MaxConnections caps concurrent connections; clients beyond it wait
+	// to be accepted (0: no cap).
+	MaxConnections int
 	// TLSCert and TLSKey are PEM files; when both are set the server speaks
 	// HTTPS only.
 	TLSCert, TLSKey string
 }
+
+// Defaults of the transport limits (limits.go). A manifest body is at
+// most 4 MiB: a minute is enough at 70 KB/s. A minute without progress
+// is nginx's client_body_timeout and send_timeout. Each connection is a
+// file descriptor, and a blob download holds a second one; Go raises the
+// soft descriptor limit to the hard one at start-up (often 2^19 or more).
+const (
+	DefaultBodyTimeout    = time.Minute
+	DefaultStallTimeout   = time.Minute
+	DefaultMaxConnections = 4096
+)
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
@@ -53,6 +74,9 @@ func DefaultConfig() Config {
 		IdleTimeout:       2 * time.Minute,
 		ShutdownTimeout:   30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		BodyTimeout:       DefaultBodyTimeout,
+		StallTimeout:      DefaultStallTimeout,
+		MaxConnections:    DefaultMaxConnections,
 	}
 }
 
@@ -153,6 +177,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // accepting, lets in-flight requests finish within ShutdownTimeout, and
 // returns nil on a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if (s.cfg.TLSCert == "") != (s.cfg.TLSKey == "") {
+		return errors.New("TLS needs both a certificate and a key")
+	}
+	limited := newLimitListener(ln, s.cfg.MaxConnections)
+	ln = limited
+	s.metrics.connections.Store(limited)
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -160,9 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	if (s.cfg.TLSCert == "") != (s.cfg.TLSKey == "") {
-		return errors.New("TLS needs both a certificate and a key")
+		ConnState:         limited.connState,
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
@@ -192,11 +220,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// statusWriter records the status and bytes written for logs and metrics.
+// statusWriter records the status and bytes written for logs and
+// metrics, and moves the write deadline as bytes go out (limits.go).
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status   int
+	bytes    int64
+	progress progress
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -210,6 +240,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.bytes+int64(len(p)) > stallChunk {
+		w.progress.extend() // a small response never waits for the client: the socket buffers take it
+	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
@@ -217,12 +250,19 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 // ReadFrom keeps the underlying writer's io.ReaderFrom reachable, so blob
 // bodies copied by http.ServeContent from a file go out with sendfile(2)
-// instead of through a user-space buffer.
+// instead of through a user-space buffer, in chunks between which the
+// write deadline moves.
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := io.Copy(w.ResponseWriter, r)
+	var n int64
+	var err error
+	if w.progress.dl != nil && w.progress.stall > 0 {
+		n, err = readFromChunked(w.ResponseWriter, r, w.progress.extend)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
 	w.bytes += n
 	return n, err
 }
@@ -240,6 +280,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		sw := &statusWriter{ResponseWriter: w}
+		if dl, ok := w.(deadliner); ok {
+			// No write deadline while the handler works, nor for a small
+			// response; a large one sets it (limits.go). A previous
+			// request on the connection may have left one.
+			_ = dl.SetWriteDeadline(time.Time{})
+			sw.progress = progress{dl: dl, stall: s.cfg.StallTimeout}
+			r = s.boundBody(dl, r)
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

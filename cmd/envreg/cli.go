@@ -58,7 +58,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Deployment flags (--data,\n--catalog, --blobs, --addr, --addr-file, --log-level, --log-format, --shutdown-timeout,\n--read-header-timeout) can also be set as ENVREG_<FLAG>, e.g.\nENVREG_DATA=/var/lib/envreg; flags on the command line win.\n")
+	fmt.Fprintf(w, "\nRun \"envreg COMMAND --help\" for a command's flags. Deployment flags (--data,\n--catalog, --blobs, --addr, --addr-file, --log-level, --log-format, --shutdown-timeout,\n--read-header-timeout, --body-timeout, --stall-timeout, --max-connections, …) can also\nbe set as ENVREG_<FLAG>, e.g. ENVREG_DATA=/var/lib/envreg; flags on the command line win.\n")
 }
 
 // run is main without os.Exit, for tests.
@@ -133,7 +133,8 @@ func newFlags(env *cliEnv, name string) *flag.FlagSet {
 // what a CI job publishes.
 var envFlags = map[string]bool{
 	"data": true, "catalog": true, "blobs": true, "addr": true, "addr-file": true, "log-level": true, "log-format": true,
-	"shutdown-timeout": true, "read-header-timeout": true, "tls-cert": true, "tls-key": true,
+	"shutdown-timeout": true, "read-header-timeout": true, "body-timeout": true, "stall-timeout": true, "max-connections": true,
+	"tls-cert": true, "tls-key": true,
 	"uploads": true, "upload-max-age": true, "max-blob-size": true, "push": true,
 	"auth-htpasswd": true, "auth-acl": true, "auth-anonymous-pull": true, "auth-realm": true,
 	"auth-token-secret": true, "auth-service": true, "sendfile": true, "compose-budget": true,
