@@ -15,6 +15,15 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// MaxBcryptCost is the highest bcrypt cost an htpasswd entry may have.
+// Each step doubles the work of every password check: cost 10 (Go's
+// default; htpasswd -B uses 5) takes about 50–100 ms, 14 about a second,
+// and 31 (the most bcrypt allows) days, which hung serve at start-up (it
+// hashes a dummy password at the first entry's cost) and would let any
+// client burn a CPU per login attempt. Higher costs are refused when the
+// file is loaded.
+const MaxBcryptCost = 14
+
 // users is a loaded htpasswd file: user → bcrypt hash.
 type users struct {
 	hashes map[string][]byte
@@ -62,6 +71,10 @@ func parseHtpasswd(data []byte) (*users, error) {
 		c, err := bcrypt.Cost([]byte(hash))
 		if err != nil {
 			return nil, fmt.Errorf("line %d: user %q has a malformed bcrypt hash (%v); recreate the entry with htpasswd -B", n, user, err)
+		}
+		if c > MaxBcryptCost {
+			return nil, fmt.Errorf("line %d: user %q has bcrypt cost %d; envreg accepts at most %d (each login would cost 2^%d bcrypt rounds); recreate the entry with htpasswd -B -C %d or lower",
+				n, user, c, MaxBcryptCost, c, MaxBcryptCost)
 		}
 		if len(u.hashes) == 0 {
 			cost = c

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,6 +53,8 @@ func TestParseHtpasswdRefuses(t *testing.T) {
 		{"no colon", "bob", []string{"line 3", "user:hash"}},
 		{"empty user", ":" + bcryptHash(t, "x"), []string{"line 3", "user:hash"}},
 		{"duplicate", "alice:" + bcryptHash(t, "x"), []string{"line 3", `"alice"`, "twice"}},
+		{"cost 31", "bob:" + withCost(bcryptHash(t, "x"), 31), []string{"line 3", `"bob"`, "bcrypt cost 31", "at most 14"}},
+		{"cost 15", "bob:" + withCost(bcryptHash(t, "x"), 15), []string{"line 3", "bcrypt cost 15"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseHtpasswd([]byte(good + tc.line + "\n"))
@@ -143,5 +146,20 @@ func TestCredCacheExpiresAndIsBounded(t *testing.T) {
 	}
 	if !c.hit(c.key("u", "j"), clk.Now()) {
 		t.Fatal("the newest entry was evicted")
+	}
+}
+
+// withCost rewrites the cost field of a bcrypt hash: a hash of cost 31
+// cannot be made in a test's lifetime, and only the field is read when
+// the file is loaded.
+func withCost(hash string, cost int) string {
+	return hash[:4] + fmt.Sprintf("%02d", cost) + hash[6:]
+}
+
+func TestParseHtpasswdAcceptsCostUpToMax(t *testing.T) {
+	// Second: the dummy hash is made at the first entry's cost.
+	u, err := parseHtpasswd([]byte("alice:" + bcryptHash(t, "pw") + "\nbob:" + withCost(bcryptHash(t, "pw"), MaxBcryptCost) + "\n"))
+	if err != nil || u.len() != 2 {
+		t.Fatalf("cost %d: %v", MaxBcryptCost, err)
 	}
 }
