@@ -221,6 +221,12 @@ func TestAPICLIParity(t *testing.T) {
 	if _, errOut, code := envregExit(t, "resolve", "--registry", "http://127.0.0.1:1", "php"); code != 1 || errOut == "" {
 		t.Errorf("unreachable registry: exit %d %q", code, errOut)
 	}
+	if _, errOut, code := envregExit(t, "resolve", "--data", data, "--registry-user", "u", "php"); code != 2 || !strings.Contains(errOut, "need --registry") {
+		t.Errorf("--registry-user without --registry: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := envregExit(t, "resolve", "--registry", s.host, "--registry-user", "u", "php"); code != 2 || !strings.Contains(errOut, "needs a password") {
+		t.Errorf("--registry-user without a password: exit %d %q", code, errOut)
+	}
 }
 
 func mapsEqual(a, b map[string]any) bool {

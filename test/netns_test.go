@@ -165,6 +165,18 @@ func (n *netns) do(t *testing.T, in clientRequest) clientResponse {
 	return out
 }
 
+// run runs a command inside the namespace with extra environment
+// variables, and returns its stdout, stderr and exit error.
+func (n *netns) run(t *testing.T, env []string, name string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", n.name, name}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
 // TestAPIFromAnotherHost: the provisioning API from a client that is not
 // on the registry's host. Without authentication it is refused (and so are
 // writes), while pulls work; with --auth-htpasswd the registry's users,
@@ -253,6 +265,17 @@ func TestAPIFromAnotherHost(t *testing.T) {
 		// The catalog routes need only a login.
 		if r := ns.do(t, clientRequest{Method: "GET", URL: s.url("/api/v1/stacks"), BasicUser: "other", BasicPass: "other-pw"}); r.Status != 200 {
 			t.Errorf("stacks as other: %d %s", r.Status, r.Body)
+		}
+
+		// envreg resolve --registry, from there, with the user's password.
+		stdout, stderr, err := ns.run(t, []string{"ENVREG_REGISTRY_PASSWORD=platform-pw"}, envregBin,
+			"resolve", "--registry", "http://"+s.host, "--registry-user", "platform", "--json", "php=^8.2", "nodejs=^20")
+		if err != nil || !strings.Contains(stdout, `"reference": "`+s.host+`/env@`+out.Digest+`"`) {
+			t.Errorf("envreg resolve --registry-user platform: %v\n%s\n%s", err, stdout, stderr)
+		}
+		_, stderr, err = ns.run(t, nil, envregBin, "resolve", "--registry", "http://"+s.host, "php=^8.2")
+		if err == nil || !strings.Contains(stderr, "authentication required") {
+			t.Errorf("envreg resolve without a user: %v\n%s", err, stderr)
 		}
 
 		// What the platform pinned pulls from there, with the same user.

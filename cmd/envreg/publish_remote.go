@@ -59,23 +59,38 @@ func parseRemote(raw, user, passwordFile string) (*remoteTarget, error) {
 		return nil, usagef("--registry %q: %v", raw, err)
 	}
 	t := &remoteTarget{registry: reg}
+	password, err := registryPassword(user, passwordFile)
+	if err != nil {
+		return nil, err
+	}
 	if user != "" {
-		password := os.Getenv("ENVREG_REGISTRY_PASSWORD")
-		if passwordFile != "" {
-			b, err := os.ReadFile(passwordFile)
-			if err != nil {
-				return nil, fmt.Errorf("--registry-password-file: %w", err)
-			}
-			password = strings.TrimRight(string(b), "\r\n")
-		}
-		if password == "" {
-			return nil, usagef("--registry-user needs a password: set ENVREG_REGISTRY_PASSWORD or --registry-password-file")
-		}
 		t.auth = &authn.Basic{Username: user, Password: password}
-	} else if passwordFile != "" {
-		return nil, usagef("--registry-password-file needs --registry-user")
 	}
 	return t, nil
+}
+
+// registryPassword is the password of --registry-user: the content of
+// --registry-password-file, else ENVREG_REGISTRY_PASSWORD ("" without a
+// user).
+func registryPassword(user, passwordFile string) (string, error) {
+	if user == "" {
+		if passwordFile != "" {
+			return "", usagef("--registry-password-file needs --registry-user")
+		}
+		return "", nil
+	}
+	password := os.Getenv("ENVREG_REGISTRY_PASSWORD")
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("--registry-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	if password == "" {
+		return "", usagef("--registry-user needs a password: set ENVREG_REGISTRY_PASSWORD or --registry-password-file")
+	}
+	return password, nil
 }
 
 // pushReleases pushes every release of the staging catalog.

@@ -43,6 +43,8 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 	stackName := fs.String("stack", catalog.DefaultStackName, "stack (repository) to resolve in")
 	tag := fs.String("tag", "", "resolve a tag such as php-8.2_node-20 instead of NAME=CONSTRAINT arguments")
 	registryURL := fs.String("registry", "", "resolve through the provisioning API of a running envreg (http://HOST:PORT) instead of opening --data/--catalog/--blobs; the reference then names that host")
+	registryUser := fs.String("registry-user", "", "user for --registry when it has authentication (password from ENVREG_REGISTRY_PASSWORD or --registry-password-file); it needs pull on the stack")
+	registryPasswordFile := fs.String("registry-password-file", "", "file holding the password of --registry-user")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -58,8 +60,15 @@ func runResolve(ctx context.Context, env *cliEnv, args []string) error {
 		if name := storageOnCommandLine(args); name != "" {
 			return usagef("--%s and --registry exclude each other: --registry resolves on the server, with its stores", name)
 		}
-		out, err = resolveRemote(ctx, *registryURL, *stackName, *tag, fs.Args())
+		password, perr := registryPassword(*registryUser, *registryPasswordFile)
+		if perr != nil {
+			return perr
+		}
+		out, err = resolveRemote(ctx, *registryURL, *registryUser, password, *stackName, *tag, fs.Args())
 	} else {
+		if *registryUser != "" || *registryPasswordFile != "" {
+			return usagef("--registry-user and --registry-password-file need --registry")
+		}
 		out, err = resolveLocal(ctx, env, store, *stackName, *tag, fs.Args())
 	}
 	if err != nil {
@@ -154,10 +163,13 @@ func resolveLocal(ctx context.Context, env *cliEnv, store *storage, stackName, t
 // resolveRemote asks the provisioning API of a running envreg. Every
 // answer but 200 exits with 1 and the server's one-line explanation, the
 // sentence the local form prints.
-func resolveRemote(ctx context.Context, registryURL, stackName, tag string, args []string) (*resolveOutput, error) {
+func resolveRemote(ctx context.Context, registryURL, user, password, stackName, tag string, args []string) (*resolveOutput, error) {
 	c, err := api.NewClient(registryURL, &http.Client{Timeout: 2 * time.Minute})
 	if err != nil {
 		return nil, usagef("--registry: %v", err)
+	}
+	if user != "" {
+		c.SetBasicAuth(user, password)
 	}
 	in := api.ResolveRequest{Tag: tag}
 	if tag == "" {

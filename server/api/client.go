@@ -15,7 +15,14 @@ import (
 type Client struct {
 	base *url.URL
 	http *http.Client
+	// user and password are sent as Basic credentials when user is set.
+	user, password string
 }
+
+// SetBasicAuth makes the client send Basic credentials of a registry
+// user (the API of a registry with authentication needs pull on the
+// stack).
+func (c *Client) SetBasicAuth(user, password string) { c.user, c.password = user, password }
 
 // NewClient returns a client for the registry at base: "http://host:port"
 // (a bare "host:port" means http), optionally with a path prefix when the
@@ -61,6 +68,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.password)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
