@@ -46,9 +46,12 @@ type API struct {
 // registry:catalog:* to list stacks and packages, read a package, the
 // OpenAPI document and the catalog page, and repository:STACK:pull to read
 // a stack or resolve against it (and against the stack of a "from"
-// image). Authorize returns nil or a *registry.AuthError.
+// image). A resolve pins what it composes for good, so it asks
+// AuthorizeUser: a user, never an anonymous client, even while anonymous
+// pull is on. Both return nil or a *registry.AuthError.
 type Authorizer interface {
 	Authorize(r *http.Request, access []registry.Access) error
+	AuthorizeUser(r *http.Request, access []registry.Access) error
 }
 
 // Option configures an API.
@@ -75,26 +78,38 @@ func New(cat catalog.Reader, docs catalog.Documents, composer *manifestgen.Compo
 	return a
 }
 
-// The access each route needs once authentication is configured.
+// The access each route needs once authentication is configured, and
+// whether it needs a user (it pins: see Authorizer).
+type need func(*http.Request) (access []registry.Access, user bool)
+
 var catalogAccess = []registry.Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
 
-func readCatalog(*http.Request) []registry.Access { return catalogAccess }
+func readCatalog(*http.Request) ([]registry.Access, bool) { return catalogAccess, false }
 
-func pullStack(r *http.Request) []registry.Access {
-	return []registry.Access{{Type: "repository", Name: mux.Vars(r)["stack"], Actions: []string{registry.ActionPull}}}
+func pullAccess(stack string) registry.Access {
+	return registry.Access{Type: "repository", Name: stack, Actions: []string{registry.ActionPull}}
 }
 
-// pageAccess: the catalog, and pull on the stack when the form was sent.
-func pageAccess(r *http.Request) []registry.Access {
+func readStack(r *http.Request) ([]registry.Access, bool) {
+	return []registry.Access{pullAccess(mux.Vars(r)["stack"])}, false
+}
+
+func resolveStack(r *http.Request) ([]registry.Access, bool) {
+	return []registry.Access{pullAccess(mux.Vars(r)["stack"])}, true
+}
+
+// pageAccess: the catalog; when the form was sent, pull on the stack, by a
+// user (the page's resolve pins, as the API's).
+func pageAccess(r *http.Request) ([]registry.Access, bool) {
 	q := r.URL.Query()
 	if !q.Has("requirements") {
-		return catalogAccess
+		return catalogAccess, false
 	}
 	stack := q.Get("stack")
 	if stack == "" {
 		stack = catalog.DefaultStackName
 	}
-	return append(slices.Clone(catalogAccess), registry.Access{Type: "repository", Name: stack, Actions: []string{registry.ActionPull}})
+	return append(slices.Clone(catalogAccess), pullAccess(stack)), true
 }
 
 // Register mounts the API under Prefix on r, as a subrouter with its own
@@ -107,8 +122,8 @@ func (a *API) Register(r *mux.Router) {
 		paths   []string
 		methods = map[string][]string{}
 	)
-	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error, need func(*http.Request) []registry.Access) {
-		sub.Handle(path, a.guard(h, need, nil)).Methods(method)
+	route := func(method, path string, h func(http.ResponseWriter, *http.Request) error, n need) {
+		sub.Handle(path, a.guard(h, n, nil)).Methods(method)
 		if _, ok := methods[path]; !ok {
 			paths = append(paths, path)
 		}
@@ -116,8 +131,8 @@ func (a *API) Register(r *mux.Router) {
 	}
 	route(http.MethodGet, "/openapi.yaml", a.openAPI, readCatalog)
 	route(http.MethodGet, "/stacks", a.listStacks, readCatalog)
-	route(http.MethodGet, "/stacks/{stack}", a.getStack, pullStack)
-	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve, pullStack)
+	route(http.MethodGet, "/stacks/{stack}", a.getStack, readStack)
+	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve, resolveStack)
 	route(http.MethodGet, "/packages", a.listPackages, readCatalog)
 	route(http.MethodGet, "/packages/{name}", a.getPackage, readCatalog)
 	// Other methods on a known path: 405. These routes come after every
@@ -136,14 +151,18 @@ func (a *API) Register(r *mux.Router) {
 }
 
 // guard wraps h with the access check: with an Authorizer, the access
-// need(r) names; without one, the loopback rule (checkLocal), where a
+// n(r) names; without one, the loopback rule (checkLocal), where a
 // request that view(r) reports as only viewing the page may come from a
 // link on another site.
-func (a *API) guard(h func(http.ResponseWriter, *http.Request) error, need func(*http.Request) []registry.Access,
-	view func(*http.Request) bool) http.Handler {
+func (a *API) guard(h func(http.ResponseWriter, *http.Request) error, n need, view func(*http.Request) bool) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if a.auth != nil {
-			if err := a.auth.Authorize(r, need(r)); err != nil {
+			access, user := n(r)
+			authorize := a.auth.Authorize
+			if user {
+				authorize = a.auth.AuthorizeUser
+			}
+			if err := authorize(r, access); err != nil {
 				return err
 			}
 			return h(w, r)

@@ -189,25 +189,49 @@ func TestAuthorizedAPI(t *testing.T) {
 }
 
 // TestAuthorizedAPIAnonymous: with anonymous pull on, clients without
-// credentials may use the API as they may pull (the ACL governs users,
-// not anonymous pulls), from any host.
+// credentials may read the catalog through the API, from any host, as
+// they may pull; but a resolve pins what it composes for good, so it
+// needs a user (the ACL does not govern anonymous clients).
 func TestAuthorizedAPIAnonymous(t *testing.T) {
 	p := newAuthPublished(t, true)
-	for _, path := range []string{"/api/v1/stacks", "/?requirements=php"} {
-		req := httptest.NewRequest("GET", path, nil)
+	send := func(method, path, body, authz string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.RemoteAddr, req.Host = "198.51.100.20:40000", "registry.example"
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
 		rec := httptest.NewRecorder()
 		p.srv.Config.Handler.ServeHTTP(rec, req)
-		if rec.Code != 200 {
+		return rec
+	}
+	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/env", "/api/v1/packages/php", "/"} {
+		if rec := send("GET", path, "", ""); rec.Code != 200 {
 			t.Errorf("GET %s anonymously from another host: %d\n%.300s", path, rec.Code, rec.Body)
 		}
 	}
-	req := httptest.NewRequest("POST", "/api/v1/stacks/env/resolve", strings.NewReader(`{"requirements":{"php":"*"}}`))
-	req.RemoteAddr, req.Host = "198.51.100.20:40000", "registry.example"
-	rec := httptest.NewRecorder()
-	p.srv.Config.Handler.ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		t.Errorf("anonymous resolve from another host: %d\n%.300s", rec.Code, rec.Body)
+	// An anonymous token, as docker gets one for a pull.
+	tr := send("GET", auth.TokenPath+"?service=envreg&scope="+url.QueryEscape("repository:env:pull"), "", "")
+	var tok struct{ Token string }
+	if err := json.Unmarshal(tr.Body.Bytes(), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("anonymous token: %d %s", tr.Code, tr.Body)
+	}
+	for _, tc := range []struct{ name, method, path, body, authz string }{
+		{"resolve", "POST", "/api/v1/stacks/env/resolve", `{"requirements":{"php":"*"}}`, ""},
+		{"resolve with an anonymous token", "POST", "/api/v1/stacks/env/resolve", `{"requirements":{"php":"*"}}`, "Bearer " + tok.Token},
+		{"the page's form", "GET", "/?requirements=php", "", ""},
+	} {
+		rec := send(tc.method, tc.path, tc.body, tc.authz)
+		var e api.Error
+		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		if rec.Code != 401 || e.Code != "UNAUTHORIZED" || !strings.Contains(e.Message, "a resolve pins what it composes") ||
+			!strings.Contains(rec.Header().Get("WWW-Authenticate"), `scope="`) {
+			t.Errorf("%s anonymously: %d %+v %q", tc.name, rec.Code, e, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.SetBasicAuth("alice", "alice-pw")
+	if rec := send("POST", "/api/v1/stacks/env/resolve", `{"requirements":{"php":"*"}}`, r.Header.Get("Authorization")); rec.Code != 200 {
+		t.Errorf("resolve as alice: %d\n%.300s", rec.Code, rec.Body)
 	}
 }
 
@@ -233,7 +257,7 @@ func TestOpenAPIAccess(t *testing.T) {
 	if len(doc.Security) != 3 {
 		t.Errorf("security requirements %v, want anonymous, basicAuth, bearerAuth", doc.Security)
 	}
-	p := newAuthPublished(t, false)
+	p, anon := newAuthPublished(t, false), newAuthPublished(t, true)
 	n := 0
 	for path, item := range doc.Paths {
 		for method, op := range item {
@@ -253,6 +277,16 @@ func TestOpenAPIAccess(t *testing.T) {
 			}
 			if _, ok := op["responses"].(map[string]any)["401"]; !ok {
 				t.Errorf("%s %s: no 401 response documented", method, path)
+			}
+			// x-envreg-user: refused to a client without credentials even
+			// while anonymous pull is on.
+			user, _ := op["x-envreg-user"].(bool)
+			req = httptest.NewRequest(strings.ToUpper(method), concrete, strings.NewReader(`{"requirements":{"php":"*"}}`))
+			req.RemoteAddr = "198.51.100.20:40000"
+			rec = httptest.NewRecorder()
+			anon.srv.Config.Handler.ServeHTTP(rec, req)
+			if refused := rec.Code == 401; refused != user {
+				t.Errorf("%s %s anonymously with anonymous pull on: %d, x-envreg-user %v", method, concrete, rec.Code, user)
 			}
 			n++
 		}

@@ -108,7 +108,10 @@
 // catalog routes (stacks, packages, this document, the catalog page) need
 // registry:catalog:*, reading or resolving against stack S needs
 // repository:S:pull, and a resolve "from" an image of another stack needs
-// pull on that stack too (the answer shows what the image runs). Refusals
+// pull on that stack too (the answer shows what the image runs). A resolve
+// (the route and the page's form) pins what it composes for good, so it
+// needs a user even while anonymous pull is on (Authorizer.AuthorizeUser);
+// anonymous clients may read what they may pull anyway. Refusals
 // are 401 UNAUTHORIZED with the Bearer challenge, or 403 FORBIDDEN. The
 // scopes are in openapi.yaml (x-envreg-access), and a test checks them
 // against the server's challenges.

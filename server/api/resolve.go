@@ -198,7 +198,7 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 		// The answer shows what from contains: the client must be allowed
 		// to pull the stack it was composed for, as for the stack asked.
 		if a.auth != nil && from.stack != "" && from.stack != st.Name {
-			if err := a.auth.Authorize(r, []registry.Access{{Type: "repository", Name: from.stack, Actions: []string{registry.ActionPull}}}); err != nil {
+			if err := a.auth.AuthorizeUser(r, []registry.Access{pullAccess(from.stack)}); err != nil {
 				return nil, err
 			}
 		}

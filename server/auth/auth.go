@@ -175,10 +175,30 @@ func plural(n int) string {
 // Authorize implements registry.Authorizer: see the package doc for the
 // model. It returns nil or a *registry.AuthError.
 func (a *Auth) Authorize(r *http.Request, access []registry.Access) error {
+	return a.authorize(r, access, false)
+}
+
+// AuthorizeUser is Authorize for what a client without credentials may
+// not do even while anonymous pull is on: it needs a user (Basic, or a
+// token issued to a user) who may have access. The provisioning API's
+// resolve pins what it composes for good, which an anonymous client must
+// not be able to do without bound (a pull by tag stores a composition
+// too, but gc collects it).
+func (a *Auth) AuthorizeUser(r *http.Request, access []registry.Access) error {
+	return a.authorize(r, access, true)
+}
+
+// anonymousNotEnough is the message of a refusal by AuthorizeUser.
+const anonymousNotEnough = "authentication required: a resolve pins what it composes, so it needs a user even where anonymous clients may pull"
+
+func (a *Auth) authorize(r *http.Request, access []registry.Access, needUser bool) error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if len(access) > 0 && a.anonymousAllows(access) {
-			return nil
+			if !needUser {
+				return nil
+			}
+			return a.unauthorized(r, access, "", anonymousNotEnough)
 		}
 		return a.unauthorized(r, access, "", "authentication required")
 	}
@@ -197,6 +217,9 @@ func (a *Auth) Authorize(r *http.Request, access []registry.Access) error {
 		c, err := a.tokens.verifyAccess(strings.TrimSpace(cred), a.service, a.now())
 		if err != nil {
 			return a.unauthorized(r, access, "invalid_token", "invalid token: "+err.Error())
+		}
+		if needUser && c.Subject == "" {
+			return a.unauthorized(r, access, "", anonymousNotEnough+" (this token was issued without credentials)")
 		}
 		missing := c.uncovered(access)
 		if len(missing) == 0 {

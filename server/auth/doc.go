@@ -117,7 +117,10 @@
 // front of envreg.
 //
 // With authentication, the provisioning API (server/api) uses the same
-// Auth: see api.Authorizer for the scopes it asks for.
+// Auth: see api.Authorizer for the scopes it asks for. Its resolve pins
+// what it composes for good, so it asks AuthorizeUser, which refuses
+// clients without credentials (and tokens issued to them) even while
+// anonymous pull is on.
 //
 // # Realm behind a proxy
 //
