@@ -298,9 +298,10 @@ func TestClientGoneMidUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	line := regexp.MustCompile(`(?m)^.*msg="request failed" method=PATCH .*$`)
-	waitUntil(t, time.Minute, "the failed PATCH in the log", func() bool { return line.MatchString(s.logs()) })
-	got := line.FindString(s.logs())
+	if !s.waitLog(t, `msg="request failed" method=PATCH `) {
+		t.Fatalf("the failed PATCH is not in the log:\n%s", s.logs())
+	}
+	got := regexp.MustCompile(`(?m)^.*msg="request failed" method=PATCH .*$`).FindString(s.logs())
 	for _, want := range []string{"level=INFO", "status=400", "code=BLOB_UPLOAD_INVALID", "closed the connection before the end of the body"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log line %q lacks %s", got, want)
