@@ -271,6 +271,36 @@ func getIndex(t *testing.T, p *published, d string) ocispec.Index {
 	return idx
 }
 
+// TestResolveFromForeignIndex: "from" must be an index a stack composed.
+// An index stored for an ordinary repository (pushed, with envreg's
+// annotations copied into it) is unknown, as it is to a pull by digest
+// through a stack: the answer would show what another repository holds.
+func TestResolveFromForeignIndex(t *testing.T) {
+	p := newPublished(t)
+	own := p.mustResolve(t, api.ResolveRequest{Requirements: map[string]string{"php": "=8.1.27"}})
+	doc, err := p.cat.Document(t.Context(), digest.Digest(own.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(doc.Data, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx["annotations"].(map[string]any)["io.envreg.package.secret"] = "1.0.0" // what bob's index would show
+	data, _ := json.Marshal(idx)
+	foreign := catalog.Document{MediaType: doc.MediaType, Digest: digest.FromBytes(data), Data: data}
+	if err := p.cat.PutDocument(t.Context(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	status, _, e := p.resolve(t, "env", api.ResolveRequest{Requirements: map[string]string{"php": "*"}, From: foreign.Digest.String()})
+	if status != 404 || e.Code != "FROM_UNKNOWN" || strings.Contains(e.Message, "secret") {
+		t.Errorf("from a foreign index: %d %+v", status, e)
+	}
+	if status, out, e := p.resolve(t, "env", api.ResolveRequest{Requirements: map[string]string{"php": "*"}, From: own.Digest}); status != 200 || out.From == nil {
+		t.Errorf("from the stack's own index: %d %+v", status, e)
+	}
+}
+
 // TestResolveFrom covers "from" with every policy: versions, changes and
 // the bytes to download.
 func TestResolveFrom(t *testing.T) {

@@ -42,8 +42,10 @@
 //
 // "from" is an index digest this registry served before (what a customer
 // runs; an OCI index or a Docker manifest list, possibly of another stack,
-// which the answer names). Its io.envreg.package.<name> annotations are the versions running
-// now. The answer lists every package that was upgraded, downgraded, added,
+// which the answer names; only an index a stack composed, Composer.Serves:
+// a document stored for an ordinary repository is unknown, 404
+// FROM_UNKNOWN, as it is to a pull through a stack). Its
+// io.envreg.package.<name> annotations are the versions running now. The answer lists every package that was upgraded, downgraded, added,
 // removed or rebuilt, and per platform the layer bytes a node that has the
 // from image must download: the layers of the new manifest whose digests
 // the from manifest of the same platform does not have.

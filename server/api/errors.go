@@ -87,7 +87,8 @@ type (
 		name  string
 		known []string
 	}
-	// fromUnknownError: "from" names a digest that was never stored.
+	// fromUnknownError: "from" names a digest no stack composed (it may be
+	// stored for an ordinary repository: that is not said).
 	fromUnknownError struct{ digest digest.Digest }
 	// fromInvalidError: "from" names a stored document that is not an
 	// envreg index.
@@ -107,7 +108,7 @@ func (e *stackUnknownError) Error() string {
 	return fmt.Sprintf("unknown stack %q", e.name)
 }
 func (e *fromUnknownError) Error() string {
-	return fmt.Sprintf("from: no index %s is stored in this registry", e.digest)
+	return fmt.Sprintf("from: no stack of this registry composed an index %s (use a reference this registry returned)", e.digest)
 }
 func (e *fromInvalidError) Error() string {
 	return fmt.Sprintf("from: %s is not an index composed by envreg: %s", e.digest, e.reason)

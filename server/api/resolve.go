@@ -192,15 +192,8 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 	}
 	var from *fromImage
 	if fromDigest != "" {
-		if from, err = a.loadFrom(ctx, fromDigest); err != nil {
+		if from, err = a.from(r, snap, st, fromDigest); err != nil {
 			return nil, err
-		}
-		// The answer shows what from contains: the client must be allowed
-		// to pull the stack it was composed for, as for the stack asked.
-		if a.auth != nil && from.stack != "" && from.stack != st.Name {
-			if err := a.auth.AuthorizeUser(r, []registry.Access{pullAccess(from.stack)}); err != nil {
-				return nil, err
-			}
 		}
 	}
 	eff, reqs, err := applyPolicy(req, snap, st, from, policy)
@@ -378,6 +371,36 @@ func (f *fromImage) packages() []PackageVersion {
 		out = append(out, PackageVersion{name, f.versions[name].Original()})
 	}
 	return out
+}
+
+// from loads the from image d for a resolve against st. Only an index a
+// stack composed can be one (Composer.Serves, as for a pull by digest
+// through the stack): anything else, a document pushed to an ordinary
+// repository included, is unknown, so that the answer neither shows what
+// another repository holds nor says whether it holds d. The answer shows
+// what from runs, so with authentication the client must be allowed to
+// pull the stack that composed it, as the stack asked.
+func (a *API) from(r *http.Request, snap *catalog.Snapshot, st catalog.Stack, d digest.Digest) (*fromImage, error) {
+	owner := ""
+	for _, cand := range append([]catalog.Stack{st}, snap.Stacks()...) {
+		ok, err := a.composer.Serves(r.Context(), snap, cand.Name, d)
+		if err != nil {
+			return nil, fmt.Errorf("looking up from index %s: %w", d, err)
+		}
+		if ok {
+			owner = cand.Name
+			break
+		}
+	}
+	if owner == "" {
+		return nil, &fromUnknownError{digest: d}
+	}
+	if a.auth != nil && owner != st.Name {
+		if err := a.auth.AuthorizeUser(r, []registry.Access{pullAccess(owner)}); err != nil {
+			return nil, err
+		}
+	}
+	return a.loadFrom(r.Context(), d)
 }
 
 // loadFrom reads a stored index and its io.envreg.package.* annotations.
