@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -57,4 +58,33 @@ func TestServeWarnsACLDoesNotGovernAnonymousPulls(t *testing.T) {
 	if strings.Contains(off.logs(), warning) {
 		t.Errorf("the warning with anonymous pull off:\n%s", off.logs())
 	}
+}
+
+// TestServeWarnsFileLimit: a --max-connections the open-file limit cannot
+// hold (each connection a descriptor, a blob download two) is said at
+// start-up; the default is not.
+func TestServeWarnsFileLimit(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	const warning = "--max-connections is above what the open-file limit allows"
+	s := startServer(t, data, "--max-connections", "100000000")
+	s.stop(t)
+	if line := grepLines(s.logs(), warning); !strings.Contains(line, "level=WARN") || !strings.Contains(line, "max_connections=100000000") {
+		t.Errorf("no warning for --max-connections 100000000:\n%s", s.logs())
+	}
+	s = startServer(t, data)
+	s.stop(t)
+	if limit := openFileLimitOf(t); limit >= 2*4096+64 && strings.Contains(s.logs(), warning) {
+		t.Errorf("a warning with the default --max-connections and an open-file limit of %d:\n%s", limit, s.logs())
+	}
+}
+
+// openFileLimitOf is the hard open-file limit, which the server raises
+// its own to.
+func openFileLimitOf(t *testing.T) uint64 {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skip(err)
+	}
+	return lim.Max
 }

@@ -86,6 +86,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		ln.Close()
 		return err
 	}
+	warnFileLimit(log, cfg.MaxConnections)
 	start := time.Now()
 	srv := server.New(cfg, deps)
 	err = srv.Serve(ctx, ln)
@@ -148,4 +149,19 @@ func adoptCompositions(ctx context.Context, b *backends, log *slog.Logger) error
 		log.Info("adopted compositions stored before this version as pinned", "indexes", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// warnFileLimit warns when --max-connections cannot be reached: each
+// connection takes a file descriptor and a blob download a second one, so
+// past the process's open-file limit accepts and blob opens fail instead
+// of clients waiting their turn.
+func warnFileLimit(log *slog.Logger, maxConns int) {
+	limit, ok := openFileLimit()
+	if !ok || maxConns <= 0 {
+		return
+	}
+	if need := 2*uint64(maxConns) + 64; limit < need {
+		log.Warn("--max-connections is above what the open-file limit allows: each connection takes a file descriptor, a blob download two; raise the limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections",
+			"max_connections", maxConns, "open_file_limit", limit, "needed", need)
+	}
 }
