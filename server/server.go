@@ -143,7 +143,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	reg := registry.New(deps.Catalog, deps.Catalog, deps.Blobs, composer, opts...)
 
-	r := mux.NewRouter()
+	// No path cleaning: a path with dot segments gets the error for the
+	// path as sent, never a redirect to another resource.
+	r := mux.NewRouter().SkipClean(true)
 	reg.Register(r) // first: mux tries routes in order, and /v2/ is the hot path
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := deps.Catalog.Snapshot(r.Context()); err != nil {

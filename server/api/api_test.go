@@ -639,7 +639,7 @@ func TestToError(t *testing.T) {
 		{"unknown package sentinel", fmt.Errorf("x: %w", resolver.ErrUnknownPackage), 404, "PACKAGE_UNKNOWN", ""},
 		{"tag", &resolver.TagError{Tag: "a__b", Reason: "empty component"}, 400, "BAD_REQUEST", `"reason":"empty component"`},
 		{"too large", fmt.Errorf("%w", &http.MaxBytesError{Limit: 1 << 20}), 413, "BODY_TOO_LARGE", `"limit":1048576`},
-		{"bad digest", digest.ErrDigestInvalidFormat, 500, "INTERNAL", ""}, // handlers turn input digests into bad requests themselves
+		{"bad digest", digest.ErrDigestInvalidFormat, 400, "BAD_REQUEST", ""}, // a client fault is never a 500
 		{"internal", errors.New("open /var/lib/envreg/secret: permission denied"), 500, "INTERNAL", ""},
 		{"catalog not found", fmt.Errorf("x: %w", catalog.ErrNotFound), 500, "INTERNAL", ""},
 	}

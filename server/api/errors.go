@@ -9,8 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/resolver"
+	"github.com/envreg/envreg/server/errcode"
 	"github.com/envreg/envreg/server/registry"
 )
 
@@ -46,6 +45,7 @@ var (
 	CodeTooManyLayers        = ErrorCode{"TOO_MANY_LAYERS", http.StatusUnprocessableEntity}
 	CodeFromInvalid          = ErrorCode{"FROM_INVALID", http.StatusUnprocessableEntity}
 	CodeInternal             = ErrorCode{"INTERNAL", http.StatusInternalServerError}
+	CodeUnavailable          = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable}
 )
 
 // Error is the body of every error response:
@@ -129,23 +129,16 @@ func (e *PlatformError) Error() string {
 		e.Platform, strings.Join(e.Missing, ", "), strings.Join(e.Available, ", "))
 }
 
-// ToError maps any error a handler returns to the error the client gets.
-// It is the only place where domain errors become API codes. A nil result
-// means "send nothing" (the client went away).
+// ToError maps any error a handler returns to the error the client gets:
+// the API's own errors (request bodies, stacks, "from", platforms,
+// authentication) here, every domain error through errcode.Classify and
+// apiCodes. A nil result means "send nothing" (the client went away).
 func ToError(err error) *Error {
 	var (
 		wire     *Error
 		tooLarge *http.MaxBytesError
 		bad      *badRequestError
-		unsat    *resolver.UnsatisfiableError
-		conflict *resolver.ConflictError
-		overlap  *resolver.OverlapError
-		envErr   *resolver.EnvConflictError
-		noPlat   *resolver.NoPlatformError
 		platErr  *PlatformError
-		tooMany  *manifestgen.TooManyLayersError
-		unknown  *resolver.UnknownPackageError
-		tagErr   *resolver.TagError
 		stackErr *stackUnknownError
 		fromErr  *fromUnknownError
 		fromBad  *fromInvalidError
@@ -159,74 +152,71 @@ func ToError(err error) *Error {
 	case errors.Is(err, context.Canceled):
 		return nil
 	case errors.As(err, &authErr):
-		detail := make([]map[string]any, 0, len(authErr.Access))
-		for _, a := range authErr.Access {
-			detail = append(detail, map[string]any{"type": a.Type, "name": a.Name, "action": strings.Join(a.Actions, ",")})
-		}
-		if authErr.Status != http.StatusUnauthorized {
-			return newError(CodeForbidden, authErr.Message, detail, err)
-		}
-		e := newError(CodeUnauthorized, authErr.Message, detail, err)
-		if authErr.Challenge != "" {
-			e.header = http.Header{"Www-Authenticate": {authErr.Challenge}}
-		}
-		return e
+		return authError(authErr, err)
 	case errors.As(err, &tooLarge):
 		return newError(CodeBodyTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit),
 			map[string]any{"limit": tooLarge.Limit}, err)
 	case errors.As(err, &bad):
 		return newError(CodeBadRequest, bad.Error(), nil, err)
-	case errors.As(err, &tagErr):
-		return newError(CodeBadRequest, tagErr.Error(), map[string]any{"tag": tagErr.Tag, "reason": tagErr.Reason}, err)
-	case errors.As(err, &unsat):
-		detail := map[string]any{
-			"package": unsat.Package, "constraint": unsat.Constraint,
-			"available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}
-		if len(unsat.Yanked) > 0 {
-			detail["yanked"] = unsat.Yanked
-		}
-		return newError(CodeUnsatisfiable, unsat.Error(), detail, err)
-	case errors.As(err, &conflict):
-		return newError(CodeConflict, conflict.Error(), map[string]any{
-			"package": conflict.Package, "chains": [2][]string{nonNil(conflict.Chains[0]), nonNil(conflict.Chains[1])}}, err)
-	case errors.As(err, &overlap):
-		return newError(CodeOverlap, overlap.Error(), map[string]any{
-			"path": overlap.Path, "platform": overlap.Platform, "packages": overlap.Packages, "entries": overlap.Entries}, err)
-	case errors.As(err, &envErr):
-		return newError(CodeEnvConflict, envErr.Error(), map[string]any{
-			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err)
-	case errors.As(err, &noPlat):
-		rels := make([]map[string]any, len(noPlat.Releases))
-		for i, r := range noPlat.Releases {
-			rels[i] = map[string]any{"release": r.Release, "platforms": nonNil(r.Platforms)}
-		}
-		return newError(CodeNoPlatform, noPlat.Error(), map[string]any{"releases": rels}, err)
 	case errors.As(err, &platErr):
 		return newError(CodePlatformUnsupported, platErr.Error(), map[string]any{
 			"platform": platErr.Platform, "available": nonNil(platErr.Available), "missing": nonNil(platErr.Missing)}, err)
-	case errors.As(err, &tooMany):
-		return newError(CodeTooManyLayers, tooMany.Error(), map[string]any{"layers": tooMany.Count, "limit": tooMany.Limit}, err)
-	case errors.Is(err, resolver.ErrTooManyLayers):
-		return newError(CodeTooManyLayers, err.Error(), nil, err)
-	case errors.Is(err, resolver.ErrEmpty):
-		return newError(CodeEmpty, err.Error(), nil, err)
-	case errors.Is(err, resolver.ErrTooComplex):
-		return newError(CodeTooComplex, err.Error(), nil, err)
-	case errors.As(err, &unknown):
-		return newError(CodePackageUnknown, unknown.Error(), map[string]any{"package": unknown.Package, "known": nonNil(unknown.Known)}, err)
-	case errors.Is(err, resolver.ErrUnknownPackage):
-		return newError(CodePackageUnknown, err.Error(), nil, err)
 	case errors.As(err, &stackErr):
 		return newError(CodeStackUnknown, stackErr.Error(), map[string]any{"stack": stackErr.name, "known": nonNil(stackErr.known)}, err)
 	case errors.As(err, &fromErr):
 		return newError(CodeFromUnknown, fromErr.Error(), map[string]any{"digest": fromErr.digest}, err)
 	case errors.As(err, &fromBad):
 		return newError(CodeFromInvalid, fromBad.Error(), map[string]any{"digest": fromBad.digest, "reason": fromBad.reason}, err)
-	default:
-		// No internal details (paths, addresses) go to the client; the log
-		// has the full error with the request id.
-		return newError(CodeInternal, "internal server error", nil, err)
 	}
+	f, _ := errcode.Classify(err)
+	e := newError(apiCodes[f.Kind], f.Message, nil, err)
+	if f.Detail != nil {
+		e.Detail = f.Detail
+	}
+	if f.Kind == errcode.KindUnavailable {
+		e.header = http.Header{"Retry-After": {errcode.RetryAfter}}
+	}
+	return e
+}
+
+// apiCodes is the API's column of the shared table (errcode): a
+// well-formed request the catalog cannot satisfy is 422 with the
+// explanation; a malformed one 400.
+var apiCodes = map[errcode.Kind]ErrorCode{
+	errcode.KindUnsatisfiable:  CodeUnsatisfiable,
+	errcode.KindConflict:       CodeConflict,
+	errcode.KindOverlap:        CodeOverlap,
+	errcode.KindEnvConflict:    CodeEnvConflict,
+	errcode.KindNoPlatform:     CodeNoPlatform,
+	errcode.KindTooManyLayers:  CodeTooManyLayers,
+	errcode.KindEmpty:          CodeEmpty,
+	errcode.KindTooComplex:     CodeTooComplex,
+	errcode.KindUnknownPackage: CodePackageUnknown,
+	errcode.KindInvalidTag:     CodeBadRequest,
+	errcode.KindPackageInvalid: CodeBadRequest,
+	errcode.KindLayerRefused:   CodeBadRequest,
+	errcode.KindExists:         CodeBadRequest,
+	errcode.KindBlobUnknown:    CodeNotFound,
+	errcode.KindDigestInvalid:  CodeBadRequest,
+	errcode.KindUnavailable:    CodeUnavailable,
+	errcode.KindInternal:       CodeInternal,
+}
+
+// authError is the API's form of a refused request: 401 with the
+// registry's challenge, or 403.
+func authError(a *registry.AuthError, err error) *Error {
+	detail := make([]map[string]any, 0, len(a.Access))
+	for _, x := range a.Access {
+		detail = append(detail, map[string]any{"type": x.Type, "name": x.Name, "action": strings.Join(x.Actions, ",")})
+	}
+	if a.Status != http.StatusUnauthorized {
+		return newError(CodeForbidden, a.Message, detail, err)
+	}
+	e := newError(CodeUnauthorized, a.Message, detail, err)
+	if a.Challenge != "" {
+		e.header = http.Header{"Www-Authenticate": {a.Challenge}}
+	}
+	return e
 }
 
 // nonNil makes empty lists marshal as [] rather than null.

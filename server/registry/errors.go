@@ -7,14 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/layerstore/uploads"
-	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/packages"
-	"github.com/envreg/envreg/resolver"
+	"github.com/envreg/envreg/server/errcode"
 )
 
 // ErrorCode is an error code of the OCI distribution-spec
@@ -52,6 +47,9 @@ var (
 	// code for it, and its codes are a closed set, so UNSUPPORTED with 400.
 	CodeBadRequest = ErrorCode{"UNSUPPORTED", http.StatusBadRequest}
 	CodeUnknown    = ErrorCode{"UNKNOWN", http.StatusInternalServerError}
+	// CodeUnavailable is a storage backend that cannot answer now
+	// (distribution's errcode UNAVAILABLE), sent with Retry-After.
+	CodeUnavailable = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable}
 )
 
 // Error is an error on the wire: code, message and optional detail.
@@ -89,45 +87,28 @@ func (e *manifestUnknownError) Error() string {
 func (e *manifestUnknownError) Unwrap() error { return catalog.ErrNotFound }
 
 // ToError maps any error a handler returns to the wire error the client
-// gets. It is the only place where domain errors become OCI codes. A nil
-// result means "send nothing" (the client went away).
+// gets: the registry's own errors (authentication, upload sessions,
+// repositories and manifests it looked up) here, every domain error through
+// errcode.Classify and ociCodes. A nil result means "send nothing" (the
+// client went away).
 func ToError(err error) *Error {
 	var (
 		wire     *Error
-		unsat    *resolver.UnsatisfiableError
-		conflict *resolver.ConflictError
-		tagErr   *resolver.TagError
-		noPlat   *resolver.NoPlatformError
-		envErr   *resolver.EnvConflictError
-		tooMany  *manifestgen.TooManyLayersError
-		overlap  *resolver.OverlapError
 		nameErr  *nameUnknownError
 		manErr   *manifestUnknownError
-		mismatch *layerstore.DigestMismatchError
 		authErr  *AuthError
 		rangeErr *uploads.RangeError
 		tooLarge *uploads.TooLargeError
-		invalid  *packages.ValidationError
-		refused  *packages.RefusedError
 	)
 	switch {
+	case err == nil:
+		return nil
 	case errors.As(err, &wire):
 		return wire
 	case errors.Is(err, context.Canceled):
 		return nil
 	case errors.As(err, &authErr):
-		detail := make([]map[string]any, 0, len(authErr.Access))
-		for _, a := range authErr.Access {
-			detail = append(detail, map[string]any{"type": a.Type, "name": a.Name, "action": strings.Join(a.Actions, ",")})
-		}
-		if authErr.Status == http.StatusForbidden {
-			return &Error{ErrorCode: CodeDenied, Message: authErr.Message, Detail: detail, cause: err}
-		}
-		e := &Error{ErrorCode: CodeUnauthorized, Message: authErr.Message, Detail: detail, cause: err}
-		if authErr.Challenge != "" {
-			e.header = http.Header{"Www-Authenticate": {authErr.Challenge}}
-		}
-		return e
+		return authError(authErr, err)
 	case errors.Is(err, uploads.ErrUnknown):
 		return &Error{ErrorCode: CodeBlobUploadUnknown, Message: "blob upload unknown to registry", cause: err}
 	case errors.Is(err, uploads.ErrInUse):
@@ -137,57 +118,67 @@ func ToError(err error) *Error {
 			header: http.Header{"Range": {uploadRange(rangeErr.Size)}}}
 	case errors.As(err, &tooLarge):
 		return &Error{ErrorCode: CodeTooLarge, Message: tooLarge.Error(), cause: err}
-	case errors.As(err, &invalid):
-		return &Error{ErrorCode: CodeManifestInvalid, Message: "package refused: " + invalid.Error(),
-			Detail: map[string]any{"problems": invalid.Problems}, cause: err}
-	case errors.As(err, &refused):
-		return &Error{ErrorCode: CodeManifestInvalid, Message: "package layer refused: " + refused.Error(), cause: err}
-	case errors.Is(err, catalog.ErrExists):
-		return &Error{ErrorCode: CodeManifestInvalid, Message: err.Error(), cause: err}
-	case errors.As(err, &unsat):
-		detail := map[string]any{
-			"package": unsat.Package, "constraint": unsat.Constraint, "available": nonNil(unsat.Available), "chain": nonNil(unsat.Chain)}
-		if len(unsat.Yanked) > 0 {
-			detail["yanked"] = unsat.Yanked
-		}
-		return &Error{CodeManifestUnknown, unsat.Error(), detail, err, nil}
-	case errors.As(err, &conflict):
-		return &Error{CodeManifestUnknown, conflict.Error(), map[string]any{"package": conflict.Package, "chains": conflict.Chains}, err, nil}
-	case errors.As(err, &tagErr):
-		return &Error{CodeManifestUnknown, tagErr.Error(), map[string]any{"tag": tagErr.Tag, "reason": tagErr.Reason}, err, nil}
-	case errors.As(err, &noPlat):
-		platforms := map[string][]string{}
-		for _, r := range noPlat.Releases {
-			platforms[r.Release] = r.Platforms
-		}
-		return &Error{CodeManifestUnknown, noPlat.Error(), map[string]any{"platforms": platforms}, err, nil}
-	case errors.As(err, &envErr):
-		return &Error{CodeManifestUnknown, envErr.Error(), map[string]any{
-			"variable": envErr.Variable, "packages": envErr.Packages, "values": envErr.Values}, err, nil}
-	case errors.As(err, &overlap):
-		return &Error{CodeManifestUnknown, overlap.Error(), map[string]any{
-			"path": overlap.Path, "platform": overlap.Platform, "packages": overlap.Packages}, err, nil}
-	case errors.As(err, &tooMany):
-		return &Error{CodeManifestUnknown, tooMany.Error(), map[string]any{"layers": tooMany.Count, "limit": tooMany.Limit}, err, nil}
-	case errors.Is(err, resolver.ErrUnknownPackage), errors.Is(err, resolver.ErrEmpty),
-		errors.Is(err, resolver.ErrTooComplex), errors.Is(err, resolver.ErrTooManyLayers):
-		return &Error{CodeManifestUnknown, err.Error(), nil, err, nil}
 	case errors.As(err, &nameErr):
 		return &Error{CodeNameUnknown, nameErr.Error(), map[string]string{"name": nameErr.name}, err, nil}
 	case errors.As(err, &manErr):
 		return &Error{CodeManifestUnknown, manErr.Error(), map[string]string{"reference": manErr.reference}, err, nil}
-	case errors.Is(err, layerstore.ErrNotFound):
-		return &Error{CodeBlobUnknown, "blob unknown to registry", nil, err, nil}
-	case errors.Is(err, digest.ErrDigestInvalidFormat), errors.Is(err, digest.ErrDigestInvalidLength),
-		errors.Is(err, digest.ErrDigestUnsupported):
-		return &Error{CodeDigestInvalid, err.Error(), nil, err, nil}
-	case errors.As(err, &mismatch):
-		return &Error{CodeDigestInvalid, mismatch.Error(), nil, err, nil}
-	default:
-		// No internal details (paths, addresses) go to the client; the log
-		// has the full error with the request id.
-		return &Error{CodeUnknown, "internal server error", nil, err, nil}
 	}
+	f, _ := errcode.Classify(err)
+	e := &Error{ErrorCode: ociCodes[f.Kind], Message: f.Message, cause: err}
+	if f.Detail != nil {
+		e.Detail = f.Detail
+	}
+	switch f.Kind {
+	case errcode.KindPackageInvalid:
+		e.Message = "package refused: " + f.Message
+	case errcode.KindLayerRefused:
+		e.Message = "package layer refused: " + f.Message
+	case errcode.KindUnavailable:
+		e.header = http.Header{"Retry-After": {errcode.RetryAfter}}
+	}
+	return e
+}
+
+// ociCodes is the registry's column of the shared table (errcode): the
+// OCI code and status of each kind of domain error. A requirement set that
+// cannot be composed is a manifest that does not exist (404
+// MANIFEST_UNKNOWN, with the explanation); a package push the registry
+// refuses is an invalid manifest (400).
+var ociCodes = map[errcode.Kind]ErrorCode{
+	errcode.KindUnsatisfiable:  CodeManifestUnknown,
+	errcode.KindConflict:       CodeManifestUnknown,
+	errcode.KindOverlap:        CodeManifestUnknown,
+	errcode.KindEnvConflict:    CodeManifestUnknown,
+	errcode.KindNoPlatform:     CodeManifestUnknown,
+	errcode.KindTooManyLayers:  CodeManifestUnknown,
+	errcode.KindEmpty:          CodeManifestUnknown,
+	errcode.KindTooComplex:     CodeManifestUnknown,
+	errcode.KindUnknownPackage: CodeManifestUnknown,
+	errcode.KindInvalidTag:     CodeManifestUnknown,
+	errcode.KindPackageInvalid: CodeManifestInvalid,
+	errcode.KindLayerRefused:   CodeManifestInvalid,
+	errcode.KindExists:         CodeManifestInvalid,
+	errcode.KindBlobUnknown:    CodeBlobUnknown,
+	errcode.KindDigestInvalid:  CodeDigestInvalid,
+	errcode.KindUnavailable:    CodeUnavailable,
+	errcode.KindInternal:       CodeUnknown,
+}
+
+// authError is the wire form of a refused request: 401 with its challenge,
+// or 403.
+func authError(a *AuthError, err error) *Error {
+	detail := make([]map[string]any, 0, len(a.Access))
+	for _, x := range a.Access {
+		detail = append(detail, map[string]any{"type": x.Type, "name": x.Name, "action": strings.Join(x.Actions, ",")})
+	}
+	if a.Status == http.StatusForbidden {
+		return &Error{ErrorCode: CodeDenied, Message: a.Message, Detail: detail, cause: err}
+	}
+	e := &Error{ErrorCode: CodeUnauthorized, Message: a.Message, Detail: detail, cause: err}
+	if a.Challenge != "" {
+		e.header = http.Header{"Www-Authenticate": {a.Challenge}}
+	}
+	return e
 }
 
 // errorBody is the distribution-spec error document.

@@ -109,7 +109,7 @@ func New(cat catalog.Reader, docs catalog.Documents, blobs layerstore.Reader, co
 	for _, o := range opts {
 		o(reg)
 	}
-	reg.router = mux.NewRouter()
+	reg.router = mux.NewRouter().SkipClean(true)
 	reg.Register(reg.router)
 	reg.router.NotFoundHandler = http.HandlerFunc(NotFound)
 	reg.router.MethodNotAllowedHandler = http.HandlerFunc(MethodNotAllowed)

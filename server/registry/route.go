@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -103,9 +104,13 @@ func segment(s string, set func(*routeVars, string)) func(string) (routeVars, bo
 	}
 }
 
-// dispatch serves every path under /v2/.
+// dispatch serves every path under /v2/, as the client sent it: routes are
+// matched on the escaped path, never on a cleaned one (the router's path
+// cleaning answered dot segments with a redirect to another resource), so
+// "sha256:..%2F..%2Fetc%2Fpasswd" is one digest segment, which is invalid.
 func (reg *Registry) dispatch(w http.ResponseWriter, r *http.Request) {
-	i, v, status := matchRoute(r.Method, r.URL.Path)
+	i, v, status := matchRoute(r.Method, r.URL.EscapedPath())
+	v.reference, v.digest, v.uuid = unescape(v.reference), unescape(v.digest), unescape(v.uuid)
 	switch status {
 	case http.StatusOK:
 		r = r.WithContext(context.WithValue(r.Context(), varsKey{}, &v))
@@ -115,6 +120,17 @@ func (reg *Registry) dispatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		NotFound(w, r)
 	}
+}
+
+// unescape decodes a segment, unless it is malformed or would decode to
+// more than one segment: then it stays as sent and fails as what it is
+// (an invalid digest, tag or upload id).
+func unescape(seg string) string {
+	u, err := url.PathUnescape(seg)
+	if err != nil || strings.Contains(u, "/") {
+		return seg
+	}
+	return u
 }
 
 // matchRoute returns the index in routes of the route that serves method
