@@ -46,6 +46,8 @@ type Composer struct {
 	// Counters for Stats.
 	cached, composed, failed atomic.Uint64
 	composeNanos             atomic.Int64
+	// observe, when set, hears of every request (WithObserver).
+	observe func(cached bool, d time.Duration, err error)
 }
 
 // Stats are a Composer's counters since it was made.
@@ -107,6 +109,13 @@ const DefaultTouchInterval = time.Hour
 // must be far longer.
 func WithTouchInterval(d time.Duration) ComposerOption { return func(c *Composer) { c.touch = d } }
 
+// WithObserver calls observe for every Compose: answered from the cache
+// (cached), composed now (with the time it took), or failed (with the
+// error). It runs on the request's goroutine and must be quick (metrics).
+func WithObserver(observe func(cached bool, d time.Duration, err error)) ComposerOption {
+	return func(c *Composer) { c.observe = observe }
+}
+
 // WithClock sets the clock marks are dated with (tests).
 func WithClock(now func() time.Time) ComposerOption { return func(c *Composer) { c.now = now } }
 
@@ -155,6 +164,9 @@ func (c *Composer) Compose(ctx context.Context, snap *catalog.Snapshot, st catal
 			c.failed.Add(1)
 		} else {
 			c.cached.Add(1)
+		}
+		if c.observe != nil {
+			c.observe(true, 0, e.err)
 		}
 		return e.img, e.err
 	}
@@ -207,12 +219,16 @@ func (c *Composer) Cached(snap *catalog.Snapshot, st catalog.Stack, req resolver
 func (c *Composer) composeCounted(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, req resolver.Request, f Format) (*Image, error) {
 	start := time.Now()
 	img, err := c.composeSafely(ctx, snap, st, req, f)
+	d := time.Since(start)
+	if c.observe != nil {
+		c.observe(false, d, err)
+	}
 	if err != nil {
 		c.failed.Add(1)
 		return nil, err
 	}
 	c.composed.Add(1)
-	c.composeNanos.Add(int64(time.Since(start)))
+	c.composeNanos.Add(int64(d))
 	return img, nil
 }
 

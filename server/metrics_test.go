@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,13 +52,79 @@ func TestMetricsCountCompositions(t *testing.T) {
 		`envreg_compositions_total{result="composed"} 1`,
 		`envreg_compositions_total{result="cached"} 2`,
 		`envreg_compositions_total{result="failed"} 1`,
-		"# TYPE envreg_composition_seconds_total counter",
+		"# TYPE envreg_composition_duration_seconds histogram",
+		"envreg_composition_duration_seconds_count 1",
+		`envreg_resolution_failures_total{reason="unsatisfiable"} 1`,
+		`envreg_http_requests_total{method="GET",route="manifest",status="200"} 3`,
+		"# TYPE envreg_http_request_duration_seconds histogram",
+		"# TYPE go_goroutines gauge",
+		"# TYPE process_open_fds gauge",
 	} {
 		if !strings.Contains(metrics, line+"\n") {
 			t.Errorf("/metrics lacks %q:\n%s", line, metrics)
 		}
 	}
-	if strings.Contains(metrics, "envreg_composition_seconds_total 0\n") {
+	if strings.Contains(metrics, "envreg_composition_duration_seconds_sum 0\n") {
 		t.Errorf("/metrics counts no composition time:\n%s", metrics)
+	}
+}
+
+// TestMetricsLabelsBounded: clients choose repository names, tags, digests
+// and methods; none of them becomes a label value, so a flood of random
+// requests adds no series.
+func TestMetricsLabelsBounded(t *testing.T) {
+	st := fixtures.NewStores(t)
+	srv := httptest.NewServer(server.New(server.DefaultConfig(),
+		server.Deps{Catalog: st.Catalog, Blobs: st.Blobs, Log: slog.New(slog.DiscardHandler)}).Handler())
+	defer srv.Close()
+	do := func(method, path string) string {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	series := func() map[string]bool {
+		names := map[string]bool{}
+		for _, line := range strings.Split(do("GET", "/metrics"), "\n") {
+			if name, _, ok := strings.Cut(line, " "); ok && strings.HasPrefix(line, "envreg_") {
+				names[name] = true
+			}
+		}
+		return names
+	}
+	round := func(i int) {
+		r := fmt.Sprintf("%d-%x", i, i*7919)
+		do("GET", "/v2/env/manifests/php-8.2_node-20")
+		do("GET", "/v2/env/manifests/pkg"+r)
+		do("GET", "/v2/repo"+r+"/manifests/tag"+r)
+		do("GET", "/v2/env/blobs/sha256:"+strings.Repeat(fmt.Sprintf("%x", i%16), 64))
+		do("HEAD", "/v2/x"+r+"/tags/list")
+		do("PROPFIND"+fmt.Sprint(i%3), "/v2/env/manifests/latest")
+		do("GET", "/no/such/"+r)
+		do("GET", "/api/v1/stacks/s"+r)
+	}
+	round(0)
+	round(1)
+	series() // the scrape itself is a request, counted from the next one
+	before := series()
+	for i := 2; i < 200; i++ {
+		round(i)
+	}
+	after := series()
+	for name := range after {
+		if !before[name] {
+			t.Errorf("a new series after 198 rounds of random names, tags, digests and methods: %s", name)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("198 rounds of random requests took the envreg_ series from %d to %d", len(before), len(after))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -111,6 +112,9 @@ type Deps struct {
 	// Budget bounds the new compositions each client can make the server
 	// store (nil: unlimited).
 	Budget *registry.Budget
+	// Metrics are the server's metrics (nil: new ones). Made first, they
+	// also observe the storage backends (Metrics.Backend, Metrics.Reload).
+	Metrics *Metrics
 }
 
 // Server is envreg's HTTP server.
@@ -118,7 +122,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
-	metrics *metrics
+	metrics *Metrics
+	// watchOnce registers the listener's gauges once.
+	watchOnce sync.Once
 }
 
 // New wires the APIs over deps.
@@ -127,9 +133,12 @@ func New(cfg Config, deps Deps) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
-	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs)
-	s.metrics.composer = composer
+	s := &Server{cfg: cfg, log: log, metrics: deps.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.metrics.watchCatalog(deps.Catalog)
+	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs, manifestgen.WithObserver(s.metrics.composition))
 	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom),
 		registry.WithSendfile(deps.Sendfile), registry.WithCompositionBudget(deps.Budget)}
 	if deps.Uploads != nil {
@@ -154,7 +163,7 @@ func New(cfg Config, deps Deps) *Server {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/metrics", s.metrics).Methods(http.MethodGet)
+	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
 	if deps.Token != nil && deps.TokenPath != "" {
 		r.Handle(deps.TokenPath, deps.Token).Methods(http.MethodGet, http.MethodPost)
 	}
@@ -184,7 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	limited := newLimitListener(ln, s.cfg.MaxConnections)
 	ln = limited
-	s.metrics.connections.Store(limited)
+	s.watchOnce.Do(func() { s.metrics.watchConnections(limited) })
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
