@@ -128,3 +128,21 @@ func TestMetricsLabelsBounded(t *testing.T) {
 		t.Errorf("198 rounds of random requests took the envreg_ series from %d to %d", len(before), len(after))
 	}
 }
+
+// TestReadyWhileSeeding: background work (a seed still publishing) shows in
+// /readyz, which stays ready; /healthz is liveness only.
+func TestReadyWhileSeeding(t *testing.T) {
+	st := fixtures.NewStores(t)
+	srv := httptest.NewServer(server.New(server.DefaultConfig(), server.Deps{Catalog: st.Catalog, Blobs: st.Blobs,
+		Log: slog.New(slog.DiscardHandler), Progress: func() string { return "seeding: 3 of 12 package versions published" }}).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"ready":true`) || !strings.Contains(string(body), "3 of 12") {
+		t.Errorf("/readyz while seeding: %d %s", resp.StatusCode, body)
+	}
+}

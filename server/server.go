@@ -115,6 +115,9 @@ type Deps struct {
 	// Metrics are the server's metrics (nil: new ones). Made first, they
 	// also observe the storage backends (Metrics.Backend, Metrics.Reload).
 	Metrics *Metrics
+	// Progress, when set, says what background work is under way (a
+	// seed still publishing); /readyz shows it and stays ready.
+	Progress func() string
 }
 
 // Server is envreg's HTTP server.
@@ -156,13 +159,12 @@ func New(cfg Config, deps Deps) *Server {
 	// path as sent, never a redirect to another resource.
 	r := mux.NewRouter().SkipClean(true)
 	reg.Register(r) // first: mux tries routes in order, and /v2/ is the hot path
+	// Liveness: the process serves HTTP. Whether it can do its work is
+	// /readyz.
 	r.Handle("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := deps.Catalog.Snapshot(r.Context()); err != nil {
-			http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
-			return
-		}
 		_, _ = w.Write([]byte("ok\n"))
 	})).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", s.readiness(deps)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
 	if deps.Token != nil && deps.TokenPath != "" {
 		r.Handle(deps.TokenPath, deps.Token).Methods(http.MethodGet, http.MethodPost)

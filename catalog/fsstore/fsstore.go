@@ -125,6 +125,26 @@ func WithPollInterval(d time.Duration) Option {
 	return func(s *Store) { s.poll = max(d, 0) }
 }
 
+// WithObserver calls observe after reading or storing a document (op
+// "document_get" or "document_put") and after marking compositions
+// ("mark"), for metrics. It must be quick.
+func WithObserver(observe func(op string, d time.Duration, err error)) Option {
+	return func(s *Store) { s.observeOp = observe }
+}
+
+// WithReloadObserver calls observe with the time each load of a new
+// catalog generation took (metrics).
+func WithReloadObserver(observe func(d time.Duration)) Option {
+	return func(s *Store) { s.observeReload = observe }
+}
+
+// observed reports an operation that started at start to the observer.
+func (s *Store) observed(op string, start time.Time, err error) {
+	if s.observeOp != nil {
+		s.observeOp(op, time.Since(start), err)
+	}
+}
+
 // Store is a catalog.Store on files under one directory. It is safe for
 // concurrent use, also by several processes on the same directory.
 type Store struct {
@@ -149,6 +169,9 @@ type Store struct {
 	// hook, when set (tests only), is called at named points of a write;
 	// an error aborts the write there as a crash would.
 	hook func(point, path string) error
+
+	observeOp     func(op string, d time.Duration, err error)
+	observeReload func(d time.Duration)
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -290,6 +313,16 @@ func (st *state) result() (*catalog.Snapshot, error) {
 
 // load reads the whole catalog. The caller holds the file lock.
 func (s *Store) load() (*catalog.Snapshot, error) {
+	start := time.Now()
+	snap, err := s.loadFiles()
+	if err == nil && s.observeReload != nil {
+		s.observeReload(time.Since(start))
+	}
+	return snap, err
+}
+
+// loadFiles reads every release and stack.
+func (s *Store) loadFiles() (*catalog.Snapshot, error) {
 	gen, err := s.readGeneration()
 	if err != nil {
 		return nil, err
@@ -663,7 +696,12 @@ func (s *Store) docPath(dgst digest.Digest) (string, error) {
 // PutDocument stores d after checking that d.Digest is the digest of d.Data.
 // Storing a document that exists with the same media type does nothing; with
 // another media type it is an error wrapping catalog.ErrExists.
-func (s *Store) PutDocument(ctx context.Context, d catalog.Document) error {
+func (s *Store) PutDocument(ctx context.Context, d catalog.Document) (err error) {
+	defer func(start time.Time) { s.observed("document_put", start, err) }(time.Now())
+	return s.putDocument(ctx, d)
+}
+
+func (s *Store) putDocument(ctx context.Context, d catalog.Document) error {
 	path, err := s.docPath(d.Digest)
 	if err == nil {
 		err = catalog.CheckDocument(ctx, d)
@@ -721,7 +759,12 @@ func declaredMediaType(data []byte) string {
 // catalog.ErrNotFound. Content that no longer matches its digest (a disk
 // fault) is an error. The returned Data may be shared with other callers
 // and must not be modified.
-func (s *Store) Document(ctx context.Context, dgst digest.Digest) (catalog.Document, error) {
+func (s *Store) Document(ctx context.Context, dgst digest.Digest) (doc catalog.Document, err error) {
+	defer func(start time.Time) { s.observed("document_get", start, err) }(time.Now())
+	return s.document(ctx, dgst)
+}
+
+func (s *Store) document(ctx context.Context, dgst digest.Digest) (catalog.Document, error) {
 	path, err := s.docPath(dgst)
 	if err == nil {
 		err = ctx.Err()

@@ -174,6 +174,19 @@ func WithMaxStaleness(d time.Duration) Option {
 	return func(s *Store) { s.maxStale = max(d, 0) }
 }
 
+// WithObserver calls observe after every Redis command (op: the command
+// name, lower case, or "pipeline"; err nil for redis.Nil, a missing key is
+// an answer) for metrics. It must be quick.
+func WithObserver(observe func(op string, d time.Duration, err error)) Option {
+	return func(s *Store) { s.observeOp = observe }
+}
+
+// WithReloadObserver calls observe with the time each load of a new
+// catalog generation took (metrics).
+func WithReloadObserver(observe func(d time.Duration)) Option {
+	return func(s *Store) { s.observeReload = observe }
+}
+
 // WithLogger sets the logger for connection trouble and recovery (warn,
 // info) and reloads (debug). The default discards.
 func WithLogger(l *slog.Logger) Option {
@@ -213,6 +226,9 @@ type Store struct {
 	closed atomic.Bool
 
 	dropNotifications atomic.Bool // tests: lose every change message
+
+	observeOp     func(op string, d time.Duration, err error)
+	observeReload func(d time.Duration)
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -278,6 +294,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening catalog %s: %w", s.where, err)
 	}
 	client.AddHook(unavailableHook{})
+	if s.observeOp != nil {
+		client.AddHook(observeHook(s.observeOp))
+	}
 	s.client = client
 	if err := s.start(ctx); err != nil {
 		if s.pubsub != nil {
@@ -311,6 +330,9 @@ func (s *Store) start(ctx context.Context) error {
 	snap, epoch, err := s.load(ctx, nil, "")
 	if err != nil {
 		return err
+	}
+	if s.observeReload != nil {
+		s.observeReload(time.Since(started))
 	}
 	s.state.Store(&state{snap: snap, epoch: epoch})
 	s.observed.Store(snap.Generation)

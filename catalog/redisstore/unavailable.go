@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -76,4 +77,36 @@ func outage(ctx context.Context, err error) bool {
 		return false
 	}
 	return true // a network or pool error
+}
+
+// observeHook reports every command and pipeline to an observer
+// (WithObserver), after unavailableHook marked outages.
+type observeHook func(op string, d time.Duration, err error)
+
+func (h observeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h observeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h(strings.ToLower(cmd.Name()), time.Since(start), answer(err))
+		return err
+	}
+}
+
+func (h observeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		h("pipeline", time.Since(start), answer(err))
+		return err
+	}
+}
+
+// answer is err, except that a missing key is an answer.
+func answer(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
 }

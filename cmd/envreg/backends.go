@@ -19,6 +19,7 @@ import (
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/layerstore/s3"
 	"github.com/envreg/envreg/maintenance"
+	"github.com/envreg/envreg/server"
 )
 
 // storage is where a command keeps its state: the embedded store under
@@ -27,6 +28,8 @@ type storage struct {
 	data    string
 	catalog string
 	blobs   string
+	// metrics, when set (serve), observe every backend operation.
+	metrics *server.Metrics
 }
 
 // storageFlags registers --data, --catalog and --blobs.
@@ -76,13 +79,25 @@ type backends struct {
 func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error) {
 	var b backends
 	var err error
+	var (
+		fsOpts    []fsstore.Option
+		redisOpts = []redisstore.Option{redisstore.WithLogger(log)}
+		blobOpts  []blobfs.Option
+		s3Opts    []s3.Option
+	)
+	if m := s.metrics; m != nil {
+		fsOpts = append(fsOpts, fsstore.WithObserver(m.Backend("fs")), fsstore.WithReloadObserver(m.Reload()))
+		redisOpts = append(redisOpts, redisstore.WithObserver(m.Backend("redis")), redisstore.WithReloadObserver(m.Reload()))
+		blobOpts = append(blobOpts, blobfs.WithObserver(m.Backend("fs")))
+		s3Opts = append(s3Opts, s3.WithObserver(m.Backend("s3")))
+	}
 	switch scheme := urlScheme(s.catalog); scheme {
 	case "":
-		b.catalog, err = fsstore.Open(s.data)
+		b.catalog, err = fsstore.Open(s.data, fsOpts...)
 	case "redis", "rediss", "redis+sentinel", "redis+cluster":
 		// go-redis logs through a package global; route it to our logger.
 		redis.SetLogger(redisLogger{log})
-		b.catalog, err = redisstore.Open(ctx, s.catalog, redisstore.WithLogger(log))
+		b.catalog, err = redisstore.Open(ctx, s.catalog, redisOpts...)
 	default:
 		return nil, usagef("--catalog: unsupported scheme %q (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", scheme)
 	}
@@ -91,12 +106,12 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 	}
 	switch scheme := urlScheme(s.blobs); scheme {
 	case "":
-		b.blobs, err = blobfs.New(filepath.Join(s.data, "blobs"))
+		b.blobs, err = blobfs.New(filepath.Join(s.data, "blobs"), blobOpts...)
 		if err == nil { // publishing builds layers there (tempDir), whatever the catalog
 			err = durable.MkdirAll(s.tempDir())
 		}
 	case "s3":
-		b.blobs, err = s3.Open(ctx, s.blobs)
+		b.blobs, err = s3.Open(ctx, s.blobs, s3Opts...)
 	default:
 		err = usagef("--blobs: unsupported scheme %q (want s3://)", scheme)
 	}

@@ -50,6 +50,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 
+	metrics := server.NewMetrics()
+	store.metrics = metrics
 	b, err := store.open(ctx, log)
 	if err != nil {
 		return err
@@ -81,7 +83,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	catalogAt, blobsAt := store.describe()
 	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
 		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfileMode.String(), "version", version())
-	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget)}
+	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget), Metrics: metrics}
 	if err := push.setup(ctx, &deps, store, log); err != nil {
 		ln.Close()
 		return err

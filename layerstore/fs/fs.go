@@ -39,6 +39,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/envreg/envreg/internal/durable"
@@ -57,19 +58,39 @@ const (
 // Store is a layerstore.Store on the local filesystem. It is safe for
 // concurrent use, also by several processes sharing root.
 type Store struct {
-	root string
+	root    string
+	observe func(op string, d time.Duration, err error)
+}
+
+// Option configures New.
+type Option func(*Store)
+
+// WithObserver calls observe after every Stat, Open and Put (op "stat",
+// "open", "put"), for metrics. It must be quick.
+func WithObserver(observe func(op string, d time.Duration, err error)) Option {
+	return func(s *Store) { s.observe = observe }
+}
+
+// observed reports an operation that started at start.
+func (s *Store) observed(op string, start time.Time, err error) {
+	if s.observe != nil {
+		s.observe(op, time.Since(start), err)
+	}
 }
 
 var _ layerstore.Store = (*Store)(nil)
 
 // New opens (creating if needed) the blob store at root and removes temp
 // files of uploads abandoned more than an hour ago.
-func New(root string) (*Store, error) {
+func New(root string, opts ...Option) (*Store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening blob store: %w", err)
 	}
 	s := &Store{root: root}
+	for _, o := range opts {
+		o(s)
+	}
 	for _, dir := range append(s.algDirs(), s.uploads()) {
 		if err := durable.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("opening blob store: %w", err)
@@ -79,6 +100,18 @@ func New(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening blob store %s: %w", root, err)
 	}
 	return s, nil
+}
+
+// Writable reports whether the store's directories can be written (for
+// readiness checks): a read-only or full-permission-denied mount is
+// unavailable for publishing and pushing.
+func (s *Store) Writable() error {
+	for _, dir := range append(s.algDirs(), s.uploads()) {
+		if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+			return layerstore.Unavailable(fmt.Errorf("blob directory %s is not writable: %w", dir, err))
+		}
+	}
+	return nil
 }
 
 func (s *Store) algDirs() []string {
@@ -103,7 +136,12 @@ func notFound(d digest.Digest) error { return fmt.Errorf("blob %s: %w", d, layer
 
 // Stat returns the size of the blob d, or an error wrapping
 // layerstore.ErrNotFound.
-func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
+func (s *Store) Stat(ctx context.Context, d digest.Digest) (n int64, err error) {
+	defer func(start time.Time) { s.observed("stat", start, err) }(time.Now())
+	return s.stat(ctx, d)
+}
+
+func (s *Store) stat(ctx context.Context, d digest.Digest) (int64, error) {
 	p, err := s.path(d)
 	if err != nil {
 		return 0, err
@@ -145,7 +183,12 @@ func (s *Store) ModTime(ctx context.Context, d digest.Digest) (time.Time, error)
 
 // Open returns the blob d as an *os.File and its size, or an error wrapping
 // layerstore.ErrNotFound. The caller closes it.
-func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+func (s *Store) Open(ctx context.Context, d digest.Digest) (rc io.ReadSeekCloser, n int64, err error) {
+	defer func(start time.Time) { s.observed("open", start, err) }(time.Now())
+	return s.open(ctx, d)
+}
+
+func (s *Store) open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	p, err := s.path(d)
 	if err != nil {
 		return nil, 0, err
@@ -178,6 +221,11 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 // nothing is left behind. Concurrent Puts of the same digest all succeed and
 // leave one correct file.
 func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (err error) {
+	defer func(start time.Time) { s.observed("put", start, err) }(time.Now())
+	return s.put(ctx, d, size, r)
+}
+
+func (s *Store) put(ctx context.Context, d digest.Digest, size int64, r io.Reader) (err error) {
 	final, err := s.path(d)
 	if err != nil {
 		return err

@@ -156,6 +156,37 @@ type options struct {
 	creds     *credentials.Credentials
 	partSize  uint64
 	transport http.RoundTripper
+	observe   func(op string, d time.Duration, err error)
+}
+
+// WithObserver calls observe after every request to the S3 endpoint (op:
+// the HTTP method, lower case; err: the transport's error, an unavailable
+// error for a 5xx answer, layerstore.ErrNotFound for 404), for metrics.
+// It must be quick.
+func WithObserver(observe func(op string, d time.Duration, err error)) Option {
+	return func(o *options) { o.observe = observe }
+}
+
+// observingTransport reports every round trip to an observer.
+type observingTransport struct {
+	next    http.RoundTripper
+	observe func(op string, d time.Duration, err error)
+}
+
+func (t observingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	result := err
+	switch {
+	case err != nil:
+		result = outage(err)
+	case resp.StatusCode == http.StatusNotFound:
+		result = layerstore.ErrNotFound
+	case resp.StatusCode >= 500:
+		result = layerstore.Unavailable(fmt.Errorf("s3: %s", resp.Status))
+	}
+	t.observe(strings.ToLower(req.Method), time.Since(start), result)
+	return resp, err
 }
 
 // WithCredentials uses these static credentials instead of the AWS
@@ -200,6 +231,15 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		if v, err := o.creds.Get(); err != nil || v.AccessKeyID == "" || v.SecretAccessKey == "" {
 			return nil, fmt.Errorf("opening blob store s3://%s: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", loc.bucket)
 		}
+	}
+	if o.observe != nil {
+		next := o.transport
+		if next == nil {
+			if next, err = minio.DefaultTransport(loc.secure); err != nil {
+				return nil, fmt.Errorf("opening blob store s3://%s: %w", loc.bucket, err)
+			}
+		}
+		o.transport = observingTransport{next: next, observe: o.observe}
 	}
 	client, err := minio.New(loc.host, &minio.Options{
 		Creds:        o.creds,
