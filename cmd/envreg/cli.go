@@ -224,7 +224,11 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 			errs = append(errs, fmt.Errorf("config %s: unknown setting %q (known: %s)", path, name, strings.Join(knownSettings(fs), ", ")))
 			continue
 		}
-		if err := fs.Set(name, fmt.Sprint(settings[name])); err != nil {
+		value := settings[name]
+		if value == nil {
+			value = "" // "key:" with nothing after it
+		}
+		if err := fs.Set(name, fmt.Sprint(value)); err != nil {
 			errs = append(errs, fmt.Errorf("config %s: %s: %w", path, name, err))
 		}
 	}

@@ -35,8 +35,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	sendfile := fs.String("sendfile", "auto", "how blob bodies are sent: auto (sendfile(2), but bodies over 2 MiB to loopback clients, e.g. a proxy on this host, are copied), always, or never")
 	budget := fs.Int("compose-budget", registry.DefaultBudget, "new compositions one client (TCP peer address) may cause per hour: a tag that resolves to an image not stored yet costs one, anything already stored nothing; beyond it 429 TOOMANYREQUESTS with Retry-After (0: unlimited)")
 	push := pushFlags(fs)
+	printCfg := fs.Bool("print-config", false, "print the effective configuration (defaults < --config file < ENVREG_* < flags) as YAML, credentials masked, and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := validateServe(fs); err != nil {
+		return err
+	}
+	if *printCfg {
+		return printConfig(env.stdout, fs)
 	}
 	sendfileMode, err := registry.ParseSendfileMode(*sendfile)
 	if err != nil {
