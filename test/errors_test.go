@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/envreg/envreg/internal/testservers"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // The regressions of issue 16's error model, against the real server.
@@ -84,21 +81,13 @@ func TestDotSegmentsAreNotRedirected(t *testing.T) {
 // code (the API's UNAVAILABLE) and Retry-After, and the message gives no
 // address away.
 func TestBackendDownIs503(t *testing.T) {
-	redisURL, stopRedis := testservers.RedisServer(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("down")}
-	for _, p := range fixtures.All() {
-		publishFixtureTo(t, storage, p)
-	}
-	s := startServerWith(t, filepath.Join(t.TempDir(), "local"), storage...)
+	rs := startRemoteStores(t, "down")
+	publishAllTo(t, rs.storage)
+	s := startServerWith(t, filepath.Join(t.TempDir(), "local"), rs.storage...)
 	if resp, body := s.get(t, "/v2/env/manifests/php-8.2", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("before the outage: %d %s", resp.StatusCode, body)
 	}
-	stopRedis()
+	rs.stopRedis()
 	// A replica serves its cached catalog for its maximum staleness (three
 	// poll intervals) after Redis went away; then every request says so.
 	deadline := time.Now().Add(10 * time.Second)

@@ -15,9 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/envreg/envreg/internal/testservers"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // TestStackServesOnlyItsOwn is the red team's first HIGH finding (issue
@@ -46,16 +43,8 @@ func TestStackServesOnlyItsOwn(t *testing.T) {
 		checkStackIsolation(t, startServer(t, data, authFlags...))
 	})
 	t.Run("redis+s3", func(t *testing.T) {
-		redisURL := testservers.Redis(t)
-		s3 := testservers.StartS3(t)
-		for _, kv := range s3.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
-		storage := []string{"--catalog", redisURL, "--blobs", s3.URL("isolation")}
-		for _, p := range fixtures.All() {
-			publishFixtureTo(t, storage, p)
-		}
+		storage := startRemoteStores(t, "isolation").storage
+		publishAllTo(t, storage)
 		// --data only for the replica's upload sessions (refused mounts start one).
 		local := filepath.Join(t.TempDir(), "local")
 		checkStackIsolation(t, startServerWith(t, local, append(append(storage, "--data", local), authFlags...)...))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/internal/testservers"
 	"github.com/envreg/envreg/test/fixtures"
 )
 
@@ -234,4 +235,34 @@ func (s *server) get(t *testing.T, path, accept string) (*http.Response, []byte)
 		t.Fatal(err)
 	}
 	return resp, buf.Bytes()
+}
+
+// remoteStores are a redis-server and an S3 server of the test's own, with
+// the storage flags that name them (the S3 credentials are set in the
+// environment, where envreg reads them).
+type remoteStores struct {
+	storage   []string
+	stopRedis func()
+	s3        *testservers.S3
+}
+
+// startRemoteStores starts them; prefix separates the blobs of tests that
+// share nothing anyway.
+func startRemoteStores(t *testing.T, prefix string) remoteStores {
+	t.Helper()
+	redisURL, stop := testservers.RedisServer(t)
+	s3 := testservers.StartS3(t)
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return remoteStores{storage: []string{"--catalog", redisURL, "--blobs", s3.URL(prefix)}, stopRedis: stop, s3: s3}
+}
+
+// publishAllTo publishes every fixture package into the stores storage names.
+func publishAllTo(t *testing.T, storage []string) {
+	t.Helper()
+	for _, p := range fixtures.All() {
+		publishFixtureTo(t, storage, p)
+	}
 }

@@ -6,9 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/envreg/envreg/internal/testservers"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // metricValue sums the samples of /metrics whose line starts with prefix
@@ -63,16 +60,8 @@ func TestBackendMetrics(t *testing.T) {
 		check(t, startServer(t, publishAll(t)), "fs")
 	})
 	t.Run("redis+s3", func(t *testing.T) {
-		redisURL := testservers.Redis(t)
-		s3 := testservers.StartS3(t)
-		for _, kv := range s3.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
-		storage := []string{"--catalog", redisURL, "--blobs", s3.URL("metrics")}
-		for _, p := range fixtures.All() {
-			publishFixtureTo(t, storage, p)
-		}
+		storage := startRemoteStores(t, "metrics").storage
+		publishAllTo(t, storage)
 		check(t, startServerWith(t, filepath.Join(t.TempDir(), "local"), storage...), "redis", "s3")
 	})
 }

@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/envreg/envreg/internal/testservers"
 	"github.com/envreg/envreg/test/fixtures"
 )
 
@@ -16,15 +14,9 @@ import (
 // the S3 server stops, and then redis-server, /readyz answers 503 naming
 // the failing part, while /healthz (liveness) stays 200 (issue 19, item 2).
 func TestReadiness(t *testing.T) {
-	redisURL, stopRedis := testservers.RedisServer(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("ready")}
-	publishFixtureTo(t, storage, fixtures.All()[0])
-	s := startServerWith(t, filepath.Join(t.TempDir(), "local"), storage...)
+	rs := startRemoteStores(t, "ready")
+	publishFixtureTo(t, rs.storage, fixtures.All()[0])
+	s := startServerWith(t, filepath.Join(t.TempDir(), "local"), rs.storage...)
 
 	type report struct {
 		Ready  bool              `json:"ready"`
@@ -69,13 +61,13 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("/readyz with everything up: %d %+v", code, r)
 	}
 	live()
-	s3.Stop()
+	rs.s3.Stop()
 	r := waitFor("blobs")
 	if r.Checks["catalog"] != "ok" {
 		t.Errorf("with only S3 down the catalog check says %q", r.Checks["catalog"])
 	}
 	live()
-	stopRedis()
+	rs.stopRedis()
 	waitFor("catalog")
 	live()
 }

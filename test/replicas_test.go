@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/envreg/envreg/internal/testservers"
 	"github.com/envreg/envreg/test/fixtures"
 )
 
@@ -20,16 +19,8 @@ import (
 // digests, and a version published through the shared stores is visible
 // on both within a second.
 func TestTwoReplicasOneTruth(t *testing.T) {
-	redisURL := testservers.Redis(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("replicas")}
-	for _, p := range fixtures.All() {
-		publishFixtureTo(t, storage, p)
-	}
+	storage := startRemoteStores(t, "replicas").storage
+	publishAllTo(t, storage)
 	// Neither replica has a data directory of its own: state is shared.
 	a := startServerWith(t, filepath.Join(t.TempDir(), "unused-a"), storage...)
 	b := startServerWith(t, filepath.Join(t.TempDir(), "unused-b"), storage...)
@@ -89,13 +80,7 @@ func TestMigrate(t *testing.T) {
 	pushedDigest, _ := pushedImg.Digest()
 	before.stop(t)
 
-	redisURL := testservers.Redis(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	storage := []string{"--catalog", redisURL, "--blobs", s3.URL("migrated")}
+	storage := startRemoteStores(t, "migrated").storage
 	out := envreg(t, append([]string{"migrate", "--data", data}, storage...)...)
 	if !strings.Contains(out, "verified") || !strings.Contains(out, "repositories: 1 (1 manifests, 2 tags)") {
 		t.Errorf("migrate output lacks the verification or the repository: %s", out)

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/envreg/envreg/internal/testservers"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // storeSize is what envreg verify counts in a store: documents, blobs and
@@ -86,16 +83,8 @@ func TestRetention(t *testing.T) {
 		checkRetention(t, storage, func() *server { return startServer(t, data) })
 	})
 	t.Run("redis+s3", func(t *testing.T) {
-		redisURL := testservers.Redis(t)
-		s3 := testservers.StartS3(t)
-		for _, kv := range s3.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
-		storage := []string{"--catalog", redisURL, "--blobs", s3.URL("retention")}
-		for _, p := range fixtures.All() {
-			publishFixtureTo(t, storage, p)
-		}
+		storage := startRemoteStores(t, "retention").storage
+		publishAllTo(t, storage)
 		unused := filepath.Join(t.TempDir(), "unused")
 		checkRetention(t, storage, func() *server { return startServerWith(t, unused, storage...) })
 	})

@@ -205,10 +205,7 @@ var apiCodes = map[errcode.Kind]ErrorCode{
 // authError is the API's form of a refused request: 401 with the
 // registry's challenge, or 403.
 func authError(a *registry.AuthError, err error) *Error {
-	detail := make([]map[string]any, 0, len(a.Access))
-	for _, x := range a.Access {
-		detail = append(detail, map[string]any{"type": x.Type, "name": x.Name, "action": strings.Join(x.Actions, ",")})
-	}
+	detail := a.Detail()
 	if a.Status != http.StatusUnauthorized {
 		return newError(CodeForbidden, a.Message, detail, err)
 	}

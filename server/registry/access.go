@@ -53,6 +53,16 @@ type AuthError struct {
 
 func (e *AuthError) Error() string { return e.Message }
 
+// Detail is what was refused, as the error detail both HTTP faces send:
+// one {type, name, action} per access.
+func (e *AuthError) Detail() []map[string]any {
+	detail := make([]map[string]any, 0, len(e.Access))
+	for _, a := range e.Access {
+		detail = append(detail, map[string]any{"type": a.Type, "name": a.Name, "action": strings.Join(a.Actions, ",")})
+	}
+	return detail
+}
+
 // AllowAll is the Authorizer of a registry without authentication: it
 // allows everything.
 type AllowAll struct{}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore/uploads"
@@ -167,10 +166,7 @@ var ociCodes = map[errcode.Kind]ErrorCode{
 // authError is the wire form of a refused request: 401 with its challenge,
 // or 403.
 func authError(a *AuthError, err error) *Error {
-	detail := make([]map[string]any, 0, len(a.Access))
-	for _, x := range a.Access {
-		detail = append(detail, map[string]any{"type": x.Type, "name": x.Name, "action": strings.Join(x.Actions, ",")})
-	}
+	detail := a.Detail()
 	if a.Status == http.StatusForbidden {
 		return &Error{ErrorCode: CodeDenied, Message: a.Message, Detail: detail, cause: err}
 	}
