@@ -198,6 +198,11 @@ func TestResolve(t *testing.T) {
 	if out.From != nil || out.Platforms[0].Download != nil {
 		t.Errorf("from %+v / download %+v without from", out.From, out.Platforms[0].Download)
 	}
+	for _, l := range out.Platforms[0].Layers {
+		if l.Download != nil {
+			t.Errorf("layer %s %s: download %v without from", l.Package, l.Version, *l.Download)
+		}
+	}
 
 	// The index is stored: pullable by digest, with the reported manifest,
 	// whose layers are the reported ones.
@@ -368,6 +373,9 @@ func TestResolveFrom(t *testing.T) {
 					if !oldLayers[l.Digest] {
 						want.Size += l.Size
 						want.Layers++
+					}
+					if l.Download == nil || *l.Download != !oldLayers[l.Digest] {
+						t.Errorf("%s: layer %s %s marked download %v, want %v", pr.Platform, l.Package, l.Version, l.Download, !oldLayers[l.Digest])
 					}
 				}
 				want.FromManifest = old.Platforms[i].Digest

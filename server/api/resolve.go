@@ -122,6 +122,10 @@ type LayerResult struct {
 	Digest    string `json:"digest"`
 	Size      int64  `json:"size"`
 	MediaType string `json:"mediaType"`
+	// Download is present with "from": true for the layers the platform's
+	// Download counts (a node that has the from image fetches them),
+	// false for those it already has.
+	Download *bool `json:"download,omitempty"`
 }
 
 // Download is what changes on the wire between the from image and the new
@@ -618,7 +622,8 @@ func canonicalTag(snap *catalog.Snapshot, st catalog.Stack, res *resolver.Resolu
 	return tag, ""
 }
 
-// download computes what a node with the from image fetches on p.
+// download computes what a node with the from image fetches on p, and
+// marks each of layers as fetched or not.
 func (a *API) download(ctx context.Context, from *fromImage, p catalog.Platform, layers []LayerResult) (*Download, error) {
 	have := map[string]bool{}
 	d := &Download{}
@@ -636,12 +641,14 @@ func (a *API) download(ctx context.Context, from *fromImage, p catalog.Platform,
 			have[l.Digest.String()] = true
 		}
 	}
-	for _, l := range layers {
-		if !have[l.Digest] {
+	for i, l := range layers {
+		fetch := !have[l.Digest]
+		if fetch {
 			have[l.Digest] = true // a blob is fetched once
 			d.Size += l.Size
 			d.Layers++
 		}
+		layers[i].Download = &fetch
 	}
 	return d, nil
 }
