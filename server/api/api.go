@@ -114,9 +114,11 @@ func pageAccess(r *http.Request) ([]registry.Access, bool) {
 
 // Register mounts the API under Prefix on r, as a subrouter with its own
 // JSON 404 and 405 answers, so that nothing under /api/v1 ever answers with
-// the registry's OCI error body, and the catalog page at "/".
+// the registry's OCI error body, and the catalog pages: "/" and
+// "/packages/{name}".
 func (a *API) Register(r *mux.Router) {
 	r.Handle("/", a.guard(a.page, pageAccess, pageView)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/packages/{name}", a.guard(a.packagePage, readCatalog, onlyViews)).Methods(http.MethodGet, http.MethodHead)
 	sub := r.PathPrefix(Prefix).Subrouter()
 	var (
 		paths   []string
@@ -177,6 +179,9 @@ func (a *API) guard(h func(http.ResponseWriter, *http.Request) error, n need, vi
 // pageView reports whether a request of the catalog page only views it:
 // it sends no requirements, so it stores nothing.
 func pageView(r *http.Request) bool { return !r.URL.Query().Has("requirements") }
+
+// onlyViews: a package page stores nothing, whatever it is sent.
+func onlyViews(*http.Request) bool { return true }
 
 // ServeHTTP serves the API alone on a router of its own (tests, embedding).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }

@@ -110,6 +110,8 @@ func TestAuthorizedAPI(t *testing.T) {
 		{"packages, bob (catalog: every user)", "GET", "/api/v1/packages/php", basic("bob"), want{status: 200}},
 		{"openapi, bob", "GET", "/api/v1/openapi.yaml", basic("bob"), want{status: 200}},
 		{"page resolve, alice", "GET", "/?stack=env&requirements=php", basic("alice"), want{status: 200}},
+		{"package page, bob (catalog: every user)", "GET", "/packages/php", basic("bob"), want{status: 200}},
+		{"package page, anonymous", "GET", "/packages/php", "", want{status: 401, code: "UNAUTHORIZED", challenge: `scope="registry:catalog:*"`}},
 		{"resolve, bob", "POST", "/api/v1/stacks/env/resolve", basic("bob"), want{status: 403, code: "FORBIDDEN",
 			message: `access denied: user "bob" may not pull repository "env"`}},
 		{"stack, bob", "GET", "/api/v1/stacks/env", basic("bob"), want{status: 403, code: "FORBIDDEN", message: `may not pull repository "env"`}},
@@ -204,7 +206,7 @@ func TestAuthorizedAPIAnonymous(t *testing.T) {
 		p.srv.Config.Handler.ServeHTTP(rec, req)
 		return rec
 	}
-	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/env", "/api/v1/packages/php", "/"} {
+	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/env", "/api/v1/packages/php", "/", "/packages/php"} {
 		if rec := send("GET", path, "", ""); rec.Code != 200 {
 			t.Errorf("GET %s anonymously from another host: %d\n%.300s", path, rec.Code, rec.Body)
 		}

@@ -165,14 +165,24 @@ func (a *API) getPackage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name := mux.Vars(r)["name"]
+	out, err := packageDetail(snap, mux.Vars(r)["name"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// packageDetail describes every version of the package name; an unknown
+// name is a *resolver.UnknownPackageError.
+func packageDetail(snap *catalog.Snapshot, name string) (PackageDetail, error) {
 	rels := snap.Releases(name)
 	if len(rels) == 0 {
 		e := &resolver.UnknownPackageError{Package: name}
 		if names := snap.Names(); len(names) <= 20 {
 			e.Known = names
 		}
-		return e
+		return PackageDetail{}, e
 	}
 	out := PackageDetail{Generation: snap.Generation, Name: name, Versions: make([]ReleaseInfo, len(rels))}
 	for i, rel := range rels {
@@ -193,6 +203,5 @@ func (a *API) getPackage(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Versions[i] = info
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
