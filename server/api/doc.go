@@ -48,7 +48,8 @@
 // io.envreg.package.<name> annotations are the versions running now. The answer lists every package that was upgraded, downgraded, added,
 // removed or rebuilt, and per platform the layer bytes a node that has the
 // from image must download: the layers of the new manifest whose digests
-// the from manifest of the same platform does not have.
+// the from manifest of the same platform does not have. Each layer says
+// whether it is one of them (layers[].download).
 //
 // "policy" (only with from; default "all") narrows each requirement whose
 // package from has, ANDed onto every "||" alternative of the range:
@@ -93,21 +94,29 @@
 // nothing to compose, too complex, too many layers, from not an envreg
 // index), 500 anything else, with no internal detail.
 //
-// # Catalog page
+// # Catalog pages
 //
-// GET / is a server-rendered page (html/template, page.html; no
-// JavaScript, no build step, a Content-Security-Policy without scripts):
-// stacks, packages, versions and platforms, and a GET form whose answer
-// shows the pinned reference, the docker pull line, the versions and the
-// platforms, or the explanation. It calls the same code as the resolve
-// route and is guarded the same way (see Access). It is not part of the
-// JSON API.
+// GET / is a server-rendered page (html/template: page.html, drawing.html,
+// layout.html; no JavaScript, no build step): stacks, packages, versions
+// and platforms, and a GET form whose answer shows the pinned reference,
+// the docker pull line, the versions and the platforms, or the
+// explanation, and draws each platform's image as a stack of its layers to
+// scale (drawing.go). The form also takes a platform, a previous pin (from)
+// and an update policy; with from, the drawing marks the layers a node
+// must download and the answer totals their bytes. GET /packages/{name}
+// (package.html) shows one package: versions newest first with yanked ones
+// marked, publish times, layer sizes per platform, requires, conflicts,
+// aliases, PATH, env and labels. The form calls the same code as the
+// resolve route and is guarded the same way (see Access). The pages are
+// not part of the JSON API. Their Content-Security-Policy allows no script
+// and no style but their one inline stylesheet (page.css), by its hash; the
+// drawings are SVG with presentation attributes, so they need neither.
 //
 // # Access
 //
 // With authentication configured (WithAuthorizer, the registry's auth.Auth)
 // the API uses the registry's users, tokens and ACL, from any host: the
-// catalog routes (stacks, packages, this document, the catalog page) need
+// catalog routes (stacks, packages, this document, the catalog pages) need
 // registry:catalog:*, reading or resolving against stack S needs
 // repository:S:pull, and a resolve "from" an image of another stack needs
 // pull on that stack too (the answer shows what the image runs). A resolve
@@ -126,6 +135,6 @@
 // rebinding names its own host), and not a web page of another origin
 // (Origin, Sec-Fetch-Site). The operator's browser is a loopback peer;
 // these checks keep the pages it shows from resolving (which stores) or
-// reading through it. Only viewing the catalog page is allowed from a link
-// on another site; its form is same-origin.
+// reading through it. Only viewing the catalog page and a package page is
+// allowed from a link on another site; the form is same-origin.
 package api

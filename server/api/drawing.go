@@ -17,7 +17,7 @@ import (
 // drawing.html: no style attribute and no script, so the page keeps its
 // strict Content-Security-Policy and draws the same without the stylesheet.
 // With "from", the layers a node must download are filled in one colour and
-// labelled "download", the others in grey and labelled "on the node": the
+// say "download" on the bar, the others are grey and say "on the node": the
 // words carry the meaning, the colour only repeats it.
 const (
 	stackHeight  = 360 // px for the largest image's layers drawn to scale
@@ -26,9 +26,9 @@ const (
 	barX         = 12
 	barWidth     = 150
 	labelX       = barX + barWidth + 12
-	drawWidth    = 460
-	padTop       = 24 // the "top" caption
-	padBottom    = 24 // the "bottom" caption
+	drawWidth    = 460 // the longest label of the fixtures fits with room to spare
+	padTop       = 24  // the "top" caption
+	padBottom    = 24  // the "bottom" caption
 )
 
 // Fills: without from, two blues alternate so that neighbours are told
@@ -66,7 +66,9 @@ type bar struct {
 	X, Y, W, H int
 	LabelY     int
 	Fill       string
-	Label      string
+	Label      string // "php 8.2.36 · 1.0 MiB", right of the bar
+	// Mark is written on the bar with from: "download" or "on the node".
+	Mark, MarkFill string
 	// Raised: drawn at minBarHeight, taller than the scale gives.
 	Raised bool
 	// Compared: the result has "from"; Fetch is then the layer's
@@ -98,10 +100,26 @@ func drawings(res *ResolveResponse) ([]drawing, scale) {
 		sc.Floor = int64(math.Ceil(sc.BytesPerPixel * minBarHeight))
 	}
 	out := make([]drawing, len(res.Platforms))
+	tallest := 0
 	for i, p := range res.Platforms {
 		out[i] = layout(p, res.From != nil, sc)
+		tallest = max(tallest, out[i].Height)
+	}
+	for i := range out {
+		out[i].lower(tallest - out[i].Height) // the bases side by side line up
 	}
 	return out, sc
+}
+
+// lower moves the stack and its bottom caption down by px, making the
+// drawing as much taller.
+func (d *drawing) lower(px int) {
+	for i := range d.Bars {
+		d.Bars[i].Y += px
+		d.Bars[i].LabelY += px
+	}
+	d.Height += px
+	d.BottomY += px
 }
 
 // layout places p's bars from the bottom up.
@@ -119,7 +137,8 @@ func layout(p PlatformResult, compared bool, sc scale) drawing {
 		if b.H < minBarHeight {
 			b.H, b.Raised = minBarHeight, true
 		}
-		b.Fill, b.Label = barLook(b, i)
+		b.Label = fmt.Sprintf("%s %s · %s", b.Package, b.Version, humanSize(b.Size))
+		b.Fill, b.Mark, b.MarkFill = barLook(b, i)
 		d.Bars[i] = b
 		stacked += b.H
 	}
@@ -138,18 +157,17 @@ func layout(p PlatformResult, compared bool, sc scale) drawing {
 	return d
 }
 
-// barLook is a bar's fill and label.
-func barLook(b bar, i int) (fill, label string) {
-	label = fmt.Sprintf("%s %s · %s", b.Package, b.Version, humanSize(b.Size))
+// barLook is a bar's fill and, with from, what is written on it.
+func barLook(b bar, i int) (fill, mark, markFill string) {
 	switch {
 	case !b.Compared && i%2 == 0:
-		return fillEven, label
+		return fillEven, "", ""
 	case !b.Compared:
-		return fillOdd, label
+		return fillOdd, "", ""
 	case b.Fetch:
-		return fillDownload, label + " · download"
+		return fillDownload, "download", "#ffffff"
 	default:
-		return fillPresent, label + " · on the node"
+		return fillPresent, "on the node", "#343a40"
 	}
 }
 

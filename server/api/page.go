@@ -42,6 +42,7 @@ var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"stylesheet":   func() template.CSS { return template.CSS(pageCSS) },
 	"barX":         func() int { return barX },
 	"labelX":       func() int { return labelX },
+	"markX":        func() int { return barX + barWidth/2 },
 	"fillDownload": func() string { return fillDownload },
 	"fillPresent":  func() string { return fillPresent },
 }).ParseFS(pageFiles, "*.html"))

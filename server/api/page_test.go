@@ -177,6 +177,7 @@ type svgStack struct {
 			Height int    `xml:"height,attr"`
 			Fill   string `xml:"fill,attr"`
 		} `xml:"rect"`
+		Mark string `xml:"text"` // on the bar, with from
 		Link struct {
 			Href string `xml:"href,attr"`
 			Text string `xml:"text"`
@@ -244,7 +245,7 @@ func checkStack(t *testing.T, f figure, pr api.PlatformResult, largest int64) {
 			t.Errorf("%s bar %d: %d %s %s %d, want layer %+v", f.platform, i, g.N, g.Package, g.Version, g.Size, l)
 		}
 		size := api.HumanSize(l.Size)
-		if !strings.HasPrefix(g.Link.Text, l.Package+" "+l.Version+" · "+size) || g.Link.Href != "/packages/"+l.Package {
+		if g.Link.Text != l.Package+" "+l.Version+" · "+size || g.Link.Href != "/packages/"+l.Package {
 			t.Errorf("%s bar %d: label %q linking %q", f.platform, i, g.Link.Text, g.Link.Href)
 		}
 		if !strings.Contains(s.Desc.Text, fmt.Sprintf("%d. %s %s, %s", i+1, l.Package, l.Version, size)) || !strings.Contains(g.Title, l.Digest) {
@@ -266,13 +267,15 @@ func checkStack(t *testing.T, f figure, pr api.PlatformResult, largest int64) {
 		want := ""
 		if l.Download != nil {
 			want = strconv.FormatBool(*l.Download)
-			suffix, fill := " · on the node", api.FillPresent
+			mark, fill := "on the node", api.FillPresent
 			if *l.Download {
-				suffix, fill = " · download", api.FillDownload
+				mark, fill = "download", api.FillDownload
 			}
-			if !strings.HasSuffix(g.Link.Text, suffix) || g.Rect.Fill != fill {
-				t.Errorf("%s bar %d (%s, download %v): label %q, fill %s", f.platform, i, l.Package, *l.Download, g.Link.Text, g.Rect.Fill)
+			if g.Mark != mark || g.Rect.Fill != fill {
+				t.Errorf("%s bar %d (%s, download %v): says %q, fill %s", f.platform, i, l.Package, *l.Download, g.Mark, g.Rect.Fill)
 			}
+		} else if g.Mark != "" {
+			t.Errorf("%s bar %d (%s) says %q without from", f.platform, i, l.Package, g.Mark)
 		}
 		if g.Download != want {
 			t.Errorf("%s bar %d (%s): download %q, want %q", f.platform, i, l.Package, g.Download, want)
@@ -318,6 +321,11 @@ func TestPageDrawing(t *testing.T) {
 	}
 	for i, f := range figs {
 		checkStack(t, f, want.Platforms[i], largestImage(want))
+	}
+	// Side by side, the bases line up.
+	if a, b := figs[0].svg, figs[1].svg; a.Height != b.Height || a.Layers[0].Rect.Y+a.Layers[0].Rect.Height != b.Layers[0].Rect.Y+b.Layers[0].Rect.Height {
+		t.Errorf("the drawings' bottoms differ: %d px high, base at %d+%d; %d px high, base at %d+%d",
+			a.Height, a.Layers[0].Rect.Y, a.Layers[0].Rect.Height, b.Height, b.Layers[0].Rect.Y, b.Layers[0].Rect.Height)
 	}
 	if !strings.Contains(body, `id="legend"`) || !strings.Contains(body, fmt.Sprintf("at least %d px high", api.MinBarHeight)) {
 		t.Errorf("no legend stating the minimum height\n%s", body)
