@@ -104,6 +104,13 @@ func TestCatalogPageInChromium(t *testing.T) {
 	checkStrictPage(t, s, b, "")
 	shot := b.screenshot(t, "catalog-page.png")
 	checkColors(t, shot, "catalog page", [3]uint8{0xe8, 0x59, 0x0c}, [3]uint8{0xce, 0xd4, 0xda})
+	// Without the stylesheet the drawings are the same: SVG attributes
+	// carry the geometry, the fills and the words.
+	b.eval(t, "document.querySelector('style').remove(); 'ok'")
+	if w := b.eval(t, "getComputedStyle(document.body).maxWidth"); w != "none" {
+		t.Fatalf("the stylesheet is still applied (body max-width %s)", w)
+	}
+	checkDrawings(t, b, want)
 
 	// The package page, through the catalog's link, with a version yanked
 	// while the registry serves.
