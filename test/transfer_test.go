@@ -18,11 +18,12 @@ func blobBytesServed(t *testing.T, s *server) int64 {
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), `envreg_http_response_bytes_total{route="blob"} `); ok {
-			n, err := strconv.ParseInt(rest, 10, 64)
+			// The exposition writes counters as floats ("3.01112434e+08").
+			n, err := strconv.ParseFloat(rest, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return n
+			return int64(n)
 		}
 	}
 	return 0
