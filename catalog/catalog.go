@@ -2,6 +2,10 @@
 // layers they ship per platform, stacks (the virtual repositories clients
 // pull from), and immutable snapshots of the whole catalog at one generation.
 //
+// ReleaseSpec is a release as people write it (publish flags, recipe
+// YAML, push labels); its Release method is the one validation all of
+// them go through, and ValidationError lists what it found.
+//
 // It also defines the storage ports the rest of the program depends on
 // (Reader, Publisher, Documents, Store). Backends live in sub-packages
 // (fsstore, redisstore) and are chosen by cmd/envreg. This package

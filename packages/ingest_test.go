@@ -251,7 +251,7 @@ func TestIngestRefusesHostileEnvLabels(t *testing.T) {
 				}
 				return
 			}
-			var ve *packages.ValidationError
+			var ve *catalog.ValidationError
 			if !errors.As(err, &ve) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%s=%q: %v, want a *ValidationError mentioning %q", c.key, c.value, err, c.want)
 			}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
 )
 
@@ -283,7 +284,7 @@ func TestPublishRefusesHostileTar(t *testing.T) {
 			if err := os.WriteFile(file, tc.in(t), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Tar: file})
+			_, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Tar: file})
 			checkRefused(t, err, tc.rule, tc.path)
 			if !strings.Contains(err.Error(), file) {
 				t.Errorf("error %q does not name the input file", err)
@@ -480,7 +481,7 @@ func TestBuildLayerFromDirRefusesHostileTrees(t *testing.T) {
 
 			pub, blobs, cat := newPublisher(t)
 			pub.Policy = tc.pol
-			_, err = pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Dir: dir})
+			_, err = pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Dir: dir})
 			checkRefused(t, err, tc.rule, tc.path)
 			checkNothingStored(t, pub, blobs, cat)
 		})

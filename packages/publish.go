@@ -80,7 +80,7 @@ type target struct {
 // Publishing the same content again succeeds and changes nothing. Different
 // content or metadata for an existing name, version and platform fails with
 // an error wrapping catalog.ErrExists unless in.Force is set. An invalid
-// input fails with a *ValidationError before anything is built or stored.
+// input fails with a *catalog.ValidationError before anything is built or stored.
 // The returned release's Published is the time of this call; the catalog
 // keeps the time of the first publish.
 func (p *Publisher) Publish(ctx context.Context, in Input) (catalog.Release, error) {

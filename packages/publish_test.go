@@ -36,15 +36,17 @@ func phpTree(t *testing.T, marker string) string {
 
 func phpInput(dir string) packages.Input {
 	return packages.Input{
-		Name:      "php",
-		Version:   "8.2.36",
-		Platform:  amd64,
-		Dir:       dir,
-		Path:      []string{"/usr/local/php/bin"},
-		Env:       map[string]string{"PHP_INI_DIR": "/usr/local/etc/php"},
-		Requires:  []string{"zlib", "base ^12"},
-		Conflicts: []string{"php5"},
-		Labels:    map[string]string{"org.example.note": "hi"},
+		ReleaseSpec: catalog.ReleaseSpec{
+			Name:      "php",
+			Version:   "8.2.36",
+			Path:      []string{"/usr/local/php/bin"},
+			Env:       map[string]string{"PHP_INI_DIR": "/usr/local/etc/php"},
+			Requires:  []string{"zlib", "base ^12"},
+			Conflicts: []string{"php5"},
+			Labels:    map[string]string{"org.example.note": "hi"},
+		},
+		Platform: amd64,
+		Dir:      dir,
 	}
 }
 
@@ -131,7 +133,7 @@ func TestPublishFromTarMatchesDir(t *testing.T) {
 	pub.Policy = allowSetuid // testTree has a setuid file
 	dir := t.TempDir()
 	writeDisk(t, dir, testTree)
-	fromDir, err := pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Dir: dir})
+	fromDir, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestPublishFromTarMatchesDir(t *testing.T) {
 	if err := os.WriteFile(tarFile, messyTar(t, testTreeTar(), true), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fromTar, err := pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Tar: tarFile})
+	fromTar, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Tar: tarFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +240,7 @@ func TestPublishReportsAllProblems(t *testing.T) {
 	in := phpInput(phpTree(t, "a"))
 	in.Version, in.Path = "8.2", []string{"bin"}
 	_, err := pub.Publish(t.Context(), in)
-	var ve *packages.ValidationError
+	var ve *catalog.ValidationError
 	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
 		t.Fatalf("err = %v, want a *ValidationError with 2 problems", err)
 	}
@@ -251,7 +253,7 @@ func TestPublishLeavesNoTemporaryFiles(t *testing.T) {
 	if err := os.WriteFile(tarFile, messyTar(t, testTreeTar(), false), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pub.Publish(t.Context(), packages.Input{Name: "x", Version: "1.0.0", Platform: amd64, Tar: tarFile}); err != nil {
+	if _, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Tar: tarFile}); err != nil {
 		t.Fatal(err)
 	}
 	left, err := os.ReadDir(pub.TempDir)

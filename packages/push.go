@@ -246,7 +246,7 @@ type Ingestor struct {
 // Ingest checks p and registers it as a package version: the labels, the
 // platforms (known, not repeated), exactly one gzip layer per image whose
 // content passes Policy.InspectLayer and whose diffID is the config's.
-// Anything wrong is refused with a *ValidationError (or a *RefusedError
+// Anything wrong is refused with a *catalog.ValidationError (or a *RefusedError
 // for a hostile layer) and nothing is registered. Pushing the same content
 // again succeeds; different content for an existing version fails with an
 // error wrapping catalog.ErrExists.
@@ -288,8 +288,8 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	if pl.Version != "" && pl.Version != p.Version {
 		add("label %s: %q, but the tag is %q", LabelVersion, pl.Version, p.Version)
 	}
-	rel, mp := metadata{name: p.Name, version: p.Version, path: pl.Path, env: pl.Env, labels: pl.Labels,
-		requires: pl.Requires, conflicts: pl.Conflicts}.release()
+	rel, mp := catalog.ReleaseSpec{Name: p.Name, Version: p.Version, Path: pl.Path, Env: pl.Env, Labels: pl.Labels,
+		Requires: pl.Requires, Conflicts: pl.Conflicts}.Release()
 	rel.Aliases = pl.Aliases
 	for _, m := range mp {
 		problems = append(problems, "package "+m)
@@ -303,7 +303,7 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	aliasProblems := in.checkAliases(ctx, p.Name, pl.Aliases)
 	problems = append(problems, aliasProblems...)
 	if len(problems) > 0 {
-		return catalog.Release{}, &ValidationError{Problems: problems}
+		return catalog.Release{}, &catalog.ValidationError{Problems: problems}
 	}
 
 	// The layers' content, one at a time (each is read once, streaming),
@@ -323,7 +323,7 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 	rel.Published = in.now()
 	rel.Canonicalize()
 	if err := rel.Validate(); err != nil {
-		return catalog.Release{}, &ValidationError{Problems: []string{err.Error()}}
+		return catalog.Release{}, &catalog.ValidationError{Problems: []string{err.Error()}}
 	}
 	if err := in.Catalog.Publish(ctx, rel, catalog.PublishOptions{}); err != nil {
 		return catalog.Release{}, fmt.Errorf("recording release in catalog: %w", err)
@@ -400,7 +400,7 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 	}
 	defer rc.Close()
 	if size != desc.Size {
-		return catalog.Layer{}, &ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
+		return catalog.Layer{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
 	}
 	dg := desc.Digest.Algorithm().Digester()
 	diffID, files, err := in.policy().InspectLayer(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
@@ -411,7 +411,7 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 		return catalog.Layer{}, fmt.Errorf("layer %s: stored content has digest %s", desc.Digest, got)
 	}
 	if want := img.Config.RootFS.DiffIDs[0]; diffID != want {
-		return catalog.Layer{}, &ValidationError{Problems: []string{fmt.Sprintf(
+		return catalog.Layer{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf(
 			"layer %s: its uncompressed content has digest %s, but the config's diff_ids[0] is %s", desc.Digest, diffID, want)}}
 	}
 	return catalog.Layer{

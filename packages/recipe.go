@@ -142,9 +142,9 @@ func (s Source) staticDir() string {
 }
 
 // Validate checks every field and reports all problems at once as a
-// *ValidationError, wrapped with the recipe's file name.
+// *catalog.ValidationError, wrapped with the recipe's file name.
 func (rc Recipe) Validate() error {
-	_, problems := rc.metadata().release()
+	_, problems := rc.metadata().Release()
 	if rc.effectiveVersion() == "" && rc.Source.Debian != nil {
 		problems = slices.DeleteFunc(problems, func(p string) bool { return strings.HasPrefix(p, "version:") })
 		problems = append(problems, "version: missing; give one, or pin the first source.debian package (name=version) to derive it")
@@ -183,7 +183,7 @@ func (rc Recipe) Validate() error {
 		problems = append(problems, "source: set only one of source.dir, source.tar, source.debian")
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("recipe %s: %w", rc.where(), &ValidationError{Problems: problems})
+		return fmt.Errorf("recipe %s: %w", rc.where(), &catalog.ValidationError{Problems: problems})
 	}
 	return nil
 }
@@ -206,10 +206,10 @@ func (rc Recipe) effectiveVersion() string {
 	return rc.Version
 }
 
-func (rc Recipe) metadata() metadata {
-	return metadata{
-		name: rc.Name, version: rc.effectiveVersion(), path: rc.Path, env: rc.Env, labels: rc.Labels,
-		requires: rc.Requires, conflicts: rc.Conflicts,
+func (rc Recipe) metadata() catalog.ReleaseSpec {
+	return catalog.ReleaseSpec{
+		Name: rc.Name, Version: rc.effectiveVersion(), Path: rc.Path, Env: rc.Env, Labels: rc.Labels,
+		Requires: rc.Requires, Conflicts: rc.Conflicts,
 	}
 }
 
@@ -448,7 +448,7 @@ func (p *Publisher) PublishRecipe(ctx context.Context, rc Recipe, baseDir string
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	release, _ := rc.metadata().release()
+	release, _ := rc.metadata().Release()
 	if rc.Source.Debian != nil {
 		rels, err := p.publishDebian(ctx, rc, release, force)
 		if err != nil {

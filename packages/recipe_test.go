@@ -238,7 +238,7 @@ func TestPublishRecipeInvalid(t *testing.T) {
 	pub, blobs, cat := newPublisher(t)
 	rc := packages.Recipe{Name: "php", Version: "8.2", Platforms: []string{"linux/amd64"}, Source: packages.Source{Dir: "x"}}
 	_, err := pub.PublishRecipe(t.Context(), rc, t.TempDir(), false)
-	var ve *packages.ValidationError
+	var ve *catalog.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("err = %v, want a *ValidationError", err)
 	}

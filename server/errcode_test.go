@@ -61,7 +61,7 @@ func TestOneErrorTable(t *testing.T) {
 			errcode.KindUnknownPackage, "MANIFEST_UNKNOWN", "PACKAGE_UNKNOWN", 404, 404, ""},
 		{"tag", &resolver.TagError{Tag: "a__b", Reason: "empty component"},
 			errcode.KindInvalidTag, "MANIFEST_UNKNOWN", "BAD_REQUEST", 404, 400, `{"reason":"empty component","tag":"a__b"}`},
-		{"package metadata", &packages.ValidationError{Problems: []string{"name: invalid"}},
+		{"package metadata", &catalog.ValidationError{Problems: []string{"name: invalid"}},
 			errcode.KindPackageInvalid, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, `{"problems":["name: invalid"]}`},
 		{"layer refused", fmt.Errorf("ingesting: %w", &packages.RefusedError{Path: "usr/bin/x", Rule: "setuid"}),
 			errcode.KindLayerRefused, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, `{"entry":"usr/bin/x","rule":"setuid"}`},

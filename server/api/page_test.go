@@ -394,7 +394,8 @@ func TestPageDrawingToScale(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "opt/data/blob"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.pub.Publish(t.Context(), packages.Input{Name: "data", Version: "1.0.0", Platform: plat, Dir: dir, Requires: []string{"base *"}}); err != nil {
+		if _, err := p.pub.Publish(t.Context(), packages.Input{
+			ReleaseSpec: catalog.ReleaseSpec{Name: "data", Version: "1.0.0", Requires: []string{"base *"}}, Platform: plat, Dir: dir}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -64,8 +64,9 @@ func (p *published) publishOne(tb testing.TB, name, version string, plat catalog
 	if err := fixtures.WriteTree(dir, pkg, plat); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := p.pub.Publish(tb.Context(), packages.Input{Name: name, Version: version, Platform: plat, Dir: dir,
-		Path: pkg.Path, Requires: pkg.Requires}); err != nil {
+	if _, err := p.pub.Publish(tb.Context(), packages.Input{
+		ReleaseSpec: catalog.ReleaseSpec{Name: name, Version: version, Path: pkg.Path, Requires: pkg.Requires},
+		Platform:    plat, Dir: dir}); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -43,7 +43,7 @@ const (
 	KindTooComplex     Kind = "too_complex"     // resolver.ErrTooComplex
 	KindUnknownPackage Kind = "unknown_package" // *resolver.UnknownPackageError, resolver.ErrUnknownPackage
 	KindInvalidTag     Kind = "invalid_tag"     // *resolver.TagError
-	KindPackageInvalid Kind = "package_invalid" // *packages.ValidationError: a package's metadata
+	KindPackageInvalid Kind = "package_invalid" // *catalog.ValidationError: a package's metadata
 	KindLayerRefused   Kind = "layer_refused"   // packages.ErrRefused: a layer's content
 	KindExists         Kind = "exists"          // catalog.ErrExists
 	KindBlobUnknown    Kind = "blob_unknown"    // layerstore.ErrNotFound
@@ -121,7 +121,7 @@ var table = []func(error) (Fact, bool){
 	as(KindInvalidTag, func(e *resolver.TagError) map[string]any {
 		return map[string]any{"tag": e.Tag, "reason": e.Reason}
 	}),
-	as(KindPackageInvalid, func(e *packages.ValidationError) map[string]any {
+	as(KindPackageInvalid, func(e *catalog.ValidationError) map[string]any {
 		return map[string]any{"problems": nonNil(e.Problems)}
 	}),
 	as(KindLayerRefused, func(e *packages.RefusedError) map[string]any {

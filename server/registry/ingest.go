@@ -31,7 +31,7 @@ func (reg *Registry) ingestPackage(r *http.Request, repo, pkg string, tags []str
 		return nil
 	}
 	if len(tags) > 1 {
-		return &packages.ValidationError{Problems: []string{fmt.Sprintf(
+		return &catalog.ValidationError{Problems: []string{fmt.Sprintf(
 			"tags: a push to %s registers one version; got tags %v", repo, tags)}}
 	}
 	ctx := r.Context()
@@ -52,7 +52,7 @@ func (reg *Registry) ingestPackage(r *http.Request, repo, pkg string, tags []str
 			}
 			child, _, err := ParseManifest(rec.MediaType, doc.Data)
 			if err != nil || child.Config == nil {
-				return &packages.ValidationError{Problems: []string{fmt.Sprintf(
+				return &catalog.ValidationError{Problems: []string{fmt.Sprintf(
 					"manifests[%d]: %s is not an image manifest", i, desc.Digest)}}
 			}
 			img, err := reg.pushedImage(r, child, desc.Platform)
@@ -100,7 +100,7 @@ func (reg *Registry) readConfig(r *http.Request, d digest.Digest) (ocispec.Image
 	}
 	defer rc.Close()
 	if size > maxConfigSize {
-		return ocispec.Image{}, &packages.ValidationError{Problems: []string{fmt.Sprintf(
+		return ocispec.Image{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf(
 			"config %s: %d bytes is more than the %d bytes allowed", d, size, maxConfigSize)}}
 	}
 	data, err := io.ReadAll(io.LimitReader(rc, maxConfigSize))
@@ -112,7 +112,7 @@ func (reg *Registry) readConfig(r *http.Request, d digest.Digest) (ocispec.Image
 		var syntax *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &syntax) || errors.As(err, &typ) {
-			return ocispec.Image{}, &packages.ValidationError{Problems: []string{fmt.Sprintf(
+			return ocispec.Image{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf(
 				"config %s is not an image config: %v", d, err)}}
 		}
 		return ocispec.Image{}, err
