@@ -8,51 +8,10 @@
 // layer are apt's, see below), does not synthesize images (package
 // manifestgen does), and does not choose storage backends (cmd/envreg does;
 // this package sees only the layerstore.Writer and catalog.Publisher ports).
-//
-// # Reproducible layers
-//
-// The same tree must give the same layer digest on every machine and every
-// run, otherwise republishing an unchanged package would fail with
-// catalog.ErrExists and every image that contains it would change digest.
-// BuildLayer, BuildLayerFromDir and NormalizeTar therefore write one
-// canonical form, whatever the source:
-//
-//   - Entries are sorted in tree order: paths are compared component by
-//     component, so a parent always precedes its children and "usr/local/bin"
-//     precedes "usr/local-note". The root directory itself is not an entry
-//     (its mode, often 0700 for a temporary directory, must not replace the
-//     mode of / in the image).
-//   - Every entry has mtime 0 (the Unix epoch), uid and gid 0, and empty user
-//     and group names; no atime, ctime, xattrs or ACLs are recorded.
-//   - Modes keep the permission bits and setuid, setgid and sticky
-//     (mode & 07777); symbolic links always have mode 0777. Whether a
-//     setuid or setgid file may be in a layer at all is the Policy's
-//     decision (refused by default for tar and directory input; see
-//     Policy, which also lists what every layer refuses and the limits).
-//   - Only directories, regular files and symbolic links are allowed.
-//     Devices, FIFOs and sockets are refused with an *UnsupportedFileError
-//     naming the path. Hard links become independent regular files, so a tar
-//     and a directory holding the same tree give the same layer. OCI whiteout
-//     files (".wh.*") are refused: a package layer must never delete files
-//     that other packages (or base) put in the image.
-//   - Headers are USTAR, and PAX only for an entry that USTAR cannot express
-//     (long or non-ASCII names, large sizes): tar.FormatPAX in archive/tar
-//     means exactly that.
-//   - Compression is compress/gzip at gzip.DefaultCompression with an empty
-//     header (no name, no comment, mtime 0). The diffID (digest of the
-//     uncompressed tar) depends only on the tree; the blob digest also
-//     depends on the Go compressor, which has been stable for years. The
-//     golden digests in build_test.go fail if a toolchain upgrade changes it,
-//     which would make republishing unchanged packages fail with ErrExists.
-//
-// For example the tree
-//
-//	usr/local/bin/php      (0755, 12 bytes)
-//	usr/local-note         (0644)
-//	etc/                   (0755)
-//
-// becomes the entries etc/, usr/ (0755, synthesized when a tar source omits
-// it), usr/local/, usr/local/bin/, usr/local/bin/php, usr/local-note.
+// The layers themselves, their canonical form and what they may hold, are
+// package layer's; packages pushed to the registry are package ingest's.
+// Neither imports this package, so the registry does not link recipes or
+// apt.
 //
 // # Publishing order
 //
@@ -66,7 +25,7 @@
 // platforms, so readers see all of its platforms or none.
 //
 // Layers of one recipe's platforms are built concurrently (up to
-// GOMAXPROCS); each layer's file list (LayerFiles) is recorded in
+// GOMAXPROCS); each layer's file list (layer.Files) is recorded in
 // catalog.Layer.Files for the resolver's overlap check.
 //
 // # Debian packages
@@ -96,8 +55,8 @@
 //     (what update-ca-certificates would have done), and adds the recipe's
 //     symlinks and files (what other maintainer scripts would have done:
 //     alternatives such as /usr/bin/php -> php8.2, enabled PHP modules);
-//  4. builds the layer in the canonical form above, so the same .debs give
-//     the same digest, and publishes like any recipe.
+//  4. builds the layer in package layer's canonical form, so the same
+//     .debs give the same digest, and publishes like any recipe.
 //
 // Paths stay as the .debs have them (/bin, /lib and /lib64 are directories,
 // not usr-merge symlinks): a layer directory entry would replace a

@@ -23,6 +23,8 @@ import (
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
+	"github.com/envreg/envreg/packages/layer/layertest"
 )
 
 // ingestStores are the real embedded stores an Ingestor reads and writes.
@@ -97,19 +99,19 @@ func emptyFiles(t *testing.T, n int) []byte {
 // publishing allows (test/hostile_push_test.go pushes that many to the
 // real server).
 func TestIngestEntryLimit(t *testing.T) {
-	if packages.DefaultMaxPushEntries >= packages.DefaultMaxEntries {
-		t.Fatalf("the push limit %d is not below the publish limit %d", packages.DefaultMaxPushEntries, packages.DefaultMaxEntries)
+	if packages.DefaultMaxPushEntries >= layer.DefaultMaxEntries {
+		t.Fatalf("the push limit %d is not below the publish limit %d", packages.DefaultMaxPushEntries, layer.DefaultMaxEntries)
 	}
 	if got := packages.IngestorPolicy(&packages.Ingestor{}).MaxEntries; got != packages.DefaultMaxPushEntries {
 		t.Fatalf("the zero Ingestor allows %d entries, want %d", got, packages.DefaultMaxPushEntries)
 	}
 	st := newIngestStores(t)
 	p := st.push(t, "many", "1.0.0", emptyFiles(t, 100)) // and their directory f: 101 entries
-	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat, Policy: packages.Policy{MaxEntries: 100}}
+	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat, Policy: layer.Policy{MaxEntries: 100}}
 	_, err := in.Ingest(t.Context(), p)
-	var re *packages.RefusedError
+	var re *layer.RefusedError
 	const want = "f/99: more than 100 entries; the limit is 100"
-	if !errors.As(err, &re) || re.Rule != packages.RuleEntries || re.Path != "f/99" || !strings.Contains(err.Error(), want) {
+	if !errors.As(err, &re) || re.Rule != layer.RuleEntries || re.Path != "f/99" || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err %v, want a refusal %q", err, want)
 	}
 	snap, err := st.cat.Snapshot(t.Context())
@@ -162,9 +164,9 @@ func TestIngestorBoundsConcurrentIngestions(t *testing.T) {
 	blobs := &gatedBlobs{Reader: st.blobs, opened: make(chan string, 3), gate: make(chan struct{})}
 	log := waitLog{msgs: make(chan string, 10)}
 	in := &packages.Ingestor{Blobs: blobs, Catalog: st.cat, MaxIngestions: 1, Log: slog.New(log)}
-	a := st.push(t, "a", "1.0.0", pushedTar(t, tarEnt{name: "opt/a", mode: 0o644, typ: tar.TypeReg, content: "a"}))
-	b := st.push(t, "b", "1.0.0", pushedTar(t, tarEnt{name: "opt/b", mode: 0o644, typ: tar.TypeReg, content: "b"}))
-	c := st.push(t, "c", "1.0.0", pushedTar(t, tarEnt{name: "opt/c", mode: 0o644, typ: tar.TypeReg, content: "c"}))
+	a := st.push(t, "a", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/a", Mode: 0o644, Type: tar.TypeReg, Content: "a"}))
+	b := st.push(t, "b", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/b", Mode: 0o644, Type: tar.TypeReg, Content: "b"}))
+	c := st.push(t, "c", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/c", Mode: 0o644, Type: tar.TypeReg, Content: "c"}))
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -225,7 +227,7 @@ func TestIngestorBoundsConcurrentIngestions(t *testing.T) {
 func TestIngestRefusesHostileEnvLabels(t *testing.T) {
 	st := newIngestStores(t)
 	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat}
-	layer := pushedTar(t, tarEnt{name: "opt/x/bin/x", mode: 0o755, typ: tar.TypeReg, content: "x"})
+	layer := layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/x/bin/x", Mode: 0o755, Type: tar.TypeReg, Content: "x"})
 	cases := []struct {
 		name, key, value, want string
 	}{

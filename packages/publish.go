@@ -1,18 +1,14 @@
 package packages
 
 import (
-	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"os"
-	"path"
 	"runtime"
 	"slices"
 	"strings"
@@ -24,6 +20,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/packages/layer"
 )
 
 // Publisher is the publishing job: it builds layers, stores them as blobs
@@ -58,8 +55,8 @@ type Publisher struct {
 	// beyond the rules every layer follows; the zero Policy refuses
 	// setuid and setgid files and applies the default limits. Debian
 	// recipes do not use it: they keep setuid files and get the default
-	// limits (see Policy).
-	Policy Policy
+	// limits (see layer.Policy).
+	Policy layer.Policy
 
 	deb      debianState
 	progress progressBoard
@@ -213,7 +210,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	case t.build != nil:
 		diffID, err = t.build(ctx, bw)
 	case t.dir != "":
-		diffID, err = p.Policy.BuildLayerFromDir(ctx, t.dir, bw)
+		diffID, err = p.Policy.BuildFromDir(ctx, t.dir, bw)
 	default:
 		diffID, err = p.buildFromTar(ctx, t.tar, bw)
 	}
@@ -227,7 +224,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return catalog.Layer{}, fmt.Errorf("rewinding temporary layer file: %w", err)
 	}
-	files, err := LayerFiles(f)
+	files, err := layer.Files(f)
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("listing the files of the layer: %w", err)
 	}
@@ -248,52 +245,32 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	}, nil
 }
 
-// LayerFiles lists what a gzip-compressed layer writes, for
-// catalog.Layer.Files: every regular file as "sha256:<hex> <mode>" (mode
-// in four octal digits, e.g. "sha256:ab… 0755") and every symbolic link as
-// "-> <target>", keyed by path without a leading "/" or "./". Directories
-// are not listed: two layers may both create /usr/bin.
-func LayerFiles(r io.Reader) (map[string]string, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	files := map[string]string{}
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return files, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		name := strings.TrimPrefix(path.Clean(strings.TrimPrefix(hdr.Name, "./")), "/")
-		switch hdr.Typeflag {
-		case tar.TypeReg:
-			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
-				return nil, err
-			}
-			files[name] = fmt.Sprintf("sha256:%x %04o", h.Sum(nil), hdr.Mode&modeMask)
-		case tar.TypeSymlink:
-			files[name] = "-> " + hdr.Linkname
-		}
-	}
-}
-
+// buildFromTar writes the canonical layer of the tar file, spooling its
+// contents under TempDir.
 func (p *Publisher) buildFromTar(ctx context.Context, file string, w io.Writer) (digest.Digest, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", fmt.Errorf("building layer from %s: %w", file, err)
-	}
-	defer f.Close()
-	d, err := p.Policy.normalizeTar(ctx, f, w, p.TempDir)
+	d, err := p.normalizeTar(ctx, file, w)
 	if err != nil {
 		return "", fmt.Errorf("building layer from %s: %w", file, err)
 	}
 	return d, nil
+}
+
+func (p *Publisher) normalizeTar(ctx context.Context, file string, w io.Writer) (digest.Digest, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	spool, err := os.MkdirTemp(p.TempDir, "envreg-tar-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(spool)
+	entries, err := p.Policy.ReadTar(ctx, f, spool)
+	if err != nil {
+		return "", err
+	}
+	return layer.Write(ctx, entries, w)
 }
 
 func (p *Publisher) now() time.Time {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
+	"github.com/envreg/envreg/packages/layer/layertest"
 )
 
 var amd64 = catalog.Platform{OS: "linux", Architecture: "amd64"}
@@ -24,12 +26,12 @@ var amd64 = catalog.Platform{OS: "linux", Architecture: "amd64"}
 func phpTree(t *testing.T, marker string) string {
 	t.Helper()
 	dir := t.TempDir()
-	writeDisk(t, dir, []treeFile{
-		{"usr", 0o755 | os.ModeDir, ""},
-		{"usr/local", 0o755 | os.ModeDir, ""},
-		{"usr/local/php", 0o755 | os.ModeDir, ""},
-		{"usr/local/php/bin", 0o755 | os.ModeDir, ""},
-		{"usr/local/php/bin/php", 0o755, "php " + marker + "\n"},
+	layertest.WriteDir(t, dir, []layertest.File{
+		{Name: "usr", Mode: 0o755 | os.ModeDir, Data: ""},
+		{Name: "usr/local", Mode: 0o755 | os.ModeDir, Data: ""},
+		{Name: "usr/local/php", Mode: 0o755 | os.ModeDir, Data: ""},
+		{Name: "usr/local/php/bin", Mode: 0o755 | os.ModeDir, Data: ""},
+		{Name: "usr/local/php/bin/php", Mode: 0o755, Data: "php " + marker + "\n"},
 	})
 	return dir
 }
@@ -65,7 +67,7 @@ func TestPublishFromDir(t *testing.T) {
 	}
 	l := rel.Layers[0]
 	var want bytes.Buffer
-	diffID, err := packages.BuildLayerFromDir(t.Context(), dir, &want)
+	diffID, err := layer.BuildFromDir(t.Context(), dir, &want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,15 +132,15 @@ func TestPublishIdempotent(t *testing.T) {
 
 func TestPublishFromTarMatchesDir(t *testing.T) {
 	pub, _, _ := newPublisher(t)
-	pub.Policy = allowSetuid // testTree has a setuid file
+	pub.Policy = layer.Policy{AllowSetuid: true} // layertest.Tree has a setuid file
 	dir := t.TempDir()
-	writeDisk(t, dir, testTree)
+	layertest.WriteDir(t, dir, layertest.Tree)
 	fromDir, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tarFile := filepath.Join(t.TempDir(), "x.tar.gz")
-	if err := os.WriteFile(tarFile, messyTar(t, testTreeTar(), true), 0o644); err != nil {
+	if err := os.WriteFile(tarFile, layertest.MessyTar(t, layertest.TreeTar(), true), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	fromTar, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Tar: tarFile})
@@ -248,9 +250,9 @@ func TestPublishReportsAllProblems(t *testing.T) {
 
 func TestPublishLeavesNoTemporaryFiles(t *testing.T) {
 	pub, _, _ := newPublisher(t)
-	pub.Policy = allowSetuid // testTree has a setuid file
+	pub.Policy = layer.Policy{AllowSetuid: true} // layertest.Tree has a setuid file
 	tarFile := filepath.Join(t.TempDir(), "x.tar")
-	if err := os.WriteFile(tarFile, messyTar(t, testTreeTar(), false), 0o644); err != nil {
+	if err := os.WriteFile(tarFile, layertest.MessyTar(t, layertest.TreeTar(), false), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pub.Publish(t.Context(), packages.Input{ReleaseSpec: catalog.ReleaseSpec{Name: "x", Version: "1.0.0"}, Platform: amd64, Tar: tarFile}); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/packages/layer"
 )
 
 // Package ingestion by push.
@@ -201,12 +202,12 @@ func ReleaseLabels(rel catalog.Release) map[string]string {
 var KnownArchitectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
 // DefaultMaxPushEntries is the entry limit of a pushed package layer when
-// the Ingestor's Policy sets none. It is lower than DefaultMaxEntries,
+// the Ingestor's Policy sets none. It is lower than layer.DefaultMaxEntries,
 // which bounds what a trusted publisher builds: anyone allowed to push
 // makes the registry read every entry of the layer, keep its name and
 // record it in the catalog. A layer of a million empty files, a few MiB
 // of gzip, took 53 s and 700 MB before it was refused at
-// DefaultMaxEntries (issue 15); 65,536 is 25 times the entries of the
+// layer.DefaultMaxEntries (issue 15); 65,536 is 25 times the entries of the
 // largest bundled package (base, 2,639).
 const DefaultMaxPushEntries = 1 << 16
 
@@ -226,10 +227,10 @@ type Ingestor struct {
 		catalog.Reader
 		catalog.Publisher
 	}
-	// Policy checks the layers (InspectLayer); the zero Policy refuses
+	// Policy checks the layers (layer.Policy.Inspect); the zero Policy refuses
 	// setuid files and applies the default limits, with
 	// DefaultMaxPushEntries as MaxEntries.
-	Policy Policy
+	Policy layer.Policy
 	// MaxIngestions bounds the pushes whose layers are checked at once
 	// (0: DefaultMaxIngestions); others wait for a slot, or for their
 	// context to end.
@@ -245,8 +246,8 @@ type Ingestor struct {
 
 // Ingest checks p and registers it as a package version: the labels, the
 // platforms (known, not repeated), exactly one gzip layer per image whose
-// content passes Policy.InspectLayer and whose diffID is the config's.
-// Anything wrong is refused with a *catalog.ValidationError (or a *RefusedError
+// content passes Policy.Inspect and whose diffID is the config's.
+// Anything wrong is refused with a *catalog.ValidationError (or a *layer.RefusedError
 // for a hostile layer) and nothing is registered. Pushing the same content
 // again succeeds; different content for an existing version fails with an
 // error wrapping catalog.ErrExists.
@@ -379,8 +380,8 @@ func checkImage(img PushedImage, seen map[catalog.Platform]bool) []string {
 		add("a package image has exactly one layer, this one has %d (build it FROM scratch and COPY the package's files in one step)", n)
 	default:
 		d := img.Layers[0]
-		if !IsGzipLayer(d.MediaType) {
-			add("layer media type %q: %s", d.MediaType, mediaTypeAdvice(d.MediaType))
+		if err := layer.CheckMediaType(d.MediaType); err != nil {
+			add("%v", err)
 		}
 		if len(img.Config.RootFS.DiffIDs) != 1 {
 			add("the config lists %d diff_ids for 1 layer", len(img.Config.RootFS.DiffIDs))
@@ -403,7 +404,7 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 		return catalog.Layer{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
 	}
 	dg := desc.Digest.Algorithm().Digester()
-	diffID, files, err := in.policy().InspectLayer(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
+	diffID, files, err := in.policy().Inspect(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -459,7 +460,7 @@ func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []stri
 }
 
 // policy is in.Policy with the push default for MaxEntries.
-func (in *Ingestor) policy() Policy {
+func (in *Ingestor) policy() layer.Policy {
 	p := in.Policy
 	if p.MaxEntries == 0 {
 		p.MaxEntries = DefaultMaxPushEntries

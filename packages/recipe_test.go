@@ -11,6 +11,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer/layertest"
 )
 
 const phpRecipe = `name: php
@@ -148,12 +149,12 @@ func recipeDir(t *testing.T) string {
 		if err := os.MkdirAll(root, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeDisk(t, root, []treeFile{
-			{"usr", 0o755 | os.ModeDir, ""},
-			{"usr/local", 0o755 | os.ModeDir, ""},
-			{"usr/local/php", 0o755 | os.ModeDir, ""},
-			{"usr/local/php/bin", 0o755 | os.ModeDir, ""},
-			{"usr/local/php/bin/php", 0o755, "php 8.2.36 " + arch + "\n"},
+		layertest.WriteDir(t, root, []layertest.File{
+			{Name: "usr", Mode: 0o755 | os.ModeDir, Data: ""},
+			{Name: "usr/local", Mode: 0o755 | os.ModeDir, Data: ""},
+			{Name: "usr/local/php", Mode: 0o755 | os.ModeDir, Data: ""},
+			{Name: "usr/local/php/bin", Mode: 0o755 | os.ModeDir, Data: ""},
+			{Name: "usr/local/php/bin/php", Mode: 0o755, Data: "php 8.2.36 " + arch + "\n"},
 		})
 	}
 	return dir

@@ -12,7 +12,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/resolver"
 	"github.com/envreg/envreg/server/api"
 	"github.com/envreg/envreg/server/errcode"
@@ -63,9 +63,9 @@ func TestOneErrorTable(t *testing.T) {
 			errcode.KindInvalidTag, "MANIFEST_UNKNOWN", "BAD_REQUEST", 404, 400, `{"reason":"empty component","tag":"a__b"}`},
 		{"package metadata", &catalog.ValidationError{Problems: []string{"name: invalid"}},
 			errcode.KindPackageInvalid, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, `{"problems":["name: invalid"]}`},
-		{"layer refused", fmt.Errorf("ingesting: %w", &packages.RefusedError{Path: "usr/bin/x", Rule: "setuid"}),
+		{"layer refused", fmt.Errorf("ingesting: %w", &layer.RefusedError{Path: "usr/bin/x", Rule: "setuid"}),
 			errcode.KindLayerRefused, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, `{"entry":"usr/bin/x","rule":"setuid"}`},
-		{"device in a pushed layer", fmt.Errorf("layer sha256:…: %w", &packages.UnsupportedFileError{Path: "dev/null", Kind: "character device"}),
+		{"device in a pushed layer", fmt.Errorf("layer sha256:…: %w", &layer.UnsupportedFileError{Path: "dev/null", Kind: "character device"}),
 			errcode.KindLayerRefused, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, `{"entry":"dev/null","kind":"character device"}`},
 		{"exists", fmt.Errorf("publishing php 8.2.36: %w", catalog.ErrExists),
 			errcode.KindExists, "MANIFEST_INVALID", "BAD_REQUEST", 400, 400, ""},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
 )
 
 func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
@@ -26,7 +27,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
 	fs.Var(&requires, "requires", "requirement on another package, e.g. 'base ^12' (repeatable)")
 	fs.Var(&conflicts, "conflicts", "package versions this one cannot be combined with, e.g. 'php <8' (repeatable)")
 	fs.Var(&labels, "label", "label KEY=VALUE recorded with the package version (repeatable)")
-	var policy packages.Policy
+	var policy layer.Policy
 	fs.BoolVar(&policy.AllowSetuid, "allow-setuid", false, "keep setuid/setgid files of --from-dir/--from-tar content (refused by default)")
 	fs.Int64Var(&policy.MaxTotalSize, "max-layer-size", 0, "refuse content over this many uncompressed bytes (0: 16 GiB)")
 	fs.Int64Var(&policy.MaxEntrySize, "max-file-size", 0, "refuse a file over this many bytes (0: 4 GiB)")

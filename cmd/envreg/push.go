@@ -12,6 +12,7 @@ import (
 
 	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/server/auth"
 )
@@ -110,7 +111,7 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 	deps.Uploads = up
 	deps.Ingest = &packages.Ingestor{
 		Blobs: deps.Blobs, Catalog: deps.Catalog, Log: log,
-		Policy: packages.Policy{AllowSetuid: p.allowSetuid, MaxEntries: p.maxEntries},
+		Policy: layer.Policy{AllowSetuid: p.allowSetuid, MaxEntries: p.maxEntries},
 	}
 	return nil
 }

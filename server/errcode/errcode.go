@@ -21,7 +21,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/resolver"
 )
 
@@ -44,7 +44,7 @@ const (
 	KindUnknownPackage Kind = "unknown_package" // *resolver.UnknownPackageError, resolver.ErrUnknownPackage
 	KindInvalidTag     Kind = "invalid_tag"     // *resolver.TagError
 	KindPackageInvalid Kind = "package_invalid" // *catalog.ValidationError: a package's metadata
-	KindLayerRefused   Kind = "layer_refused"   // packages.ErrRefused: a layer's content
+	KindLayerRefused   Kind = "layer_refused"   // layer.ErrRefused: a layer's content
 	KindExists         Kind = "exists"          // catalog.ErrExists
 	KindBlobUnknown    Kind = "blob_unknown"    // layerstore.ErrNotFound
 	KindDigestInvalid  Kind = "digest_invalid"  // a malformed digest, *layerstore.DigestMismatchError
@@ -124,10 +124,10 @@ var table = []func(error) (Fact, bool){
 	as(KindPackageInvalid, func(e *catalog.ValidationError) map[string]any {
 		return map[string]any{"problems": nonNil(e.Problems)}
 	}),
-	as(KindLayerRefused, func(e *packages.RefusedError) map[string]any {
+	as(KindLayerRefused, func(e *layer.RefusedError) map[string]any {
 		return map[string]any{"entry": e.Path, "rule": string(e.Rule)}
 	}),
-	as(KindLayerRefused, func(e *packages.UnsupportedFileError) map[string]any {
+	as(KindLayerRefused, func(e *layer.UnsupportedFileError) map[string]any {
 		return map[string]any{"entry": e.Path, "kind": e.Kind}
 	}),
 	as(KindDigestInvalid, func(e *layerstore.DigestMismatchError) map[string]any { return nil }),
@@ -135,7 +135,7 @@ var table = []func(error) (Fact, bool){
 	is(KindEmpty, resolver.ErrEmpty),
 	is(KindTooComplex, resolver.ErrTooComplex),
 	is(KindUnknownPackage, resolver.ErrUnknownPackage),
-	is(KindLayerRefused, packages.ErrRefused),
+	is(KindLayerRefused, layer.ErrRefused),
 	is(KindExists, catalog.ErrExists),
 	func(err error) (Fact, bool) {
 		if errors.Is(err, layerstore.ErrNotFound) {

@@ -32,6 +32,7 @@ import (
 	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/server/registry"
 	"github.com/envreg/envreg/test/fixtures"
 )
@@ -461,7 +462,7 @@ func packageImage(t *testing.T, arch string, files map[string]string, labels map
 		fsys[n] = &fstest.MapFile{Data: []byte(c), Mode: 0o755}
 	}
 	var buf bytes.Buffer
-	if _, err := packages.BuildLayer(t.Context(), fsys, &buf); err != nil {
+	if _, err := layer.Build(t.Context(), fsys, &buf); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()

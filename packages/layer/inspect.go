@@ -1,4 +1,4 @@
-package packages
+package layer
 
 import (
 	"archive/tar"
@@ -20,21 +20,21 @@ import (
 // does not import manifestgen, which depends on the resolver).
 const mediaTypeDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-// IsGzipLayer reports whether mediaType is a gzip-compressed layer that
+// IsGzip reports whether mediaType is a gzip-compressed layer that
 // may be registered as a package layer: the OCI or the Docker one.
 // Uncompressed, zstd, foreign and non-distributable layers are not.
-func IsGzipLayer(mediaType string) bool {
+func IsGzip(mediaType string) bool {
 	return mediaType == ocispec.MediaTypeImageLayerGzip || mediaType == mediaTypeDockerLayerGzip
 }
 
-// InspectLayer checks a layer that is registered as it is, byte for byte
+// Inspect checks a layer that is registered as it is, byte for byte
 // (a layer pushed to packages/<name>), and returns its diffID (the SHA-256
-// digest of the uncompressed tar) and its files in the LayerFiles format.
+// digest of the uncompressed tar) and its files in the Files format.
 // It reads r once, streaming: nothing is spooled or kept but the entry
 // list.
 //
-// The layer must have a gzip media type (see IsGzipLayer) and be gzip
-// data. Its entries follow the same rules as --from-tar input (see
+// The layer must have a gzip media type (see IsGzip) and be gzip
+// data. Its entries follow the same rules as NormalizeTar input (see
 // Policy): the checks, refusals and limits are the same, and a refused
 // layer gives a *RefusedError or *UnsupportedFileError naming the entry,
 // both wrapping ErrRefused. Because the layer is not rewritten into the
@@ -57,17 +57,17 @@ func IsGzipLayer(mediaType string) bool {
 // names) and extended attributes (see checkLinkHeader): extractors that
 // apply it would otherwise change the target. Owners (uid, gid) are kept
 // as pushed.
-func (p Policy) InspectLayer(ctx context.Context, r io.Reader, mediaType string) (diffID digest.Digest, files map[string]string, err error) {
-	diffID, files, err = p.inspectLayer(ctx, r, mediaType)
+func (p Policy) Inspect(ctx context.Context, r io.Reader, mediaType string) (diffID digest.Digest, files map[string]string, err error) {
+	diffID, files, err = p.inspect(ctx, r, mediaType)
 	if err != nil {
 		return "", nil, fmt.Errorf("inspecting layer: %w", err)
 	}
 	return diffID, files, nil
 }
 
-func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string) (digest.Digest, map[string]string, error) {
-	if !IsGzipLayer(mediaType) {
-		return "", nil, refuse("", RuleMediaType, "layer media type %q is not accepted: %s", mediaType, mediaTypeAdvice(mediaType))
+func (p Policy) inspect(ctx context.Context, r io.Reader, mediaType string) (digest.Digest, map[string]string, error) {
+	if err := CheckMediaType(mediaType); err != nil {
+		return "", nil, err
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(10)
@@ -86,11 +86,11 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 	}
 	files := map[string]string{}
 	for _, e := range entries {
-		switch e.typ {
+		switch e.Type {
 		case tar.TypeReg:
-			files[e.name] = fmt.Sprintf("%s %04o", e.sum, e.mode&modeMask)
+			files[e.Name] = fmt.Sprintf("%s %04o", e.sum, e.Mode&modeMask)
 		case tar.TypeSymlink:
-			files[e.name] = "-> " + e.linkname
+			files[e.Name] = "-> " + e.Linkname
 		}
 	}
 	// Duplicates, entries below a symbolic link or a file: the checks of
@@ -100,6 +100,15 @@ func (p Policy) inspectLayer(ctx context.Context, r io.Reader, mediaType string)
 		return "", nil, err
 	}
 	return dg.Digest(), files, nil
+}
+
+// CheckMediaType refuses, with a *RefusedError (RuleMediaType) that says
+// what to push instead, a media type that IsGzip does not accept.
+func CheckMediaType(mediaType string) error {
+	if IsGzip(mediaType) {
+		return nil
+	}
+	return refuse("", RuleMediaType, "layer media type %q is not accepted: %s", mediaType, mediaTypeAdvice(mediaType))
 }
 
 // mediaTypeAdvice says what to push instead of a refused layer media type.
@@ -210,19 +219,19 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // (as an archiver that takes both from one stat(2) of the file writes
 // it), and the file list recorded for it (the target's) is then what
 // every extractor produces.
-func checkLinkHeader(hdr *tar.Header, name string, target entry) error {
+func checkLinkHeader(hdr *tar.Header, name string, target Entry) error {
 	const why = "a hard link shares its target's inode, and extractors that apply the link's header would change the target"
-	if mode := hdr.Mode & modeMask; mode != target.mode {
-		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says mode %04o, its target %s has %04o; %s", name, mode, target.name, target.mode, why)
+	if mode := hdr.Mode & modeMask; mode != target.Mode {
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says mode %04o, its target %s has %04o; %s", name, mode, target.Name, target.Mode, why)
 	}
 	o, t := ownerOf(hdr), target.owner
 	switch {
 	case o.uid != t.uid || o.gid != t.gid:
-		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says owner %d:%d, its target %s is owned by %d:%d; %s", name, o.uid, o.gid, target.name, t.uid, t.gid, why)
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header says owner %d:%d, its target %s is owned by %d:%d; %s", name, o.uid, o.gid, target.Name, t.uid, t.gid, why)
 	case o.uname != t.uname || o.gname != t.gname:
-		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header names owner %q:%q, its target %s %q:%q; %s", name, o.uname, o.gname, target.name, t.uname, t.gname, why)
+		return refuse(hdr.Name, RuleHardLink, "hard link %s: its header names owner %q:%q, its target %s %q:%q; %s", name, o.uname, o.gname, target.Name, t.uname, t.gname, why)
 	case o.attrs != t.attrs:
-		return refuse(hdr.Name, RuleXattr, "hard link %s: its header's extended attributes [%s] differ from those of its target %s [%s]; %s", name, shorten(o.attrs), target.name, shorten(t.attrs), why)
+		return refuse(hdr.Name, RuleXattr, "hard link %s: its header's extended attributes [%s] differ from those of its target %s [%s]; %s", name, shorten(o.attrs), target.Name, shorten(t.attrs), why)
 	}
 	return nil
 }

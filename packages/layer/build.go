@@ -1,4 +1,4 @@
-package packages
+package layer
 
 import (
 	"archive/tar"
@@ -49,15 +49,19 @@ func (e *UnsupportedFileError) Error() string {
 	return fmt.Sprintf("%s: %s not supported in a layer (only directories, regular files and symbolic links)", e.Path, e.Kind)
 }
 
-// entry is one file of a layer in canonical form.
-type entry struct {
-	name     string // slash-separated, relative, clean, no trailing slash
-	typ      byte   // tar.TypeReg, tar.TypeDir or tar.TypeSymlink
-	mode     int64  // modeMask bits
-	size     int64  // regular files
-	linkname string // symbolic links
-	open     func() (io.ReadCloser, error)
-	sum      digest.Digest // regular files of an inspected layer: SHA-256 of the content
+// Entry is one file of a layer: what Write writes and ReadTar returns.
+// Only the fields below are recorded; every other piece of metadata is
+// the canonical form's (see the package documentation).
+type Entry struct {
+	Name     string // slash-separated, relative, clean, no trailing slash
+	Type     byte   // tar.TypeReg, tar.TypeDir or tar.TypeSymlink
+	Mode     int64  // permission bits plus setuid, setgid, sticky (07777); 0777 for symbolic links
+	Size     int64  // regular files
+	Linkname string // symbolic links: the target, never followed
+	// Open returns a regular file's content, exactly Size bytes.
+	Open func() (io.ReadCloser, error)
+
+	sum digest.Digest // regular files of an inspected layer: SHA-256 of the content
 	// owner is what a regular file's header says besides its mode, in a
 	// layer kept as it is (tarScan.asIs): a hard link's header must say
 	// the same (see checkLinkHeader). Nil elsewhere, so that the entries
@@ -65,27 +69,27 @@ type entry struct {
 	owner *owner
 }
 
-// BuildLayer writes a gzip-compressed tar of the tree root to w, in the
+// Build writes a gzip-compressed tar of the tree root to w, in the
 // canonical form described in the package documentation, and returns the
 // digest of the uncompressed tar (the layer's diffID), under the default
-// Policy (setuid and setgid files refused; see Policy.BuildLayer).
+// Policy (setuid and setgid files refused; see Policy.Build).
 //
 // Symbolic links are preserved when root implements fs.ReadLinkFS (as
 // os.DirFS, (*os.Root).FS and fstest.MapFS do); otherwise a symbolic link is
-// an error. BuildLayerFromDir is the way to build from a directory.
-func BuildLayer(ctx context.Context, root fs.FS, w io.Writer) (diffID digest.Digest, err error) {
-	return Policy{}.BuildLayer(ctx, root, w)
+// an error. BuildFromDir is the way to build from a directory.
+func Build(ctx context.Context, root fs.FS, w io.Writer) (diffID digest.Digest, err error) {
+	return Policy{}.Build(ctx, root, w)
 }
 
-// BuildLayerFromDir is BuildLayer for the directory dir. It reads the tree
+// BuildFromDir is Build for the directory dir. It reads the tree
 // through an os.Root, so nothing outside dir is read even if the tree
 // changes while it is read; symbolic links are recorded (never followed),
 // hard links become independent regular files (a file that also has a
 // name outside dir is refused), and devices, FIFOs and sockets are
 // refused with an *UnsupportedFileError naming the path. The default
-// Policy applies (see Policy.BuildLayerFromDir).
-func BuildLayerFromDir(ctx context.Context, dir string, w io.Writer) (diffID digest.Digest, err error) {
-	return Policy{}.BuildLayerFromDir(ctx, dir, w)
+// Policy applies (see Policy.BuildFromDir).
+func BuildFromDir(ctx context.Context, dir string, w io.Writer) (diffID digest.Digest, err error) {
+	return Policy{}.BuildFromDir(ctx, dir, w)
 }
 
 // NormalizeTar reads a tar archive from r (gzip-compressed or plain,
@@ -108,8 +112,8 @@ func NormalizeTar(ctx context.Context, r io.Reader, w io.Writer) (diffID digest.
 // scanFS lists the tree root (without the root itself). With links, a
 // regular file that has more hard links than names in the tree is
 // refused: one of its names is outside the tree.
-func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, error) {
-	var entries []entry
+func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]Entry, error) {
+	var entries []Entry
 	b := budget{p: p}
 	type linked struct {
 		name  string // first name in the tree
@@ -141,11 +145,11 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 			return err
 		}
 		m := info.Mode()
-		e := entry{name: p, mode: tarMode(m)}
+		e := Entry{Name: p, Mode: tarMode(m)}
 		switch m.Type() {
 		case 0:
-			e.typ, e.size = tar.TypeReg, info.Size()
-			e.open = func() (io.ReadCloser, error) { return root.Open(p) }
+			e.Type, e.Size = tar.TypeReg, info.Size()
+			e.Open = func() (io.ReadCloser, error) { return root.Open(p) }
 			if id, n, ok := fileID(info); links && ok && n > 1 {
 				l := files[id]
 				if l == nil {
@@ -155,7 +159,7 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 				l.seen++
 			}
 		case fs.ModeDir:
-			e.typ = tar.TypeDir
+			e.Type = tar.TypeDir
 		case fs.ModeSymlink:
 			target, err := fs.ReadLink(root, p)
 			if err != nil {
@@ -164,7 +168,7 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 			if len(target) > maxPathLength {
 				return checkLength(p, target, "symbolic link target")
 			}
-			e.typ, e.linkname, e.mode = tar.TypeSymlink, target, symlinkMode
+			e.Type, e.Linkname, e.Mode = tar.TypeSymlink, target, symlinkMode
 		default:
 			return &UnsupportedFileError{Path: p, Kind: fileKind(m)}
 		}
@@ -174,7 +178,7 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 		if err := b.name(p, len(p)); err != nil {
 			return err
 		}
-		if err := b.content(p, e.size); err != nil {
+		if err := b.content(p, e.Size); err != nil {
 			return err
 		}
 		entries = append(entries, e)
@@ -189,7 +193,7 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]entry, er
 		}
 	}
 	for _, e := range entries {
-		if err := p.checkSetuid(e.name, e.typ, e.mode); err != nil {
+		if err := p.checkSetuid(e.Name, e.Type, e.Mode); err != nil {
 			return nil, err
 		}
 	}
@@ -237,14 +241,6 @@ func checkName(name string) error {
 		}
 	}
 	return nil
-}
-
-// readTar reads a gzip-compressed or plain tar for a Debian layer,
-// spooling regular file contents into files under spool. Debian content
-// keeps setuid and setgid files (see Policy); every other rule and the
-// default limits apply.
-func readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
-	return Policy{AllowSetuid: true}.readTar(ctx, r, spool)
 }
 
 // Magic bytes of compressed input.
@@ -305,18 +301,24 @@ func (l *limitedReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// readTar reads a gzip-compressed or plain tar under policy p, spooling
-// regular file contents into files under spool.
-func (p Policy) readTar(ctx context.Context, r io.Reader, spool string) ([]entry, error) {
+// ReadTar reads a tar archive from r (gzip-compressed or plain) under
+// policy p, checking every entry as NormalizeTar does, and returns its
+// entries in archive order, hard links as copies of their targets, for
+// Write. Regular file contents are spooled into files under spool, an
+// existing directory that the caller removes after Write.
+//
+// It is for a caller that merges several archives into one layer (the
+// Debian packages of a recipe); NormalizeTar is ReadTar then Write.
+func (p Policy) ReadTar(ctx context.Context, r io.Reader, spool string) ([]Entry, error) {
 	return p.scanTar(ctx, r, tarScan{content: spoolContent(spool)})
 }
 
 // tarScan says what scanTar does besides checking the entries.
 type tarScan struct {
 	// content consumes the content of regular file number i (r) and sets
-	// e.size and e.open or e.sum. readErr is the input's fault, writeErr
+	// e.Size and e.Open or e.sum. readErr is the input's fault, writeErr
 	// the system's (disk full, …).
-	content func(i int, e *entry, r io.Reader) (readErr, writeErr error)
+	content func(i int, e *Entry, r io.Reader) (readErr, writeErr error)
 	// raw, when set, receives the uncompressed tar stream, to the end of
 	// the gzip stream (its digest is the layer's diffID).
 	raw io.Writer
@@ -334,26 +336,26 @@ type tarScan struct {
 const copyBufferSize = 32 << 10
 
 // spoolContent spools each regular file into spool/<i>.
-func spoolContent(spool string) func(int, *entry, io.Reader) (error, error) {
+func spoolContent(spool string) func(int, *Entry, io.Reader) (error, error) {
 	buf := make([]byte, copyBufferSize)
-	return func(i int, e *entry, r io.Reader) (error, error) {
+	return func(i int, e *Entry, r io.Reader) (error, error) {
 		file := filepath.Join(spool, strconv.Itoa(i))
 		n, rerr, err := spoolFile(file, r, buf)
-		e.size = n
-		e.open = func() (io.ReadCloser, error) { return os.Open(file) }
+		e.Size = n
+		e.Open = func() (io.ReadCloser, error) { return os.Open(file) }
 		return rerr, err
 	}
 }
 
 // hashContent records each regular file's size and SHA-256 digest.
-func hashContent() func(int, *entry, io.Reader) (error, error) {
+func hashContent() func(int, *Entry, io.Reader) (error, error) {
 	buf := make([]byte, copyBufferSize)
 	h := digest.SHA256.Hash()
-	return func(_ int, e *entry, r io.Reader) (error, error) {
+	return func(_ int, e *Entry, r io.Reader) (error, error) {
 		h.Reset()
 		er := &errReader{r: r}
 		n, _ := io.CopyBuffer(writerOnly{h}, er, buf) // a hash never fails to write
-		e.size, e.sum = n, digest.NewDigest(digest.SHA256, h)
+		e.Size, e.sum = n, digest.NewDigest(digest.SHA256, h)
 		return er.err, nil
 	}
 }
@@ -366,7 +368,7 @@ type writerOnly struct{ io.Writer }
 // scanTar reads a gzip-compressed or plain tar under policy p, checking
 // every entry as the package documentation and Policy describe, and
 // returns its entries (hard links as copies of their targets).
-func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, error) {
+func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]Entry, error) {
 	br := bufio.NewReader(r)
 	magic, _ := br.Peek(10)
 	for _, o := range otherMagic {
@@ -390,7 +392,7 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 	lr := &limitedReader{r: src, max: p.maxTotalSize()}
 	tr := tar.NewReader(lr)
 	b := budget{p: p}
-	var entries []entry
+	var entries []Entry
 	index := map[string]int{}    // name -> position in entries
 	implied := map[string]bool{} // parents not (yet) listed
 	last := ""                   // the last entry read, for errors about the stream
@@ -489,10 +491,10 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 		if err := checkName(name); err != nil {
 			return nil, err
 		}
-		e := entry{name: name, mode: hdr.Mode & modeMask}
+		e := Entry{Name: name, Mode: hdr.Mode & modeMask}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeGNUSparse:
-			if err := p.checkSetuid(name, tar.TypeReg, e.mode); err != nil {
+			if err := p.checkSetuid(name, tar.TypeReg, e.Mode); err != nil {
 				return nil, err
 			}
 			if s.asIs {
@@ -508,7 +510,7 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			if err != nil { // ours (disk full, …)
 				return nil, fmt.Errorf("spooling %s: %w", name, err)
 			}
-			e.typ = tar.TypeReg
+			e.Type = tar.TypeReg
 		case tar.TypeLink:
 			if err := checkLength(hdr.Name, hdr.Linkname, "hard link target"); err != nil {
 				return nil, err
@@ -518,7 +520,7 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: %v", name, err)
 			}
 			t, ok := index[target]
-			if !ok || entries[t].typ != tar.TypeReg {
+			if !ok || entries[t].Type != tar.TypeReg {
 				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
 			}
 			// The link's own header counts as much as a file's: extractors
@@ -531,13 +533,13 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 					return nil, err
 				}
 			}
-			if err := b.content(hdr.Name, entries[t].size); err != nil {
+			if err := b.content(hdr.Name, entries[t].Size); err != nil {
 				return nil, err
 			}
 			e = entries[t]
-			e.name = name
+			e.Name = name
 		case tar.TypeDir:
-			e.typ = tar.TypeDir
+			e.Type = tar.TypeDir
 		case tar.TypeSymlink:
 			if hdr.Linkname == "" {
 				return nil, refuse(hdr.Name, RuleMalformed, "symbolic link %s: empty target", name)
@@ -545,7 +547,7 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]entry, e
 			if len(hdr.Linkname) > maxPathLength {
 				return nil, checkLength(hdr.Name, hdr.Linkname, "symbolic link target")
 			}
-			e.typ, e.linkname, e.mode = tar.TypeSymlink, hdr.Linkname, symlinkMode
+			e.Type, e.Linkname, e.Mode = tar.TypeSymlink, hdr.Linkname, symlinkMode
 		case tar.TypeChar:
 			return nil, &UnsupportedFileError{Path: name, Kind: "character device"}
 		case tar.TypeBlock:
@@ -653,13 +655,13 @@ func compareNames(a, b string) int {
 // canonicalize sorts entries, refuses duplicates and entries below a
 // non-directory (a symbolic link included: an extractor would write
 // through it), and adds missing parent directories.
-func canonicalize(entries []entry) ([]entry, error) {
+func canonicalize(entries []Entry) ([]Entry, error) {
 	types := make(map[string]byte, len(entries))
 	for _, e := range entries {
-		if _, dup := types[e.name]; dup {
-			return nil, refuse(e.name, RuleDuplicate, "duplicate entry %q", e.name)
+		if _, dup := types[e.Name]; dup {
+			return nil, refuse(e.Name, RuleDuplicate, "duplicate entry %q", e.Name)
 		}
-		types[e.name] = e.typ
+		types[e.Name] = e.Type
 	}
 	// Walk up from each entry to the first parent that is listed (or
 	// already added): that one's own parents are checked when its turn
@@ -667,11 +669,11 @@ func canonicalize(entries []entry) ([]entry, error) {
 	// length of the names, not quadratic in their depth.
 	n := len(entries)
 	for _, e := range entries[:n] {
-		if err := checkName(e.name); err != nil {
+		if err := checkName(e.Name); err != nil {
 			return nil, err
 		}
 	parents:
-		for dir := e.name; ; {
+		for dir := e.Name; ; {
 			i := strings.LastIndexByte(dir, '/')
 			if i < 0 {
 				break
@@ -681,23 +683,57 @@ func canonicalize(entries []entry) ([]entry, error) {
 			switch {
 			case !ok:
 				types[dir] = tar.TypeDir
-				entries = append(entries, entry{name: dir, typ: tar.TypeDir, mode: dirModeImplicit})
+				entries = append(entries, Entry{Name: dir, Type: tar.TypeDir, Mode: dirModeImplicit})
 			case typ == tar.TypeDir:
 				break parents
 			case typ == tar.TypeSymlink:
-				return nil, refuse(e.name, RuleThroughSymlink, "%s: parent %s is not a directory but a symbolic link; nothing may be written through a symbolic link", e.name, dir)
+				return nil, refuse(e.Name, RuleThroughSymlink, "%s: parent %s is not a directory but a symbolic link; nothing may be written through a symbolic link", e.Name, dir)
 			default:
-				return nil, refuse(e.name, RuleNotDirectory, "%s: parent %s is not a directory", e.name, dir)
+				return nil, refuse(e.Name, RuleNotDirectory, "%s: parent %s is not a directory", e.Name, dir)
 			}
 		}
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return compareNames(a.name, b.name) })
+	slices.SortFunc(entries, func(a, b Entry) int { return compareNames(a.Name, b.Name) })
 	return entries, nil
 }
 
-// writeLayer writes the canonical gzip-compressed tar of entries to w and
-// returns the digest of the uncompressed tar.
-func writeLayer(ctx context.Context, entries []entry, w io.Writer) (digest.Digest, error) {
+// Write writes the canonical gzip-compressed tar of entries to w and
+// returns the digest of the uncompressed tar (the layer's diffID). The
+// entries may come in any order (entries itself is not changed): Write
+// sorts them, adds missing parent directories (0755), keeps only the mode
+// bits of the canonical form and gives symbolic links mode 0777. It
+// refuses what no layer may hold (see Policy): names that are not clean
+// and relative, duplicates, whiteouts, entries below a symbolic link or a
+// file, and other types than regular files, directories and symbolic
+// links. It applies no Policy limits: entries from ReadTar were checked
+// against them already.
+func Write(ctx context.Context, entries []Entry, w io.Writer) (diffID digest.Digest, err error) {
+	own := make([]Entry, len(entries))
+	for i, e := range entries {
+		if c, err := cleanName(e.Name); err != nil || c != e.Name || c == "" {
+			return "", refuse(e.Name, RuleMalformed, "entry %q: not a clean relative name", e.Name)
+		}
+		switch e.Type {
+		case tar.TypeReg:
+			if e.Open == nil {
+				return "", fmt.Errorf("entry %q: a regular file without content (Open is nil)", e.Name)
+			}
+			e.Mode &= modeMask
+		case tar.TypeDir:
+			e.Mode &= modeMask
+		case tar.TypeSymlink:
+			e.Mode = symlinkMode
+		default:
+			return "", &UnsupportedFileError{Path: e.Name, Kind: fmt.Sprintf("tar entry type %q", e.Type)}
+		}
+		own[i] = e
+	}
+	return writeLayer(ctx, own, w)
+}
+
+// writeLayer is Write for entries that are clean and of the allowed types
+// by construction (from a scan); it may reorder them and append to them.
+func writeLayer(ctx context.Context, entries []Entry, w io.Writer) (digest.Digest, error) {
 	entries, err := canonicalize(entries)
 	if err != nil {
 		return "", err
@@ -714,23 +750,23 @@ func writeLayer(ctx context.Context, entries []entry, w io.Writer) (digest.Diges
 			return "", err
 		}
 		hdr := &tar.Header{
-			Typeflag: e.typ,
-			Name:     e.name,
-			Linkname: e.linkname,
-			Mode:     e.mode,
+			Typeflag: e.Type,
+			Name:     e.Name,
+			Linkname: e.Linkname,
+			Mode:     e.Mode,
 			ModTime:  layerModTime,
 			Format:   tar.FormatPAX, // USTAR unless an entry needs PAX
 		}
-		switch e.typ {
+		switch e.Type {
 		case tar.TypeDir:
 			hdr.Name += "/"
 		case tar.TypeReg:
-			hdr.Size = e.size
+			hdr.Size = e.Size
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return "", fmt.Errorf("writing %s: %w", e.name, err)
+			return "", fmt.Errorf("writing %s: %w", e.Name, err)
 		}
-		if e.typ == tar.TypeReg {
+		if e.Type == tar.TypeReg {
 			if err := copyContent(tw, e); err != nil {
 				return "", err
 			}
@@ -745,23 +781,23 @@ func writeLayer(ctx context.Context, entries []entry, w io.Writer) (digest.Diges
 	return dg.Digest(), nil
 }
 
-// copyContent copies exactly e.size bytes of e's content and fails if the
+// copyContent copies exactly e.Size bytes of e's content and fails if the
 // file changed size since it was listed.
-func copyContent(w io.Writer, e entry) error {
-	f, err := e.open()
+func copyContent(w io.Writer, e Entry) error {
+	f, err := e.Open()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyN(w, f, e.size)
+	n, err := io.CopyN(w, f, e.Size)
 	if err == io.EOF {
-		return fmt.Errorf("%s: file shrank from %d to %d bytes while building the layer", e.name, e.size, n)
+		return fmt.Errorf("%s: file shrank from %d to %d bytes while building the layer", e.Name, e.Size, n)
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", e.name, err)
+		return fmt.Errorf("reading %s: %w", e.Name, err)
 	}
 	if extra, _ := io.CopyN(io.Discard, f, 1); extra > 0 {
-		return fmt.Errorf("%s: file grew beyond %d bytes while building the layer", e.name, e.size)
+		return fmt.Errorf("%s: file grew beyond %d bytes while building the layer", e.Name, e.Size)
 	}
 	return nil
 }

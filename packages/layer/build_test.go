@@ -1,4 +1,4 @@
-package packages_test
+package layer_test
 
 import (
 	"archive/tar"
@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,35 +18,11 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/layer"
+	"github.com/envreg/envreg/packages/layer/layertest"
 )
 
-// treeFile is one file of a test tree. For symbolic links data is the
-// target.
-type treeFile struct {
-	name string
-	mode fs.FileMode
-	data string
-}
-
-// testTree is a small tree with the interesting cases: tree order
-// ("usr/local/bin" before "usr/local-note"), a symlink, setuid and sticky
-// bits, and a private file. The default Policy refuses its setuid file, so
-// the tests that build it allow setuid (allowSetuid).
-var testTree = []treeFile{
-	{"etc", fs.ModeDir | 0o755, ""},
-	{"etc/os-release", 0o644, "ID=envreg\nVERSION_ID=12\n"},
-	{"tmp", fs.ModeDir | fs.ModeSticky | 0o777, ""},
-	{"usr", fs.ModeDir | 0o755, ""},
-	{"usr/local", fs.ModeDir | 0o755, ""},
-	{"usr/local/bin", fs.ModeDir | 0o755, ""},
-	{"usr/local/bin/hello", 0o755, "#!/bin/sh\necho hello\n"},
-	{"usr/local/bin/hi", fs.ModeSymlink | 0o777, "hello"},
-	{"usr/local/bin/su-ish", fs.ModeSetuid | 0o755, "setuid\n"},
-	{"usr/local-note", 0o600, "note\n"},
-}
-
-// wantEntries is testTree in canonical order with tar modes.
+// wantEntries is layertest.Tree in canonical order with tar modes.
 var wantEntries = []struct {
 	name     string
 	typ      byte
@@ -76,46 +51,13 @@ const (
 	goldenDigest = digest.Digest("sha256:2f5b95c82b2083bc9e3de75d8326b23155a1489da7403b0b672b5d2a4d95921c")
 )
 
-// allowSetuid is the policy under which testTree builds.
-var allowSetuid = packages.Policy{AllowSetuid: true}
-
-func mapFS(tree []treeFile) fstest.MapFS {
-	m := fstest.MapFS{}
-	for _, f := range tree {
-		m[f.name] = &fstest.MapFile{Data: []byte(f.data), Mode: f.mode}
-	}
-	return m
-}
-
-func writeDisk(t *testing.T, dir string, tree []treeFile) {
-	t.Helper()
-	for _, f := range tree {
-		p := filepath.Join(dir, filepath.FromSlash(f.name))
-		switch f.mode.Type() {
-		case fs.ModeDir:
-			if err := os.Mkdir(p, 0o700); err != nil {
-				t.Fatal(err)
-			}
-		case fs.ModeSymlink:
-			if err := os.Symlink(f.data, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		default:
-			if err := os.WriteFile(p, []byte(f.data), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chmod(p, f.mode&^fs.ModeType); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+// allowSetuid is the policy under which layertest.Tree builds.
+var allowSetuid = layer.Policy{AllowSetuid: true}
 
 func buildFS(t *testing.T, fsys fs.FS) ([]byte, digest.Digest) {
 	t.Helper()
 	var buf bytes.Buffer
-	diffID, err := allowSetuid.BuildLayer(t.Context(), fsys, &buf)
+	diffID, err := allowSetuid.Build(t.Context(), fsys, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +67,7 @@ func buildFS(t *testing.T, fsys fs.FS) ([]byte, digest.Digest) {
 func buildDir(t *testing.T, dir string) ([]byte, digest.Digest) {
 	t.Helper()
 	var buf bytes.Buffer
-	diffID, err := allowSetuid.BuildLayerFromDir(t.Context(), dir, &buf)
+	diffID, err := allowSetuid.BuildFromDir(t.Context(), dir, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,32 +103,32 @@ func readLayer(t *testing.T, layer []byte, diffID digest.Digest) []*tar.Header {
 	}
 }
 
-func TestBuildLayerGolden(t *testing.T) {
-	layer, diffID := buildFS(t, mapFS(testTree))
+func TestBuildGolden(t *testing.T) {
+	layer, diffID := buildFS(t, layertest.MapFS(layertest.Tree))
 	if diffID != goldenDiffID {
 		t.Errorf("diffID = %s, want %s", diffID, goldenDiffID)
 	}
 	if got := digest.FromBytes(layer); got != goldenDigest {
 		t.Errorf("digest = %s, want %s", got, goldenDigest)
 	}
-	again, diffID2 := buildFS(t, mapFS(testTree))
+	again, diffID2 := buildFS(t, layertest.MapFS(layertest.Tree))
 	if !bytes.Equal(layer, again) || diffID != diffID2 {
 		t.Error("two builds of the same tree differ")
 	}
 }
 
-func TestBuildLayerFromDirMatchesFS(t *testing.T) {
+func TestBuildFromDirMatchesFS(t *testing.T) {
 	dir := t.TempDir()
-	writeDisk(t, dir, testTree)
+	layertest.WriteDir(t, dir, layertest.Tree)
 	got, gotDiffID := buildDir(t, dir)
-	want, wantDiffID := buildFS(t, mapFS(testTree))
+	want, wantDiffID := buildFS(t, layertest.MapFS(layertest.Tree))
 	if gotDiffID != wantDiffID || !bytes.Equal(got, want) {
 		t.Errorf("BuildLayerFromDir: diffID %s, BuildLayer: %s; bytes equal: %v", gotDiffID, wantDiffID, bytes.Equal(got, want))
 	}
 }
 
-func TestBuildLayerEntries(t *testing.T) {
-	layer, diffID := buildFS(t, mapFS(testTree))
+func TestBuildEntries(t *testing.T) {
+	layer, diffID := buildFS(t, layertest.MapFS(layertest.Tree))
 	hdrs := readLayer(t, layer, diffID)
 	if len(hdrs) != len(wantEntries) {
 		var names []string
@@ -213,8 +155,8 @@ func TestBuildLayerEntries(t *testing.T) {
 	}
 }
 
-func TestBuildLayerGzipHeader(t *testing.T) {
-	layer, _ := buildFS(t, mapFS(testTree))
+func TestBuildGzipHeader(t *testing.T) {
+	layer, _ := buildFS(t, layertest.MapFS(layertest.Tree))
 	zr, err := gzip.NewReader(bytes.NewReader(layer))
 	if err != nil {
 		t.Fatal(err)
@@ -224,9 +166,9 @@ func TestBuildLayerGzipHeader(t *testing.T) {
 	}
 }
 
-func TestBuildLayerNormalizesMetadata(t *testing.T) {
+func TestBuildNormalizesMetadata(t *testing.T) {
 	dir := t.TempDir()
-	writeDisk(t, dir, testTree)
+	layertest.WriteDir(t, dir, layertest.Tree)
 	want, wantDiffID := buildDir(t, dir)
 
 	// Other times and owners on disk must not change the layer.
@@ -250,9 +192,9 @@ func TestBuildLayerNormalizesMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	// chown clears setuid and setgid; restore the modes.
-	for _, f := range testTree {
-		if f.mode.Type() != fs.ModeSymlink {
-			if err := os.Chmod(filepath.Join(dir, f.name), f.mode&^fs.ModeType); err != nil {
+	for _, f := range layertest.Tree {
+		if f.Mode.Type() != fs.ModeSymlink {
+			if err := os.Chmod(filepath.Join(dir, f.Name), f.Mode&^fs.ModeType); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -263,7 +205,7 @@ func TestBuildLayerNormalizesMetadata(t *testing.T) {
 	}
 }
 
-func TestBuildLayerLongNames(t *testing.T) {
+func TestBuildLongNames(t *testing.T) {
 	long := strings.Repeat("x", 150)
 	deep := strings.Repeat("abcdefghij/", 30) + "file"
 	tree := fstest.MapFS{
@@ -287,11 +229,11 @@ func TestBuildLayerLongNames(t *testing.T) {
 	}
 }
 
-func TestBuildLayerRefusesSpecialFiles(t *testing.T) {
+func TestBuildRefusesSpecialFiles(t *testing.T) {
 	t.Run("fs device", func(t *testing.T) {
 		fsys := fstest.MapFS{"dev/null": {Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666}}
-		_, err := packages.BuildLayer(t.Context(), fsys, io.Discard)
-		var ue *packages.UnsupportedFileError
+		_, err := layer.Build(t.Context(), fsys, io.Discard)
+		var ue *layer.UnsupportedFileError
 		if !errors.As(err, &ue) || ue.Path != "dev/null" || ue.Kind != "character device" {
 			t.Fatalf("err = %v, want *UnsupportedFileError for dev/null", err)
 		}
@@ -321,8 +263,8 @@ func TestBuildLayerRefusesSpecialFiles(t *testing.T) {
 			if err := mk(filepath.Join(dir, "sub", "x")); err != nil {
 				t.Skipf("cannot create a %s here: %v", name, err)
 			}
-			_, err = packages.BuildLayerFromDir(t.Context(), dir, io.Discard)
-			var ue *packages.UnsupportedFileError
+			_, err = layer.BuildFromDir(t.Context(), dir, io.Discard)
+			var ue *layer.UnsupportedFileError
 			if !errors.As(err, &ue) || ue.Path != "sub/x" {
 				t.Fatalf("err = %v, want *UnsupportedFileError for sub/x", err)
 			}
@@ -333,14 +275,14 @@ func TestBuildLayerRefusesSpecialFiles(t *testing.T) {
 	}
 }
 
-func TestBuildLayerRefusesWhiteouts(t *testing.T) {
+func TestBuildRefusesWhiteouts(t *testing.T) {
 	fsys := fstest.MapFS{"etc/.wh.passwd": {Mode: 0o644}}
-	if _, err := packages.BuildLayer(t.Context(), fsys, io.Discard); err == nil || !strings.Contains(err.Error(), "whiteout") {
+	if _, err := layer.Build(t.Context(), fsys, io.Discard); err == nil || !strings.Contains(err.Error(), "whiteout") {
 		t.Fatalf("err = %v, want a whiteout error", err)
 	}
 }
 
-func TestBuildLayerFromDirHardLinks(t *testing.T) {
+func TestBuildFromDirHardLinks(t *testing.T) {
 	linked, copied := t.TempDir(), t.TempDir()
 	for _, dir := range []string{linked, copied} {
 		if err := os.WriteFile(filepath.Join(dir, "a"), []byte("same"), 0o644); err != nil {
@@ -360,88 +302,12 @@ func TestBuildLayerFromDirHardLinks(t *testing.T) {
 	}
 }
 
-// tarEntry is one entry of a hand-made input tar.
-type tarEntry struct {
-	hdr  tar.Header
-	data string
-}
-
-// messyTar writes entries in the given order with non-canonical metadata.
-func messyTar(t *testing.T, entries []tarEntry, compress bool) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var w io.Writer = &buf
-	var zw *gzip.Writer
-	if compress {
-		zw = gzip.NewWriter(&buf)
-		zw.Name = "input.tar"
-		zw.ModTime = time.Now()
-		w = zw
-	}
-	tw := tar.NewWriter(w)
-	for i, e := range entries {
-		h := e.hdr
-		h.Size = int64(len(e.data))
-		if h.ModTime.IsZero() {
-			h.ModTime = time.Date(2020, 1, 1, 0, 0, i, 500, time.UTC)
-		}
-		h.Uid, h.Gid, h.Uname, h.Gname = 1000, 1000, "alice", "staff"
-		h.PAXRecords = map[string]string{"SCHILY.xattr.user.note": "x"}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, e.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
-
-// testTreeTar is testTree as tar entries, shuffled, with "./" prefixes and
-// a root entry.
-func testTreeTar() []tarEntry {
-	var out []tarEntry
-	for i, f := range slices.Backward(testTree) {
-		h := tar.Header{Name: f.name, Mode: int64(f.mode.Perm())}
-		if i%2 == 0 {
-			h.Name = "./" + h.Name
-		}
-		if f.mode&fs.ModeSetuid != 0 {
-			h.Mode |= 0o4000
-		}
-		if f.mode&fs.ModeSticky != 0 {
-			h.Mode |= 0o1000
-		}
-		data := f.data
-		switch f.mode.Type() {
-		case fs.ModeDir:
-			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
-		case fs.ModeSymlink:
-			h.Typeflag, h.Linkname, h.Mode, data = tar.TypeSymlink, f.data, 0o755, ""
-		default:
-			h.Typeflag = tar.TypeReg
-		}
-		out = append(out, tarEntry{hdr: h, data: data})
-	}
-	// Children before parents is legal in a tar; put one file first.
-	out[0], out[len(out)-2] = out[len(out)-2], out[0]
-	return append([]tarEntry{{hdr: tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700}}}, out...)
-}
-
 func TestNormalizeTarMatchesDirBuild(t *testing.T) {
 	dir := t.TempDir()
-	writeDisk(t, dir, testTree)
+	layertest.WriteDir(t, dir, layertest.Tree)
 	want, wantDiffID := buildDir(t, dir)
 	for _, compress := range []bool{true, false} {
-		in := messyTar(t, testTreeTar(), compress)
+		in := layertest.MessyTar(t, layertest.TreeTar(), compress)
 		var out bytes.Buffer
 		diffID, err := allowSetuid.NormalizeTar(t.Context(), bytes.NewReader(in), &out)
 		if err != nil {
@@ -454,12 +320,12 @@ func TestNormalizeTarMatchesDirBuild(t *testing.T) {
 }
 
 func TestNormalizeTarHardLinksAndParents(t *testing.T) {
-	in := messyTar(t, []tarEntry{
-		{hdr: tar.Header{Name: "a/b/c", Typeflag: tar.TypeReg, Mode: 0o640}, data: "content"},
-		{hdr: tar.Header{Name: "a/d", Typeflag: tar.TypeLink, Linkname: "./a/b/c", Mode: 0o777}},
+	in := layertest.MessyTar(t, []layertest.TarEntry{
+		{Header: tar.Header{Name: "a/b/c", Typeflag: tar.TypeReg, Mode: 0o640}, Data: "content"},
+		{Header: tar.Header{Name: "a/d", Typeflag: tar.TypeLink, Linkname: "./a/b/c", Mode: 0o777}},
 	}, false)
 	var out bytes.Buffer
-	diffID, err := packages.NormalizeTar(t.Context(), bytes.NewReader(in), &out)
+	diffID, err := layer.NormalizeTar(t.Context(), bytes.NewReader(in), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,35 +341,35 @@ func TestNormalizeTarHardLinksAndParents(t *testing.T) {
 }
 
 func TestNormalizeTarRefuses(t *testing.T) {
-	reg := func(name string) tarEntry {
-		return tarEntry{hdr: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644}, data: "x"}
+	reg := func(name string) layertest.TarEntry {
+		return layertest.TarEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644}, Data: "x"}
 	}
 	tests := []struct {
 		name    string
-		entries []tarEntry
+		entries []layertest.TarEntry
 		want    string
 	}{
-		{"absolute", []tarEntry{reg("/etc/passwd")}, "absolute"},
-		{"escape", []tarEntry{reg("a/../../etc/passwd")}, "escapes the root"},
-		{"duplicate", []tarEntry{reg("a"), reg("a")}, `duplicate entry "a"`},
-		{"duplicate after cleaning", []tarEntry{
-			{hdr: tar.Header{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0o755}},
-			{hdr: tar.Header{Name: "d", Typeflag: tar.TypeDir, Mode: 0o755}},
+		{"absolute", []layertest.TarEntry{reg("/etc/passwd")}, "absolute"},
+		{"escape", []layertest.TarEntry{reg("a/../../etc/passwd")}, "escapes the root"},
+		{"duplicate", []layertest.TarEntry{reg("a"), reg("a")}, `duplicate entry "a"`},
+		{"duplicate after cleaning", []layertest.TarEntry{
+			{Header: tar.Header{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0o755}},
+			{Header: tar.Header{Name: "d", Typeflag: tar.TypeDir, Mode: 0o755}},
 		}, `duplicate entry "d"`},
-		{"char device", []tarEntry{{hdr: tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666}}}, "dev/null: character device"},
-		{"fifo", []tarEntry{{hdr: tar.Header{Name: "run/p", Typeflag: tar.TypeFifo, Mode: 0o666}}}, "run/p: named pipe"},
-		{"dangling hard link", []tarEntry{{hdr: tar.Header{Name: "b", Typeflag: tar.TypeLink, Linkname: "a"}}}, "hard link b"},
-		{"below a file", []tarEntry{reg("a"), reg("a/b")}, "parent a is not a directory"},
-		{"below a symlink", []tarEntry{
-			{hdr: tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/etc"}},
+		{"char device", []layertest.TarEntry{{Header: tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666}}}, "dev/null: character device"},
+		{"fifo", []layertest.TarEntry{{Header: tar.Header{Name: "run/p", Typeflag: tar.TypeFifo, Mode: 0o666}}}, "run/p: named pipe"},
+		{"dangling hard link", []layertest.TarEntry{{Header: tar.Header{Name: "b", Typeflag: tar.TypeLink, Linkname: "a"}}}, "hard link b"},
+		{"below a file", []layertest.TarEntry{reg("a"), reg("a/b")}, "parent a is not a directory"},
+		{"below a symlink", []layertest.TarEntry{
+			{Header: tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/etc"}},
 			reg("l/passwd"),
 		}, "parent l is not a directory"},
-		{"whiteout", []tarEntry{reg("etc/.wh.passwd")}, "whiteout"},
+		{"whiteout", []layertest.TarEntry{reg("etc/.wh.passwd")}, "whiteout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := messyTar(t, tc.entries, true)
-			_, err := packages.NormalizeTar(t.Context(), bytes.NewReader(in), io.Discard)
+			in := layertest.MessyTar(t, tc.entries, true)
+			_, err := layer.NormalizeTar(t.Context(), bytes.NewReader(in), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package packages
+package layer
 
 import (
 	"io/fs"

@@ -1,4 +1,4 @@
-package packages
+package layer
 
 import (
 	"archive/tar"
@@ -27,8 +27,9 @@ const (
 // beyond the rules every layer follows. The zero Policy is the default:
 // setuid and setgid files refused, default limits.
 //
-// A layer built from --from-tar or --from-dir input may come from a build
-// job the registry operator does not control, and every image that
+// A layer built from tar or directory input (`envreg publish --from-tar`,
+// --from-dir) or pushed may come from a build job the registry operator
+// does not control, and every image that
 // contains the package runs it. So whatever the policy, a layer never
 // contains, and the input is refused with a *RefusedError (or an
 // *UnsupportedFileError for devices, FIFOs and sockets) naming the entry:
@@ -73,12 +74,13 @@ const (
 // setgid and sticky (group inheritance and /tmp; base-files ships
 // /var/local with setgid).
 //
-// Debian recipes keep setuid and setgid files: their content comes from
-// the signed archive the recipe pins (see DebianSource), where setuid
+// Debian recipes (package packages) keep setuid and setgid files: their
+// content comes from the signed archive the recipe pins, where setuid
 // programs are Debian's decision. The bundled closures contain none.
 //
-// A refused layer is never stored: the publisher builds into a temporary
-// file and stores the blob only after the build succeeded.
+// This package only writes to the io.Writer it is given; its callers
+// build into a temporary file and store the blob only after the build
+// succeeded, so a refused layer is never stored.
 type Policy struct {
 	// AllowSetuid keeps setuid and setgid bits of regular files instead
 	// of refusing the file.
@@ -120,7 +122,7 @@ const (
 	RuleNameLength     Rule = "name-length" // path over PATH_MAX, component over NAME_MAX
 	RuleMalformed      Rule = "malformed"   // not (valid) gzip or tar, empty input, bad name
 
-	// Rules of layers kept as they are (Policy.InspectLayer): what the
+	// Rules of layers kept as they are (Policy.Inspect): what the
 	// canonical form drops cannot be dropped there, so it is refused.
 	RuleMediaType Rule = "media-type" // not a gzip layer media type
 	RuleRoot      Rule = "root-entry" // a root entry other than 0755 root:root
@@ -269,8 +271,8 @@ func (p Policy) checkSetuid(name string, typ byte, mode int64) error {
 	return refuse(name, RuleSetuid, "%s: %s "+kind+" refused; a package layer must not hand root privileges to every image that contains it (allow with Policy.AllowSetuid)", name, what, mode&modeMask)
 }
 
-// BuildLayer is the package function BuildLayer under policy p.
-func (p Policy) BuildLayer(ctx context.Context, root fs.FS, w io.Writer) (diffID digest.Digest, err error) {
+// Build is the package function Build under policy p.
+func (p Policy) Build(ctx context.Context, root fs.FS, w io.Writer) (diffID digest.Digest, err error) {
 	entries, err := p.scanFS(ctx, root, false)
 	if err != nil {
 		return "", fmt.Errorf("building layer: %w", err)
@@ -282,9 +284,8 @@ func (p Policy) BuildLayer(ctx context.Context, root fs.FS, w io.Writer) (diffID
 	return d, nil
 }
 
-// BuildLayerFromDir is the package function BuildLayerFromDir under
-// policy p.
-func (p Policy) BuildLayerFromDir(ctx context.Context, dir string, w io.Writer) (diffID digest.Digest, err error) {
+// BuildFromDir is the package function BuildFromDir under policy p.
+func (p Policy) BuildFromDir(ctx context.Context, dir string, w io.Writer) (diffID digest.Digest, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return "", fmt.Errorf("building layer from %s: %w", dir, err)
@@ -303,21 +304,21 @@ func (p Policy) BuildLayerFromDir(ctx context.Context, dir string, w io.Writer) 
 
 // NormalizeTar is the package function NormalizeTar under policy p.
 func (p Policy) NormalizeTar(ctx context.Context, r io.Reader, w io.Writer) (diffID digest.Digest, err error) {
-	d, err := p.normalizeTar(ctx, r, w, "")
+	d, err := p.normalizeTar(ctx, r, w)
 	if err != nil {
 		return "", fmt.Errorf("normalizing tar: %w", err)
 	}
 	return d, nil
 }
 
-// normalizeTar is NormalizeTar spooling to tempDir, without error context.
-func (p Policy) normalizeTar(ctx context.Context, r io.Reader, w io.Writer, tempDir string) (digest.Digest, error) {
-	spool, err := os.MkdirTemp(tempDir, "envreg-tar-*")
+// normalizeTar is NormalizeTar without error context.
+func (p Policy) normalizeTar(ctx context.Context, r io.Reader, w io.Writer) (digest.Digest, error) {
+	spool, err := os.MkdirTemp("", "envreg-tar-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(spool)
-	entries, err := p.readTar(ctx, r, spool)
+	entries, err := p.ReadTar(ctx, r, spool)
 	if err != nil {
 		return "", err
 	}
