@@ -91,7 +91,7 @@ type Deps struct {
 	Uploads *uploads.Manager
 	// Ingest registers images pushed to packages/<name>:<semver> as
 	// package versions; nil stores them as ordinary images only.
-	Ingest registry.Ingester
+	Ingest registry.PackageIngester
 	// Auth decides who may pull, push and delete (nil: everyone).
 	Auth registry.Authorizer
 	// APIAuth authorizes the provisioning API and the catalog page with

@@ -19,16 +19,16 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 )
 
 // Publishing to a remote envreg (`envreg publish --registry URL`): the
 // layers are built into a private staging store exactly as for a local
 // publish, then each package version is pushed to the registry as an
 // index of single-layer images at packages/<name>:<version>, with the
-// release's metadata in package labels (packages.ReleaseLabels). The
+// release's metadata in package labels (ingest.ReleaseLabels). The
 // registry registers it through the same ingestion as any other push
-// (packages.Ingestor), so it checks the layers again and refuses what
+// (ingest.Ingestor), so it checks the layers again and refuses what
 // its own policy refuses.
 
 // remoteTarget is where and as whom to push.
@@ -122,7 +122,7 @@ const packagesRepo = "packages/"
 // pushRelease pushes one release as an OCI index with one single-layer
 // image per platform and returns the index digest.
 func (t *remoteTarget) pushRelease(ctx context.Context, rel catalog.Release, blobs layerstore.Reader) (v1.Hash, error) {
-	labels := packages.ReleaseLabels(rel)
+	labels := ingest.ReleaseLabels(rel)
 	var adds []mutate.IndexAddendum
 	for _, l := range rel.Layers {
 		img, err := mutate.AppendLayers(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1),

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/envreg/envreg/layerstore/uploads"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/server/auth"
@@ -46,7 +46,7 @@ func pushFlags(fs *flag.FlagSet) *pushSettings {
 	fs.StringVar(&p.service, "auth-service", "envreg", "service name in token challenges and tokens")
 	fs.StringVar(&p.tokenSecret, "auth-token-secret", "", "file holding the key that signs tokens (replicas must share one; default: a random key per process)")
 	fs.BoolVar(&p.allowSetuid, "allow-setuid", false, "accept setuid and setgid files in pushed package layers")
-	fs.IntVar(&p.maxEntries, "max-package-entries", 0, fmt.Sprintf("refuse a pushed package layer with more entries (0: %d)", packages.DefaultMaxPushEntries))
+	fs.IntVar(&p.maxEntries, "max-package-entries", 0, fmt.Sprintf("refuse a pushed package layer with more entries (0: %d)", ingest.DefaultMaxEntries))
 	return p
 }
 
@@ -109,7 +109,7 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 		}
 	})
 	deps.Uploads = up
-	deps.Ingest = &packages.Ingestor{
+	deps.Ingest = &ingest.Ingestor{
 		Blobs: deps.Blobs, Catalog: deps.Catalog, Log: log,
 		Policy: layer.Policy{AllowSetuid: p.allowSetuid, MaxEntries: p.maxEntries},
 	}

@@ -123,7 +123,7 @@ func TestBuildFromDirMatchesFS(t *testing.T) {
 	got, gotDiffID := buildDir(t, dir)
 	want, wantDiffID := buildFS(t, layertest.MapFS(layertest.Tree))
 	if gotDiffID != wantDiffID || !bytes.Equal(got, want) {
-		t.Errorf("BuildLayerFromDir: diffID %s, BuildLayer: %s; bytes equal: %v", gotDiffID, wantDiffID, bytes.Equal(got, want))
+		t.Errorf("BuildFromDir: diffID %s, Build: %s; bytes equal: %v", gotDiffID, wantDiffID, bytes.Equal(got, want))
 	}
 }
 

@@ -29,7 +29,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got != diffID {
-		t.Fatalf("diffID %s, BuildLayer says %s", got, diffID)
+		t.Fatalf("diffID %s, Build says %s", got, diffID)
 	}
 	if files["opt/t/bin/t"] != digest.FromString("#!/bin/sh\n").String()+" 0755" || len(files) != 2 {
 		t.Fatalf("files %v", files)
@@ -81,7 +81,7 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// TestInspectLayerHardLinkHeaders: a hard link is its target's inode,
+// TestInspectHardLinkHeaders: a hard link is its target's inode,
 // and extractors that apply a link's own header (Python's tarfile,
 // containerd, moby) chmod, chown and set attributes on the target through
 // it. So a link header is checked like a file's (setuid, capabilities),
@@ -146,7 +146,7 @@ func TestInspectHardLinkHeaders(t *testing.T) {
 	}
 }
 
-// FuzzInspectLayer: arbitrary bytes as a pushed gzip layer are refused
+// FuzzInspect: arbitrary bytes as a pushed gzip layer are refused
 // (wrapping ErrRefused) or accepted with the diffID of their uncompressed
 // content, never a panic or a system error.
 func FuzzInspect(f *testing.F) {

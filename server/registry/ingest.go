@@ -11,7 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 )
 
 // PackagesPrefix starts the repositories whose tagged pushes become
@@ -35,7 +35,7 @@ func (reg *Registry) ingestPackage(r *http.Request, repo, pkg string, tags []str
 			"tags: a push to %s registers one version; got tags %v", repo, tags)}}
 	}
 	ctx := r.Context()
-	push := packages.Push{Name: pkg, Version: tags[0], Annotations: m.Annotations}
+	push := ingest.Push{Name: pkg, Version: tags[0], Annotations: m.Annotations}
 	if m.Manifests != nil {
 		for i, desc := range m.Manifests {
 			if desc.Annotations["vnd.docker.reference.type"] == "attestation-manifest" ||
@@ -80,16 +80,16 @@ func (reg *Registry) ingestPackage(r *http.Request, repo, pkg string, tags []str
 // pushedImage reads the config of image manifest m and describes it for
 // ingestion. The platform comes from the index descriptor when there is
 // one, else from the config.
-func (reg *Registry) pushedImage(r *http.Request, m *pushedManifest, platform *ocispec.Platform) (packages.PushedImage, error) {
+func (reg *Registry) pushedImage(r *http.Request, m *pushedManifest, platform *ocispec.Platform) (ingest.PushedImage, error) {
 	cfg, err := reg.readConfig(r, m.Config.Digest)
 	if err != nil {
-		return packages.PushedImage{}, err
+		return ingest.PushedImage{}, err
 	}
 	p := catalog.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 	if platform != nil {
 		p = catalog.Platform{OS: platform.OS, Architecture: platform.Architecture, Variant: platform.Variant}
 	}
-	return packages.PushedImage{Platform: p, Config: cfg, Layers: m.Layers, Annotations: m.Annotations}, nil
+	return ingest.PushedImage{Platform: p, Config: cfg, Layers: m.Layers, Annotations: m.Annotations}, nil
 }
 
 // readConfig reads and decodes an image config blob.

@@ -31,7 +31,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/server/registry"
 	"github.com/envreg/envreg/test/fixtures"
@@ -55,7 +55,7 @@ func newPushable(t *testing.T) *pushable {
 	log := slog.New(slog.DiscardHandler)
 	reg := registry.New(st.Catalog, st.Catalog, st.Blobs, manifestgen.NewComposer(st.Catalog, st.Blobs),
 		registry.WithLogger(log), registry.WithPush(st.Catalog, st.Blobs, up),
-		registry.WithIngester(&packages.Ingestor{Blobs: st.Blobs, Catalog: st.Catalog, Log: log}))
+		registry.WithIngester(&ingest.Ingestor{Blobs: st.Blobs, Catalog: st.Catalog, Log: log}))
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
@@ -491,11 +491,11 @@ func packageImage(t *testing.T, arch string, files map[string]string, labels map
 func TestPushPackage(t *testing.T) {
 	p := newPushable(t)
 	labels := map[string]string{
-		packages.LabelPath:                    "/opt/tool/bin",
-		packages.LabelEnvPrefix + "TOOL_HOME": "/opt/tool",
-		packages.LabelRequires:                "base ^12",
-		packages.LabelAliases:                 "tl",
-		packages.LabelLabel + "origin":        "team ci",
+		ingest.LabelPath:                    "/opt/tool/bin",
+		ingest.LabelEnvPrefix + "TOOL_HOME": "/opt/tool",
+		ingest.LabelRequires:                "base ^12",
+		ingest.LabelAliases:                 "tl",
+		ingest.LabelLabel + "origin":        "team ci",
 	}
 	var adds []mutate.IndexAddendum
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -538,7 +538,7 @@ func TestPushPackage(t *testing.T) {
 		t.Fatalf("the push changed the stack env: %v", st.Aliases)
 	}
 	// Another package may not claim the alias.
-	claim := packageImage(t, "amd64", map[string]string{"opt/x/bin/x": "x"}, map[string]string{packages.LabelAliases: "tl"})
+	claim := packageImage(t, "amd64", map[string]string{"opt/x/bin/x": "x"}, map[string]string{ingest.LabelAliases: "tl"})
 	if err := remote.Write(p.ref(t, "packages/other:1.0.0"), claim); err == nil || !strings.Contains(err.Error(), `alias "tl" is declared by package tool`) {
 		t.Fatalf("a second package claiming tl: %v", err)
 	}
@@ -600,8 +600,8 @@ func TestPushPackageRefused(t *testing.T) {
 		{"two layers", "packages/x:1.0.0", twoLayers, "exactly one layer"},
 		{"unknown platform", "packages/x:1.0.1", packageImage(t, "sparc", good, nil), "unknown platform"},
 		{"unknown label", "packages/x:1.0.2", packageImage(t, "amd64", good, map[string]string{"io.envreg.package.require": "base"}), "unknown package label"},
-		{"bad constraint", "packages/x:1.0.3", packageImage(t, "amd64", good, map[string]string{packages.LabelRequires: "base ^^12"}), "requires"},
-		{"name mismatch", "packages/x:1.0.4", packageImage(t, "amd64", good, map[string]string{packages.LabelName: "y"}), "names package"},
+		{"bad constraint", "packages/x:1.0.3", packageImage(t, "amd64", good, map[string]string{ingest.LabelRequires: "base ^^12"}), "requires"},
+		{"name mismatch", "packages/x:1.0.4", packageImage(t, "amd64", good, map[string]string{ingest.LabelName: "y"}), "names package"},
 		{"setuid", "packages/x:1.0.5", setuidImage(t), "setuid"},
 	}
 	for _, c := range cases {

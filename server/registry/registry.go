@@ -39,7 +39,7 @@ import (
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 )
 
 // Registry is the /v2/ API.
@@ -56,7 +56,7 @@ type Registry struct {
 	repos   catalog.Repositories
 	store   layerstore.Writer
 	uploads *uploads.Manager
-	ingest  Ingester
+	ingest  PackageIngester
 	auth    Authorizer
 	// mountWithoutFrom lets a mount request without "from" link any blob
 	// the store holds (distribution-spec 1.1 "automatic content
@@ -69,10 +69,10 @@ type Registry struct {
 	budget *Budget
 }
 
-// Ingester registers a package version pushed to packages/<name>:<semver>
-// (packages.Ingestor).
-type Ingester interface {
-	Ingest(ctx context.Context, p packages.Push) (catalog.Release, error)
+// PackageIngester registers a package version pushed to
+// packages/<name>:<semver> (ingest.Ingestor).
+type PackageIngester interface {
+	Ingest(ctx context.Context, p ingest.Push) (catalog.Release, error)
 }
 
 // Option configures a Registry.
@@ -89,7 +89,7 @@ func WithPush(repos catalog.Repositories, store layerstore.Writer, up *uploads.M
 
 // WithIngester registers pushes to packages/<name>:<semver> as package
 // versions (without it, such pushes are stored as ordinary images only).
-func WithIngester(in Ingester) Option { return func(r *Registry) { r.ingest = in } }
+func WithIngester(in PackageIngester) Option { return func(r *Registry) { r.ingest = in } }
 
 // WithAuthorizer sets who may do what (default: AllowAll).
 func WithAuthorizer(a Authorizer) Option { return func(r *Registry) { r.auth = a } }

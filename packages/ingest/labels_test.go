@@ -1,4 +1,4 @@
-package packages_test
+package ingest_test
 
 import (
 	"maps"
@@ -9,11 +9,11 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 )
 
-func TestParsePackageLabels(t *testing.T) {
-	pl, problems := packages.ParsePackageLabels(map[string]string{
+func TestParseLabels(t *testing.T) {
+	pl, problems := ingest.ParseLabels(map[string]string{
 		"io.envreg.package.name":            "php",
 		"io.envreg.package.version":         "8.2.36",
 		"io.envreg.package.env.path":        "/usr/local/php/bin: /usr/local/php/sbin",
@@ -39,16 +39,16 @@ func TestParsePackageLabels(t *testing.T) {
 
 	// An empty PATH entry would be the working directory.
 	for _, v := range []string{"/a::/b", "/a:", ":/a", " : "} {
-		_, problems = packages.ParsePackageLabels(map[string]string{packages.LabelPath: v})
+		_, problems = ingest.ParseLabels(map[string]string{ingest.LabelPath: v})
 		if len(problems) == 0 || !strings.Contains(problems[0], "is empty (an empty PATH entry means the working directory)") {
 			t.Errorf("path label %q: problems %q", v, problems)
 		}
 	}
-	if pl, problems := packages.ParsePackageLabels(map[string]string{packages.LabelPath: " "}); len(problems) > 0 || pl.Path != nil {
+	if pl, problems := ingest.ParseLabels(map[string]string{ingest.LabelPath: " "}); len(problems) > 0 || pl.Path != nil {
 		t.Errorf("a blank path label: %+v %q, want no entries", pl, problems)
 	}
 
-	_, problems = packages.ParsePackageLabels(map[string]string{
+	_, problems = ingest.ParseLabels(map[string]string{
 		"io.envreg.package.require": "base", // a typo must not drop a requirement
 		"io.envreg.package.env.":    "x",
 		"io.envreg.package.label.":  "x",
@@ -67,8 +67,8 @@ func TestReleaseLabelsRoundTrip(t *testing.T) {
 		Labels:    map[string]string{"debian.packages": "nodejs=20.11.1"},
 	}
 	rel.Aliases = []string{"node"}
-	labels := packages.ReleaseLabels(rel)
-	pl, problems := packages.ParsePackageLabels(labels)
+	labels := ingest.ReleaseLabels(rel)
+	pl, problems := ingest.ParseLabels(labels)
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
@@ -83,14 +83,14 @@ func TestReleaseLabelsRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzParsePackageLabels: any labels parse without panicking, and the
+// FuzzParseLabels: any labels parse without panicking, and the
 // labels of a release parse back to it.
-func FuzzParsePackageLabels(f *testing.F) {
+func FuzzParseLabels(f *testing.F) {
 	f.Add("io.envreg.package.requires", "base ^12; php >=8.1 <8.4", "io.envreg.package.env.path", "/a:/b")
 	f.Add("io.envreg.package.env.X", "y", "io.envreg.package.aliases", "a;b;;c")
 	f.Add("io.envreg.package.", "", "io.envreg.package.label.k", "v")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
-		pl, problems := packages.ParsePackageLabels(map[string]string{k1: v1, k2: v2})
+		pl, problems := ingest.ParseLabels(map[string]string{k1: v1, k2: v2})
 		if len(problems) > 0 {
 			return
 		}

@@ -1,4 +1,4 @@
-package packages_test
+package ingest_test
 
 import (
 	"archive/tar"
@@ -22,7 +22,7 @@ import (
 	"github.com/envreg/envreg/catalog/fsstore"
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
-	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/ingest"
 	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/packages/layer/layertest"
 )
@@ -50,7 +50,7 @@ func newIngestStores(t *testing.T) ingestStores {
 
 // push stores layer (a gzip tar) as a blob and describes it as the single
 // linux/amd64 layer of a push of name version.
-func (s ingestStores) push(t *testing.T, name, version string, layer []byte) packages.Push {
+func (s ingestStores) push(t *testing.T, name, version string, layer []byte) ingest.Push {
 	t.Helper()
 	d := digest.FromBytes(layer)
 	if err := s.blobs.Put(t.Context(), d, int64(len(layer)), bytes.NewReader(layer)); err != nil {
@@ -65,7 +65,7 @@ func (s ingestStores) push(t *testing.T, name, version string, layer []byte) pac
 		t.Fatal(err)
 	}
 	amd64 := catalog.Platform{OS: "linux", Architecture: "amd64"}
-	return packages.Push{Name: name, Version: version, Images: []packages.PushedImage{{
+	return ingest.Push{Name: name, Version: version, Images: []ingest.PushedImage{{
 		Platform: amd64,
 		Config: ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"},
 			RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}}},
@@ -99,15 +99,15 @@ func emptyFiles(t *testing.T, n int) []byte {
 // publishing allows (test/hostile_push_test.go pushes that many to the
 // real server).
 func TestIngestEntryLimit(t *testing.T) {
-	if packages.DefaultMaxPushEntries >= layer.DefaultMaxEntries {
-		t.Fatalf("the push limit %d is not below the publish limit %d", packages.DefaultMaxPushEntries, layer.DefaultMaxEntries)
+	if ingest.DefaultMaxEntries >= layer.DefaultMaxEntries {
+		t.Fatalf("the push limit %d is not below the publish limit %d", ingest.DefaultMaxEntries, layer.DefaultMaxEntries)
 	}
-	if got := packages.IngestorPolicy(&packages.Ingestor{}).MaxEntries; got != packages.DefaultMaxPushEntries {
-		t.Fatalf("the zero Ingestor allows %d entries, want %d", got, packages.DefaultMaxPushEntries)
+	if got := ingest.IngestorPolicy(&ingest.Ingestor{}).MaxEntries; got != ingest.DefaultMaxEntries {
+		t.Fatalf("the zero Ingestor allows %d entries, want %d", got, ingest.DefaultMaxEntries)
 	}
 	st := newIngestStores(t)
 	p := st.push(t, "many", "1.0.0", emptyFiles(t, 100)) // and their directory f: 101 entries
-	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat, Policy: layer.Policy{MaxEntries: 100}}
+	in := &ingest.Ingestor{Blobs: st.blobs, Catalog: st.cat, Policy: layer.Policy{MaxEntries: 100}}
 	_, err := in.Ingest(t.Context(), p)
 	var re *layer.RefusedError
 	const want = "f/99: more than 100 entries; the limit is 100"
@@ -163,14 +163,14 @@ func TestIngestorBoundsConcurrentIngestions(t *testing.T) {
 	st := newIngestStores(t)
 	blobs := &gatedBlobs{Reader: st.blobs, opened: make(chan string, 3), gate: make(chan struct{})}
 	log := waitLog{msgs: make(chan string, 10)}
-	in := &packages.Ingestor{Blobs: blobs, Catalog: st.cat, MaxIngestions: 1, Log: slog.New(log)}
+	in := &ingest.Ingestor{Blobs: blobs, Catalog: st.cat, MaxIngestions: 1, Log: slog.New(log)}
 	a := st.push(t, "a", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/a", Mode: 0o644, Type: tar.TypeReg, Content: "a"}))
 	b := st.push(t, "b", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/b", Mode: 0o644, Type: tar.TypeReg, Content: "b"}))
 	c := st.push(t, "c", "1.0.0", layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/c", Mode: 0o644, Type: tar.TypeReg, Content: "c"}))
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	ingest := func(i int, ctx context.Context, p packages.Push) {
+	ingest := func(i int, ctx context.Context, p ingest.Push) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _, errs[i] = in.Ingest(ctx, p) }()
 	}
@@ -226,18 +226,18 @@ func TestIngestorBoundsConcurrentIngestions(t *testing.T) {
 // label, and nothing is registered.
 func TestIngestRefusesHostileEnvLabels(t *testing.T) {
 	st := newIngestStores(t)
-	in := &packages.Ingestor{Blobs: st.blobs, Catalog: st.cat}
+	in := &ingest.Ingestor{Blobs: st.blobs, Catalog: st.cat}
 	layer := layertest.PushedTar(t, layertest.PushedEntry{Name: "opt/x/bin/x", Mode: 0o755, Type: tar.TypeReg, Content: "x"})
 	cases := []struct {
 		name, key, value, want string
 	}{
-		{"newline in env", packages.LabelEnvPrefix + "X_HOME", "/opt/x\nLD_PRELOAD=/tmp/evil.so", "env: value of X_HOME contains the control character U+000A"},
-		{"escape in env", packages.LabelEnvPrefix + "X_HOME", "\x1b]0;owned\x07", "U+001B"},
-		{"newline in path", packages.LabelPath, "/opt/x/bin\n", ""}, // trimmed like spaces: accepted
-		{"newline inside path", packages.LabelPath, "/opt/x\n/bin", "contains the control character U+000A"},
-		{"empty path entry", packages.LabelPath, "/opt/x/bin::/usr/bin", "entry 1 is empty"},
-		{"unclean path entry", packages.LabelPath, "/opt/x/../bin", `"/opt/x/../bin" is not a clean path`},
-		{"relative path entry", packages.LabelPath, "bin", "not an absolute path"},
+		{"newline in env", ingest.LabelEnvPrefix + "X_HOME", "/opt/x\nLD_PRELOAD=/tmp/evil.so", "env: value of X_HOME contains the control character U+000A"},
+		{"escape in env", ingest.LabelEnvPrefix + "X_HOME", "\x1b]0;owned\x07", "U+001B"},
+		{"newline in path", ingest.LabelPath, "/opt/x/bin\n", ""}, // trimmed like spaces: accepted
+		{"newline inside path", ingest.LabelPath, "/opt/x\n/bin", "contains the control character U+000A"},
+		{"empty path entry", ingest.LabelPath, "/opt/x/bin::/usr/bin", "entry 1 is empty"},
+		{"unclean path entry", ingest.LabelPath, "/opt/x/../bin", `"/opt/x/../bin" is not a clean path`},
+		{"relative path entry", ingest.LabelPath, "bin", "not an absolute path"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package packages
+package ingest
 
 import (
 	"context"
@@ -17,47 +17,6 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/packages/layer"
-)
-
-// Package ingestion by push.
-//
-// An image or index pushed to the repository packages/<name> with the tag
-// <version> becomes package version <name> <version>: its single layer per
-// platform is registered as it is, byte for byte (the pushed blob is the
-// catalog's layer). What the recipe fields say for a published package,
-// labels say for a pushed one. They are read from the image config's labels
-// (Dockerfile LABEL) and from the manifest's and the index's annotations
-// (crane, oras, buildx --annotation); all of them together must give every
-// platform the same values:
-//
-//	io.envreg.package.name       the package name; must match the repository (optional)
-//	io.envreg.package.version    the version; must match the tag (optional)
-//	io.envreg.package.env.path   directories to prepend to PATH, ':'-separated
-//	                             (absolute and clean; no empty entry)
-//	io.envreg.package.env.<VAR>  the environment variable VAR (not PATH); no
-//	                             control characters, valid UTF-8
-//	io.envreg.package.requires   constraints, ';'-separated: "base ^12; openssl >=3"
-//	io.envreg.package.conflicts  constraints, ';'-separated
-//	io.envreg.package.aliases    short names, ';'-separated (Release.Aliases): usable in
-//	                             every stack that does not map them itself
-//	io.envreg.package.label.<K>  the release label K (shown by the catalog API)
-//
-// Any other io.envreg.package.* key is refused (a typo must not silently
-// drop a requirement). Labels outside that namespace are ignored.
-
-// LabelPrefix starts every package label.
-const LabelPrefix = "io.envreg.package."
-
-// The package labels.
-const (
-	LabelName      = LabelPrefix + "name"
-	LabelVersion   = LabelPrefix + "version"
-	LabelPath      = LabelPrefix + "env.path"
-	LabelEnvPrefix = LabelPrefix + "env."
-	LabelRequires  = LabelPrefix + "requires"
-	LabelConflicts = LabelPrefix + "conflicts"
-	LabelAliases   = LabelPrefix + "aliases"
-	LabelLabel     = LabelPrefix + "label."
 )
 
 // Push is an image or index pushed to packages/<Name> with tag Version.
@@ -80,136 +39,19 @@ type PushedImage struct {
 	Annotations map[string]string
 }
 
-// PackageLabels is what the labels of a push say.
-type PackageLabels struct {
-	Name, Version       string
-	Path                []string
-	Env                 map[string]string
-	Requires, Conflicts []string
-	Aliases             []string
-	Labels              map[string]string
-}
-
-// ParsePackageLabels reads the io.envreg.package.* entries of labels (other
-// keys are ignored). Every problem is reported, as "label KEY: reason".
-func ParsePackageLabels(labels map[string]string) (PackageLabels, []string) {
-	var pl PackageLabels
-	var problems []string
-	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	list := func(v string) []string {
-		var out []string
-		for _, s := range strings.Split(v, ";") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		v := labels[k]
-		if !strings.HasPrefix(k, LabelPrefix) {
-			continue
-		}
-		switch {
-		case k == LabelName:
-			pl.Name = strings.TrimSpace(v)
-		case k == LabelVersion:
-			pl.Version = strings.TrimSpace(v)
-		case k == LabelPath:
-			if strings.TrimSpace(v) == "" {
-				continue
-			}
-			for i, p := range strings.Split(v, ":") {
-				if p = strings.TrimSpace(p); p == "" {
-					add("label %s: entry %d is empty (an empty PATH entry means the working directory)", k, i)
-					continue
-				}
-				pl.Path = append(pl.Path, p)
-			}
-		case k == LabelRequires:
-			pl.Requires = list(v)
-		case k == LabelConflicts:
-			pl.Conflicts = list(v)
-		case k == LabelAliases:
-			pl.Aliases = list(v)
-		case strings.HasPrefix(k, LabelEnvPrefix):
-			name := strings.TrimPrefix(k, LabelEnvPrefix)
-			if name == "" {
-				add("label %s: names no variable (use %sVAR)", k, LabelEnvPrefix)
-				continue
-			}
-			if pl.Env == nil {
-				pl.Env = map[string]string{}
-			}
-			pl.Env[name] = v
-		case strings.HasPrefix(k, LabelLabel):
-			name := strings.TrimPrefix(k, LabelLabel)
-			if name == "" {
-				add("label %s: names no label (use %sKEY)", k, LabelLabel)
-				continue
-			}
-			if pl.Labels == nil {
-				pl.Labels = map[string]string{}
-			}
-			pl.Labels[name] = v
-		default:
-			add("label %s: unknown package label (known: %s, %s, %s, %sVAR, %s, %s, %s, %sKEY)", k,
-				LabelName, LabelVersion, LabelPath, LabelEnvPrefix, LabelRequires, LabelConflicts, LabelAliases, LabelLabel)
-		}
-	}
-	return pl, problems
-}
-
-// ReleaseLabels returns the package labels that describe rel's metadata
-// (everything but its layers): pushing an image with them to
-// packages/<name>:<version> registers the same release. `envreg publish
-// --registry` puts them on the manifests it pushes.
-func ReleaseLabels(rel catalog.Release) map[string]string {
-	l := map[string]string{
-		LabelName:    rel.Name,
-		LabelVersion: rel.Version.String(),
-	}
-	if len(rel.Env.Path) > 0 {
-		l[LabelPath] = strings.Join(rel.Env.Path, ":")
-	}
-	for k, v := range rel.Env.Vars {
-		l[LabelEnvPrefix+k] = v
-	}
-	cs := func(cs []catalog.Constraint) string {
-		s := make([]string, len(cs))
-		for i, c := range cs {
-			s[i] = c.String()
-		}
-		return strings.Join(s, "; ")
-	}
-	if len(rel.Requires) > 0 {
-		l[LabelRequires] = cs(rel.Requires)
-	}
-	if len(rel.Conflicts) > 0 {
-		l[LabelConflicts] = cs(rel.Conflicts)
-	}
-	if len(rel.Aliases) > 0 {
-		l[LabelAliases] = strings.Join(rel.Aliases, "; ")
-	}
-	for k, v := range rel.Labels {
-		l[LabelLabel+k] = v
-	}
-	return l
-}
-
 // KnownArchitectures are the architectures a pushed package may be
 // registered for (Go's GOARCH names, as OCI uses them).
 var KnownArchitectures = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
 
-// DefaultMaxPushEntries is the entry limit of a pushed package layer when
-// the Ingestor's Policy sets none. It is lower than layer.DefaultMaxEntries,
-// which bounds what a trusted publisher builds: anyone allowed to push
+// DefaultMaxEntries is the entry limit of a pushed package layer when
+// the Ingestor's Policy sets none. It is lower than
+// layer.DefaultMaxEntries, which bounds what a trusted publisher builds: anyone allowed to push
 // makes the registry read every entry of the layer, keep its name and
 // record it in the catalog. A layer of a million empty files, a few MiB
 // of gzip, took 53 s and 700 MB before it was refused at
 // layer.DefaultMaxEntries (issue 15); 65,536 is 25 times the entries of the
 // largest bundled package (base, 2,639).
-const DefaultMaxPushEntries = 1 << 16
+const DefaultMaxEntries = 1 << 16
 
 // DefaultMaxIngestions is how many pushed packages an Ingestor checks at
 // once when MaxIngestions is zero. Checking a layer is CPU-bound (gunzip,
@@ -227,9 +69,9 @@ type Ingestor struct {
 		catalog.Reader
 		catalog.Publisher
 	}
-	// Policy checks the layers (layer.Policy.Inspect); the zero Policy refuses
-	// setuid files and applies the default limits, with
-	// DefaultMaxPushEntries as MaxEntries.
+	// Policy checks the layers (layer.Policy.Inspect); the zero Policy
+	// refuses setuid files and applies the default limits, with
+	// DefaultMaxEntries as MaxEntries.
 	Policy layer.Policy
 	// MaxIngestions bounds the pushes whose layers are checked at once
 	// (0: DefaultMaxIngestions); others wait for a slot, or for their
@@ -247,8 +89,8 @@ type Ingestor struct {
 // Ingest checks p and registers it as a package version: the labels, the
 // platforms (known, not repeated), exactly one gzip layer per image whose
 // content passes Policy.Inspect and whose diffID is the config's.
-// Anything wrong is refused with a *catalog.ValidationError (or a *layer.RefusedError
-// for a hostile layer) and nothing is registered. Pushing the same content
+// Anything wrong is refused with a *catalog.ValidationError (or a
+// *layer.RefusedError for a hostile layer) and nothing is registered. Pushing the same content
 // again succeeds; different content for an existing version fails with an
 // error wrapping catalog.ErrExists.
 func (in *Ingestor) Ingest(ctx context.Context, p Push) (catalog.Release, error) {
@@ -281,7 +123,7 @@ func (in *Ingestor) ingest(ctx context.Context, p Push) (catalog.Release, error)
 			add("%s: package labels differ from those of %s; a package version has one set of metadata", img.Platform, p.Images[0].Platform)
 		}
 	}
-	pl, lp := ParsePackageLabels(first)
+	pl, lp := ParseLabels(first)
 	problems = append(problems, lp...)
 	if pl.Name != "" && pl.Name != p.Name {
 		add("label %s: %q, but the repository names package %q", LabelName, pl.Name, p.Name)
@@ -463,7 +305,7 @@ func (in *Ingestor) checkAliases(ctx context.Context, pkg string, aliases []stri
 func (in *Ingestor) policy() layer.Policy {
 	p := in.Policy
 	if p.MaxEntries == 0 {
-		p.MaxEntries = DefaultMaxPushEntries
+		p.MaxEntries = DefaultMaxEntries
 	}
 	return p
 }
