@@ -268,7 +268,7 @@ func (p *Publisher) apt(arch string, d *DebianSource) (*debian.Apt, error) {
 	}
 	a, err := debian.New(debian.Config{
 		CacheDir: dir, Arch: arch, Sources: sources, Keyring: keyring,
-		TempDir: p.TempDir, Progress: p.Progress, Log: p.log(),
+		TempDir: p.TempDir, Progress: p.aptOutput(), Log: p.log(),
 	})
 	if err != nil {
 		return nil, err

@@ -71,8 +71,9 @@
 // LabelDebianVersion and LabelDebianPackages (the closure, name=version).
 //
 // Package lists are refreshed at most once per Publisher (one run) per
-// architecture and sources; with Progress set, apt's download lines and a
-// compression line go there, for a terminal.
+// architecture and sources; with Progress set, apt's download lines go
+// there as AptOutput events, like the progress of every layer's
+// compression (see Event).
 //
 // # Bundled recipes and seeding
 //

@@ -47,10 +47,14 @@ type Publisher struct {
 	// COMPONENT...") of Debian recipes that name none; nil means the
 	// machine's apt sources (/etc/apt/sources.list and sources.list.d).
 	DebianSources []string
-	// Progress receives download and compression progress for a person
-	// watching a terminal; nil (the default, right for CI and logs) shows
-	// none. Give os.Stderr only when it is a terminal.
-	Progress io.Writer
+	// Progress, when set, receives the events of the run as they happen
+	// (which recipe, apt's download lines, how far each layer's
+	// compression is), for a person watching; cmd/envreg draws them on a
+	// terminal. It is called from several goroutines at once (the layers
+	// of a recipe's platforms are built concurrently) and should return
+	// quickly. nil, the default and right for CI and logs, reports
+	// nothing, and apt then runs quietly.
+	Progress func(Event)
 	// Policy decides what --from-tar and --from-dir content may hold
 	// beyond the rules every layer follows; the zero Policy refuses
 	// setuid and setgid files and applies the default limits. Debian
@@ -58,8 +62,7 @@ type Publisher struct {
 	// limits (see layer.Policy).
 	Policy layer.Policy
 
-	deb      debianState
-	progress progressBoard
+	deb debianState
 }
 
 // target is one platform's content: a directory, a tar file, or a
@@ -197,13 +200,8 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 
 	dg := digest.SHA256.Digester()
 	cw := &countingWriter{w: io.MultiWriter(f, dg.Hash())}
-	var out io.Writer = cw
-	var pw *progressWriter
-	if p.Progress != nil {
-		pw = p.progress.start(p.Progress, label, cw)
-		out = pw
-		defer pw.stop() // a failed build leaves the line too
-	}
+	out, ended := p.watchLayer(label, cw)
+	defer ended(-1) // a failed build; nothing once ended(size) was called
 	bw := bufio.NewWriterSize(out, 1<<20)
 	var diffID digest.Digest
 	switch {
@@ -220,7 +218,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	if err := bw.Flush(); err != nil {
 		return catalog.Layer{}, fmt.Errorf("writing temporary layer file: %w", err)
 	}
-	pw.done()
+	ended(cw.n)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return catalog.Layer{}, fmt.Errorf("rewinding temporary layer file: %w", err)
 	}
@@ -300,88 +298,4 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-// progressBoard shows the layers being compressed on one terminal line,
-// "compressing php 8.2.36 for linux/amd64: 12.3 MB, ... for linux/arm64:
-// 9.8 MB", redrawn at most five times a second, and one line per finished
-// layer.
-type progressBoard struct {
-	mu     sync.Mutex
-	active []*progressWriter
-	last   time.Time
-}
-
-// progressWriter counts the compressed bytes of one layer.
-type progressWriter struct {
-	board *progressBoard
-	out   io.Writer
-	label string
-	w     io.Writer
-	n     int64
-	start time.Time
-}
-
-func (b *progressBoard) start(out io.Writer, label string, w io.Writer) *progressWriter {
-	pw := &progressWriter{board: b, out: out, label: label, w: w, start: time.Now()}
-	b.mu.Lock()
-	b.active = append(b.active, pw)
-	b.mu.Unlock()
-	return pw
-}
-
-// draw redraws the line; the caller holds b.mu.
-func (b *progressBoard) draw(out io.Writer) {
-	if len(b.active) == 0 {
-		return
-	}
-	parts := make([]string, len(b.active))
-	for i, pw := range b.active {
-		parts[i] = fmt.Sprintf("%s: %.1f MB", pw.label, float64(pw.n)/1e6)
-	}
-	fmt.Fprintf(out, "\r\x1b[Kcompressing %s", strings.Join(parts, ", "))
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.board.mu.Lock()
-	p.n += int64(n)
-	if now := time.Now(); now.Sub(p.board.last) >= 200*time.Millisecond {
-		p.board.last = now
-		p.board.draw(p.out)
-	}
-	p.board.mu.Unlock()
-	return n, err
-}
-
-// done prints the layer's final line and takes it off the board; it does
-// nothing on a nil receiver.
-func (p *progressWriter) done() {
-	if p == nil {
-		return
-	}
-	p.board.mu.Lock()
-	defer p.board.mu.Unlock()
-	fmt.Fprintf(p.out, "\r\x1b[Kcompressed %s: %.1f MB in %s\n", p.label, float64(p.n)/1e6, time.Since(p.start).Round(100*time.Millisecond))
-	p.remove()
-}
-
-// stop takes the layer off the board if done did not.
-func (p *progressWriter) stop() {
-	p.board.mu.Lock()
-	defer p.board.mu.Unlock()
-	p.remove()
-}
-
-// remove takes p off the board and redraws it; the caller holds the lock.
-func (p *progressWriter) remove() {
-	b := p.board
-	n := len(b.active)
-	b.active = slices.DeleteFunc(b.active, func(o *progressWriter) bool { return o == p })
-	if len(b.active) < n {
-		if len(b.active) == 0 {
-			fmt.Fprint(p.out, "\r\x1b[K")
-		}
-		b.draw(p.out)
-	}
 }

@@ -20,8 +20,8 @@ import (
 // publishes nothing and does not touch the network.
 //
 // Recipes are published bases first (see DebianSource.Base), then in the
-// order given; baseDir is as for PublishRecipe. With Publisher.Progress
-// set, one line per published recipe is written there. Seed stops at the
+// order given; baseDir is as for PublishRecipe. Publisher.Progress, if
+// set, gets a RecipeStarted event per recipe. Seed stops at the
 // first failure and returns what it published until then along with the
 // error; the failed recipe itself is not in the catalog.
 func (p *Publisher) Seed(ctx context.Context, recipes []Recipe, baseDir string, snap *catalog.Snapshot) ([]catalog.Release, error) {
@@ -41,10 +41,8 @@ func (p *Publisher) Seed(ctx context.Context, recipes []Recipe, baseDir string, 
 	slices.SortStableFunc(todo, func(a, b Recipe) int { return cmp.Compare(baseDepth(a), baseDepth(b)) })
 	var published []catalog.Release
 	for i, rc := range todo {
-		if p.Progress != nil {
-			fmt.Fprintf(p.Progress, "publishing %s %s for %s (%d of %d)\n",
-				rc.Name, rc.effectiveVersion(), platformList(rc.Platforms), i+1, len(todo))
-		}
+		p.report(Event{Kind: RecipeStarted, Index: i + 1, Count: len(todo),
+			Subject: fmt.Sprintf("%s %s for %s", rc.Name, rc.effectiveVersion(), platformList(rc.Platforms))})
 		rels, err := p.PublishRecipe(ctx, rc, baseDir, false)
 		if err != nil {
 			return published, err

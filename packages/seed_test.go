@@ -1,9 +1,9 @@
 package packages_test
 
 import (
-	"bytes"
 	"os"
-	"strings"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/envreg/envreg/catalog"
@@ -17,8 +17,13 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, blobs, cat := newPublisher(t)
-	var progress bytes.Buffer
-	pub.Progress = &progress
+	var mu sync.Mutex
+	var events []packages.Event
+	pub.Progress = func(e packages.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	}
 
 	// Nothing published yet: every platform is.
 	got, err := pub.Seed(t.Context(), recipes, dir, catalog.NewSnapshot(0, nil, nil))
@@ -28,11 +33,15 @@ func TestSeed(t *testing.T) {
 	if len(got) != 2 || cat.calls != 1 {
 		t.Fatalf("first seed published %d releases in %d catalog calls, want 2 in 1", len(got), cat.calls)
 	}
-	if !strings.Contains(progress.String(), "publishing php 8.2.36 for linux/amd64, linux/arm64 (1 of 1)\n") ||
-		!strings.Contains(progress.String(), "compressed php 8.2.36 for linux/arm64: ") {
-		t.Errorf("progress = %q", progress.String())
-	}
 	full := cat.get(t, "php", "8.2.36")
+	arm64 := catalog.Platform{OS: "linux", Architecture: "arm64"}
+	l, _ := full.Layer(arm64)
+	if want := (packages.Event{Kind: packages.RecipeStarted, Subject: "php 8.2.36 for linux/amd64, linux/arm64", Index: 1, Count: 1}); len(events) == 0 || events[0] != want {
+		t.Errorf("first event %+v, want %+v", events[0], want)
+	}
+	if want := (packages.Event{Kind: packages.LayerBuilt, Subject: "php 8.2.36 for linux/arm64", Bytes: l.Size}); !slices.Contains(events, want) {
+		t.Errorf("events %+v, want %+v among them", events, want)
+	}
 
 	// A second start with the same catalog publishes nothing.
 	puts, calls := blobs.puts, cat.calls

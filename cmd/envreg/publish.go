@@ -90,7 +90,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
 		}()
 	}
 	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(), Policy: policy,
-		CacheDir: *cacheDir, DebianSources: debianSources, Progress: terminal(env.stderr)}
+		CacheDir: *cacheDir, DebianSources: debianSources, Progress: terminalProgress(env.stderr)}
 
 	if fromFlags {
 		p, err := catalog.ParsePlatform(platform)

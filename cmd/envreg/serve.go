@@ -132,7 +132,7 @@ func seedStore(ctx context.Context, env *cliEnv, b *backends, store *storage, lo
 	}
 	start := time.Now()
 	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-		CacheDir: cacheDir, Progress: terminal(env.stderr)}
+		CacheDir: cacheDir, Progress: terminalProgress(env.stderr)}
 	rels, err := pub.Seed(ctx, recipes, "", snap)
 	if err != nil {
 		return fmt.Errorf("--seed %s: %w", dir, err)
