@@ -137,8 +137,9 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 func startServerWith(t *testing.T, data string, storage ...string) *server {
 	t.Helper()
 	if !slices.Contains(storage, "--data") {
-		// A replica on Redis + S3 still keeps upload sessions under --data:
-		// never under the test's working directory.
+		// A replica on only one remote store keeps upload sessions under
+		// --data (on Redis + S3 they are shared): never under the test's
+		// working directory.
 		storage = append(slices.Clone(storage), "--data", data)
 	}
 	addrFile := filepath.Join(t.TempDir(), "addr")

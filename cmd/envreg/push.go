@@ -36,7 +36,7 @@ type pushSettings struct {
 func pushFlags(fs *flag.FlagSet) *pushSettings {
 	p := &pushSettings{}
 	fs.BoolVar(&p.enabled, "push", true, "accept pushes (blob uploads, manifest PUT, DELETE) to ordinary repositories and packages/<name>:<semver>")
-	fs.StringVar(&p.uploads, "uploads", "", "keep blob upload sessions in this directory (default DATA/uploads; with several replicas, share it or route uploads with session affinity)")
+	fs.StringVar(&p.uploads, "uploads", "", "keep blob upload sessions in this directory (default: in Redis + S3 when --catalog and --blobs are both remote, so any replica continues any upload; else DATA/uploads)")
 	fs.DurationVar(&p.uploadMaxAge, "upload-max-age", uploads.DefaultMaxAge, "remove upload sessions idle for longer than this")
 	fs.Int64Var(&p.maxBlobSize, "max-blob-size", 0, "largest blob a client may upload, in bytes (0: no limit)")
 	fs.StringVar(&p.htpasswd, "auth-htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) of the users who may log in; without it writes are accepted from loopback clients only")
@@ -110,8 +110,16 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 	return nil
 }
 
-// sessions chooses where upload sessions live: on the local disk.
+// sessions chooses where upload sessions live: in the shared stores when
+// the catalog is on Redis and the blobs on S3 (and --uploads does not name
+// a directory), so that a load balancer may send each request of an upload
+// to any replica; else on the local disk.
 func (p *pushSettings) sessions(deps *server.Deps, store *storage, b *backends) (uploads.Sessions, uploads.Sweeper, string, error) {
+	if p.uploads == "" && b.records != nil && b.chunks != nil {
+		s := uploads.NewShared(b.records, b.chunks, deps.Blobs,
+			uploads.WithMaxAge(p.uploadMaxAge), uploads.WithMaxSize(p.maxBlobSize))
+		return s, s, "shared (Redis + S3)", nil
+	}
 	dir := p.uploads
 	if dir == "" {
 		dir = filepath.Join(store.data, "uploads")
