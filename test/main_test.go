@@ -134,7 +134,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 }
 
 // startServerWith runs "envreg serve" with the given storage flags.
-func startServerWith(t *testing.T, data string, storage ...string) *server {
+func startServerWith(t testing.TB, data string, storage ...string) *server {
 	t.Helper()
 	if !slices.Contains(storage, "--data") {
 		// A replica on only one remote store keeps upload sessions under
@@ -193,7 +193,7 @@ func (s *server) waitLog(t *testing.T, text string) bool {
 
 // stop sends SIGTERM and expects a clean exit within 30s. It is safe to
 // call more than once.
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	t.Helper()
 	if s.cmd.ProcessState != nil {
 		return

@@ -31,13 +31,7 @@ import (
 // replica has a data directory of its own, which must stay unused.
 func sharedReplicas(t *testing.T, prefix string, n int, publish bool) []*server {
 	t.Helper()
-	redisURL := testservers.Redis(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	storage := []string{"--catalog", redisURL, "--blobs", s3.URL(prefix)}
+	storage := sharedStorage(t, prefix)
 	if publish {
 		for _, p := range fixtures.All() {
 			publishFixtureTo(t, storage, p)
@@ -49,6 +43,19 @@ func sharedReplicas(t *testing.T, prefix string, n int, publish bool) []*server 
 		rs = append(rs, startServerWith(t, data, storage...))
 	}
 	return rs
+}
+
+// sharedStorage starts a Redis and an S3 server and returns the storage
+// flags of a replica on them.
+func sharedStorage(t testing.TB, prefix string) []string {
+	t.Helper()
+	redisURL := testservers.Redis(t)
+	s3 := testservers.StartS3(t)
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return []string{"--catalog", redisURL, "--blobs", s3.URL(prefix)}
 }
 
 // noLocalUploads checks that a replica kept no upload session on its disk.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,9 @@ func (l *lease) release(ctx context.Context) {
 // record (see the package doc), keeping the lease when keep.
 func (s *Shared) appendChunk(ctx context.Context, l *lease, c Chunk, keep bool) error {
 	rec := l.rec
+	if c.Body == nil {
+		c.Body, c.Size = strings.NewReader(""), 0
+	}
 	switch {
 	case c.Start >= 0 && c.Start != rec.Size:
 		return &RangeError{Size: rec.Size, Start: c.Start}

@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,6 +166,9 @@ func (m *Sessions) append(ctx context.Context, s uploads.Session, c uploads.Chun
 		return uploads.Session{}, fmt.Errorf("upload %s: %w", s.ID, err)
 	}
 	s.Size = info.Size()
+	if c.Body == nil {
+		c.Body, c.Size = strings.NewReader(""), 0
+	}
 	if c.Start >= 0 && c.Start != s.Size {
 		return s, &uploads.RangeError{Size: s.Size, Start: c.Start}
 	}

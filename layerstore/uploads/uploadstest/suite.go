@@ -220,10 +220,11 @@ func testEmptyBlob(t *testing.T, f Fixture) {
 		t.Fatalf("Finish of an empty upload: %d, %v", n, err)
 	}
 	wantBlob(t, f, d, nil)
-	// An empty PATCH changes nothing.
+	// An empty PATCH, or one without a body, changes nothing.
 	s = start(t, f, "a")
 	appendOK(t, f, "a", s.ID, chunk(0, ""), 0)
 	appendOK(t, f, "a", s.ID, chunk(0, "x"), 1)
+	appendOK(t, f, "a", s.ID, uploads.Chunk{Start: -1, Size: -1}, 1)
 }
 
 // testMonolithic is POST then PUT with the whole blob, as some clients push.
