@@ -249,7 +249,7 @@ type remoteStores struct {
 
 // startRemoteStores starts them; prefix separates the blobs of tests that
 // share nothing anyway.
-func startRemoteStores(t *testing.T, prefix string) remoteStores {
+func startRemoteStores(t testing.TB, prefix string) remoteStores {
 	t.Helper()
 	redisURL, stop := testservers.RedisServer(t)
 	s3 := testservers.StartS3(t)

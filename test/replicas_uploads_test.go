@@ -21,9 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/opencontainers/go-digest"
-
-	"github.com/envreg/envreg/internal/testservers"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // sharedReplicas starts n "envreg serve" replicas on one Redis and one S3
@@ -31,11 +28,9 @@ import (
 // replica has a data directory of its own, which must stay unused.
 func sharedReplicas(t *testing.T, prefix string, n int, publish bool) []*server {
 	t.Helper()
-	storage := sharedStorage(t, prefix)
+	storage := startRemoteStores(t, prefix).storage
 	if publish {
-		for _, p := range fixtures.All() {
-			publishFixtureTo(t, storage, p)
-		}
+		publishAllTo(t, storage)
 	}
 	var rs []*server
 	for i := range n {
@@ -43,19 +38,6 @@ func sharedReplicas(t *testing.T, prefix string, n int, publish bool) []*server 
 		rs = append(rs, startServerWith(t, data, storage...))
 	}
 	return rs
-}
-
-// sharedStorage starts a Redis and an S3 server and returns the storage
-// flags of a replica on them.
-func sharedStorage(t testing.TB, prefix string) []string {
-	t.Helper()
-	redisURL := testservers.Redis(t)
-	s3 := testservers.StartS3(t)
-	for _, kv := range s3.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	return []string{"--catalog", redisURL, "--blobs", s3.URL(prefix)}
 }
 
 // noLocalUploads checks that a replica kept no upload session on its disk.

@@ -46,11 +46,11 @@ func BenchmarkUploads(b *testing.B) {
 			return startServerWith(b, data, "--data", data)
 		}},
 		{"shared", func(b *testing.B) *server {
-			return startServerWith(b, filepath.Join(b.TempDir(), "unused"), sharedStorage(b, "bench")...)
+			return startServerWith(b, filepath.Join(b.TempDir(), "unused"), startRemoteStores(b, "bench").storage...)
 		}},
 		{"remote-disk-sessions", func(b *testing.B) *server {
 			dir := b.TempDir()
-			return startServerWith(b, dir, append(sharedStorage(b, "bench"), "--uploads", filepath.Join(dir, "uploads"))...)
+			return startServerWith(b, dir, append(startRemoteStores(b, "bench").storage, "--uploads", filepath.Join(dir, "uploads"))...)
 		}},
 	}
 	for _, setup := range setups {
