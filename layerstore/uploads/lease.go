@@ -186,8 +186,11 @@ func (s *Shared) appendChunk(ctx context.Context, l *lease, c Chunk, keep bool) 
 	}
 	if n == 0 {
 		s.dropChunk(ctx, l.id, name)
-		if !keep {
-			return l.commit(ctx, l.rec, false)
+		if keep {
+			return nil
+		}
+		if err := l.commit(ctx, l.rec, false); err != nil {
+			return fmt.Errorf("upload %s: %w", l.id, leaseError(err))
 		}
 		return nil
 	}
