@@ -2,6 +2,7 @@ package envreg_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,7 @@ import (
 // storage clients: the HTTP layer and the backends depend on the domain,
 // never the reverse (ggcr's depcheck).
 func TestDomainDependencies(t *testing.T) {
-	domain := []string{"./catalog", "./resolver", "./manifestgen", "./layerstore", "./packages", "./packages/layer", "./packages/ingest", "./maintenance"}
+	domain := []string{"./catalog", "./resolver", "./manifestgen", "./layerstore", "./layerstore/uploads", "./packages", "./packages/layer", "./packages/ingest", "./maintenance"}
 	forbidden := []string{"net/http", "github.com/gorilla/", "github.com/redis/", "github.com/envreg/envreg/server",
 		"github.com/envreg/envreg/catalog/fsstore", "github.com/envreg/envreg/layerstore/fs"}
 	for _, pkg := range domain {
@@ -58,4 +59,24 @@ func goListDeps(t *testing.T, pkg string) []string {
 		t.Fatalf("go list -deps %s listed %d packages; expected its dependency graph", pkg, len(deps))
 	}
 	return deps
+}
+
+// TestServerDependsOnPorts keeps the HTTP layer on the ports: the server
+// and its handlers receive the catalog, blob store and upload sessions
+// from cmd/envreg and never name a backend.
+func TestServerDependsOnPorts(t *testing.T) {
+	backends := []string{"catalog/fsstore", "catalog/redisstore", "layerstore/fs", "layerstore/s3", "layerstore/uploads/disk"}
+	out, err := exec.Command("go", "list", "-deps", "./server/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./server/...: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/envreg/envreg/layerstore/uploads") {
+		t.Fatalf("go list -deps ./server/... does not list the uploads port; the check would prove nothing:\n%s", out)
+	}
+	for _, b := range backends {
+		if slices.Contains(deps, "github.com/envreg/envreg/"+b) {
+			t.Errorf("./server/... depends on the backend %s; it must receive it through a port", b)
+		}
+	}
 }

@@ -86,9 +86,10 @@ type Deps struct {
 	Catalog catalog.Store
 	Blobs   layerstore.Store
 	Log     *slog.Logger
-	// Uploads keeps blob upload sessions of the push API; nil turns the
-	// push side off (every write is 405 UNSUPPORTED).
-	Uploads *uploads.Manager
+	// Uploads keeps blob upload sessions of the push API, committing them
+	// to Blobs; nil turns the push side off (every write is 405
+	// UNSUPPORTED).
+	Uploads uploads.Sessions
 	// Ingest registers images pushed to packages/<name>:<semver> as
 	// package versions; nil stores them as ordinary images only.
 	Ingest registry.PackageIngester

@@ -123,6 +123,32 @@ func TestConformance(t *testing.T) {
 		full.Sub(ready).Round(time.Millisecond), done.Sub(full).Round(time.Millisecond), done.Sub(start).Round(time.Millisecond))
 }
 
+// TestConformanceReplicas runs every workflow of the suite on an ordinary
+// repository against two replicas on one Redis and one S3 server behind a
+// round-robin proxy, a load balancer without session affinity: each
+// request goes to the other replica than the one before, so chunked
+// uploads, mounts, manifests and tags written on one replica are read and
+// continued on the other. Every check must pass, and upload sessions must
+// have hopped between the replicas.
+func TestConformanceReplicas(t *testing.T) {
+	bin := buildConformance(t)
+	rs := sharedReplicas(t, "conformance", 2, false)
+	rr := newRoundRobin(t, rs...)
+	runConformance(t, bin, conformanceFullEnv, map[string]string{
+		"OCI_REGISTRY": rr.host,
+		"OCI_REPO1":    "conformance/repo1",
+		"OCI_REPO2":    "conformance/repo2",
+	}, nil, true)
+	hopped, all := rr.hopped()
+	t.Logf("%d of %d upload sessions were served by both replicas", hopped, all)
+	if hopped == 0 {
+		t.Error("no upload session was served by both replicas: the run proves nothing about affinity")
+	}
+	for _, s := range rs {
+		noLocalUploads(t, s)
+	}
+}
+
 // skipOrFail skips locally and fails in CI (CI=true), like tool().
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()

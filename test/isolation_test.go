@@ -45,7 +45,8 @@ func TestStackServesOnlyItsOwn(t *testing.T) {
 	t.Run("redis+s3", func(t *testing.T) {
 		storage := startRemoteStores(t, "isolation").storage
 		publishAllTo(t, storage)
-		// --data only for the replica's upload sessions (refused mounts start one).
+		// --data holds nothing: upload sessions (refused mounts start one)
+		// are in Redis + S3 too.
 		local := filepath.Join(t.TempDir(), "local")
 		checkStackIsolation(t, startServerWith(t, local, append(append(storage, "--data", local), authFlags...)...))
 	})

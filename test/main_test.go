@@ -134,11 +134,12 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 }
 
 // startServerWith runs "envreg serve" with the given storage flags.
-func startServerWith(t *testing.T, data string, storage ...string) *server {
+func startServerWith(t testing.TB, data string, storage ...string) *server {
 	t.Helper()
 	if !slices.Contains(storage, "--data") {
-		// A replica on Redis + S3 still keeps upload sessions under --data:
-		// never under the test's working directory.
+		// A replica on only one remote store keeps upload sessions under
+		// --data (on Redis + S3 they are shared): never under the test's
+		// working directory.
 		storage = append(slices.Clone(storage), "--data", data)
 	}
 	addrFile := filepath.Join(t.TempDir(), "addr")
@@ -192,7 +193,7 @@ func (s *server) waitLog(t *testing.T, text string) bool {
 
 // stop sends SIGTERM and expects a clean exit within 30s. It is safe to
 // call more than once.
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	t.Helper()
 	if s.cmd.ProcessState != nil {
 		return
@@ -248,7 +249,7 @@ type remoteStores struct {
 
 // startRemoteStores starts them; prefix separates the blobs of tests that
 // share nothing anyway.
-func startRemoteStores(t *testing.T, prefix string) remoteStores {
+func startRemoteStores(t testing.TB, prefix string) remoteStores {
 	t.Helper()
 	redisURL, stop := testservers.RedisServer(t)
 	s3 := testservers.StartS3(t)

@@ -17,7 +17,7 @@ import (
 	"github.com/envreg/envreg/test/fixtures"
 )
 
-func ref(t *testing.T, s *server, r string) name.Reference {
+func ref(t testing.TB, s *server, r string) name.Reference {
 	t.Helper()
 	parsed, err := name.ParseReference(s.host+"/"+r, name.Insecure)
 	if err != nil {

@@ -53,6 +53,8 @@
 //	{envreg:}rel:<name>:<version>       string  one catalog.Release as JSON
 //	{envreg:}stacks                     hash    field <stack name> -> catalog.Stack as JSON
 //	envreg:doc:<algorithm>:<hex>        hash    mediaType -> media type, data -> raw bytes
+//	envreg:upload:<id>                  string  a blob upload session's record (uploads.go), expiring
+//	                                            after the maximum idle age
 //	envreg:changes                      channel (pub/sub, not a key): new generation, decimal
 //
 // <version> is the version without build metadata (8.2.36 for 8.2.36+deb12):
@@ -118,8 +120,9 @@
 // HGET, HSET, HSETNX, HDEL, HKEYS, HGETALL, HMGET, SADD, SREM, SMEMBERS,
 // SISMEMBER, EXISTS, DEL, SCAN (envreg verify, gc and purge), MULTI, EXEC,
 // EVAL, EVALSHA, PUBLISH, SUBSCRIBE, PING, and go-redis's connection setup
-// (HELLO, CLIENT SETNAME/SETINFO). Ordinary repositories (repos.go) and
-// purging (purge.go) document their keys and scripts there.
+// (HELLO, CLIENT SETNAME/SETINFO). Ordinary repositories (repos.go),
+// purging (purge.go) and upload session records (uploads.go) document their
+// keys and scripts there.
 package redisstore
 
 import (

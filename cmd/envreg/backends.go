@@ -18,6 +18,7 @@ import (
 	"github.com/envreg/envreg/layerstore"
 	blobfs "github.com/envreg/envreg/layerstore/fs"
 	"github.com/envreg/envreg/layerstore/s3"
+	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/maintenance"
 	"github.com/envreg/envreg/server"
 )
@@ -73,6 +74,11 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 type backends struct {
 	catalog catalog.Store
 	blobs   layerstore.Store
+	// records and chunks are where upload sessions can live so that every
+	// replica sees them: set when the catalog is on Redis and the blobs
+	// are on S3 respectively.
+	records uploads.RecordStore
+	chunks  uploads.ChunkStore
 }
 
 // open selects the backends by URL scheme.
@@ -97,7 +103,10 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 	case "redis", "rediss", "redis+sentinel", "redis+cluster":
 		// go-redis logs through a package global; route it to our logger.
 		redis.SetLogger(redisLogger{log})
-		b.catalog, err = redisstore.Open(ctx, s.catalog, redisOpts...)
+		var rs *redisstore.Store
+		if rs, err = redisstore.Open(ctx, s.catalog, redisOpts...); err == nil {
+			b.catalog, b.records = rs, rs.UploadRecords()
+		}
 	default:
 		return nil, usagef("--catalog: unsupported scheme %q (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", scheme)
 	}
@@ -111,7 +120,10 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 			err = durable.MkdirAll(s.tempDir())
 		}
 	case "s3":
-		b.blobs, err = s3.Open(ctx, s.blobs, s3Opts...)
+		var ss *s3.Store
+		if ss, err = s3.Open(ctx, s.blobs, s3Opts...); err == nil {
+			b.blobs, b.chunks = ss, ss.UploadChunks()
+		}
 	default:
 		err = usagef("--blobs: unsupported scheme %q (want s3://)", scheme)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/envreg/envreg/layerstore/uploads"
+	"github.com/envreg/envreg/layerstore/uploads/disk"
 	"github.com/envreg/envreg/packages/ingest"
 	"github.com/envreg/envreg/packages/layer"
 	"github.com/envreg/envreg/server"
@@ -36,7 +37,7 @@ type pushSettings struct {
 func pushFlags(fs *flag.FlagSet) *pushSettings {
 	p := &pushSettings{}
 	fs.BoolVar(&p.enabled, "push", true, "accept pushes (blob uploads, manifest PUT, DELETE) to ordinary repositories and packages/<name>:<semver>")
-	fs.StringVar(&p.uploads, "uploads", "", "directory for blob upload sessions (default DATA/uploads; with several replicas, share it or route uploads with session affinity)")
+	fs.StringVar(&p.uploads, "uploads", "", "keep blob upload sessions in this directory (default: in Redis + S3 when --catalog and --blobs are both remote, so any replica continues any upload; else DATA/uploads)")
 	fs.DurationVar(&p.uploadMaxAge, "upload-max-age", uploads.DefaultMaxAge, "remove upload sessions idle for longer than this")
 	fs.Int64Var(&p.maxBlobSize, "max-blob-size", 0, "largest blob a client may upload, in bytes (0: no limit)")
 	fs.StringVar(&p.htpasswd, "auth-htpasswd", "", "htpasswd file (bcrypt entries, htpasswd -B) of the users who may log in; without it writes are accepted from loopback clients only")
@@ -51,8 +52,8 @@ func pushFlags(fs *flag.FlagSet) *pushSettings {
 }
 
 // setup adds the push side and authentication to deps, and says at start-up
-// who may write.
-func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *storage, log *slog.Logger) error {
+// who may write and where upload sessions live.
+func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *storage, b *backends, log *slog.Logger) error {
 	if p.htpasswd != "" {
 		cfg := auth.Config{Htpasswd: p.htpasswd, ACL: p.acl, AnonymousPull: p.anonymousPull, Realm: p.realm, Service: p.service}
 		if p.tokenSecret != "" {
@@ -88,30 +89,45 @@ func (p *pushSettings) setup(ctx context.Context, deps *server.Deps, store *stor
 		log.Info("push disabled (--push=false): the registry serves composed images only")
 		return nil
 	}
-	dir := p.uploads
-	if dir == "" {
-		dir = filepath.Join(store.data, "uploads")
-	}
-	up, err := uploads.New(dir, p.uploadMaxAge, p.maxBlobSize)
+	up, sweeper, where, err := p.sessions(deps, store, b)
 	if err != nil {
 		return err
 	}
-	if n, err := up.Sweep(time.Now()); err != nil {
-		log.Warn("sweeping abandoned uploads", "dir", dir, "err", err)
-	} else if n > 0 {
-		log.Info("removed abandoned uploads", "count", n, "dir", dir)
-	}
-	go up.Run(ctx, min(time.Hour, p.uploadMaxAge/4+time.Second), func(n int, err error) {
+	log.Info("upload sessions", "at", where, "max_age", p.uploadMaxAge)
+	report := func(n int, err error) {
 		if err != nil {
-			log.Warn("sweeping abandoned uploads", "dir", dir, "err", err)
+			log.Warn("sweeping abandoned uploads", "at", where, "err", err)
 		} else if n > 0 {
-			log.Info("removed abandoned uploads", "count", n, "dir", dir)
+			log.Info("removed abandoned uploads", "count", n, "at", where)
 		}
-	})
+	}
+	report(sweeper.Sweep(ctx, time.Now()))
+	go uploads.RunSweeper(ctx, sweeper, min(time.Hour, p.uploadMaxAge/4+time.Second), report)
 	deps.Uploads = up
 	deps.Ingest = &ingest.Ingestor{
 		Blobs: deps.Blobs, Catalog: deps.Catalog, Log: log,
 		Policy: layer.Policy{AllowSetuid: p.allowSetuid, MaxEntries: p.maxEntries},
 	}
 	return nil
+}
+
+// sessions chooses where upload sessions live: in the shared stores when
+// the catalog is on Redis and the blobs on S3 (and --uploads does not name
+// a directory), so that a load balancer may send each request of an upload
+// to any replica; else on the local disk.
+func (p *pushSettings) sessions(deps *server.Deps, store *storage, b *backends) (uploads.Sessions, uploads.Sweeper, string, error) {
+	if p.uploads == "" && b.records != nil && b.chunks != nil {
+		s := uploads.NewShared(b.records, b.chunks, deps.Blobs,
+			uploads.WithMaxAge(p.uploadMaxAge), uploads.WithMaxSize(p.maxBlobSize))
+		return s, s, "shared (Redis + S3)", nil
+	}
+	dir := p.uploads
+	if dir == "" {
+		dir = filepath.Join(store.data, "uploads")
+	}
+	s, err := disk.New(dir, deps.Blobs, p.uploadMaxAge, p.maxBlobSize)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return s, s, dir, nil
 }

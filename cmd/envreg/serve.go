@@ -91,7 +91,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
 		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfileMode.String(), "version", version())
 	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget), Metrics: metrics}
-	if err := push.setup(ctx, &deps, store, log); err != nil {
+	if err := push.setup(ctx, &deps, store, b, log); err != nil {
 		ln.Close()
 		return err
 	}

@@ -2,7 +2,8 @@
 // (AWS S3, MinIO, versitygw, Ceph RGW, …), so that several envreg replicas
 // can share one set of blobs. It implements layerstore.Store, the optional
 // layerstore.Redirector, and Walk, Delete and ModTime (for gc's grace
-// period) like package fs.
+// period) like package fs; and, for blob upload sessions shared by
+// replicas, the chunk store of uploads.Shared (UploadChunks).
 //
 // # URL
 //
@@ -43,6 +44,10 @@
 //	    sha512/<hex>
 //	  _uploads/
 //	    put-<random>     a Put in progress (or abandoned by a crash)
+//	  _sessions/
+//	    <id>/<chunk>     the chunks of a blob upload session that any replica
+//	                     may continue (UploadChunks, chunks.go); never a blob
+//	                     until the session commits them with Compose or Put
 //
 // # Commit sequence
 //
@@ -69,6 +74,15 @@
 // older than an hour, left by a crash, are removed by Open; a bucket
 // lifecycle rule (AbortIncompleteMultipartUpload, expiry on PREFIX/_uploads/)
 // is a good second line.
+//
+// Upload session chunks (_sessions/) are removed by the session when it
+// finishes or is cancelled, and by uploads.Shared.Sweep when it is
+// abandoned, which lists them (ListObjects with a delimiter,
+// ListMultipartUploads) and deletes them (DeleteObject,
+// AbortMultipartUpload). envreg relies on no bucket lifecycle rule, since
+// not every S3 server has them (versitygw answers NotImplemented); where
+// there are, an expiry on PREFIX/_sessions/ a day longer than
+// --upload-max-age is a second line.
 //
 // # Reading
 //

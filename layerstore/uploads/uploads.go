@@ -1,25 +1,112 @@
-// Package uploads keeps the blob upload sessions of the push API (the
-// distribution-spec's POST, PATCH, PUT on /v2/<name>/blobs/uploads/) on the
-// local disk until they are committed to a layerstore.Writer.
+// Package uploads is the port for the blob upload sessions of the push API
+// (the distribution-spec's POST, PATCH, PUT, GET and DELETE on
+// /v2/<name>/blobs/uploads/), and Shared, the one implementation of their
+// semantics over stores that every replica shares.
 //
-// Layout, under the directory given to New:
+// # The port
 //
-//	<dir>/
-//	  <id>/          one session; id is 32 lower-case hex characters
-//	    repo         the repository the session belongs to
-//	    data         the bytes received so far (its size is the offset)
+// Sessions is what the registry needs of upload sessions: Start one, Get
+// its progress, Append a chunk (PATCH), Finish it (PUT: the last chunk,
+// the digest, the commit), Cancel it, and the Limits it enforces. The
+// registry and the server depend on this interface only; cmd/envreg picks
+// the implementation from the storage flags:
 //
-// A session's bytes become a blob only through Finish, which hands the
-// data to the blob store; the store verifies the digest and size and
-// commits atomically, so a torn or wrong upload never becomes visible.
-// A session idle for longer than the maximum age (its data file not
-// modified) is abandoned and removed by Sweep.
+//   - disk.Sessions (package disk), a directory on the local disk: the
+//     choice for one machine (--data), and whenever the catalog or the blob
+//     store is not shared. A session lives on the replica that started it.
+//   - Shared (this package), for --catalog redis://… with --blobs s3://…:
+//     the session record in a RecordStore (Redis, catalog/redisstore) and
+//     the chunks in a ChunkStore (S3, layerstore/s3). Any replica continues
+//     any session, so a load balancer may send every request of an upload
+//     to a different replica.
 //
-// Sessions live on the disk of the process that started them. Behind a
-// load balancer with several replicas, either route /v2/<name>/blobs/uploads/
-// with session affinity, give every replica the same (shared) directory,
-// or have clients upload monolithically (one POST or PUT), which needs no
-// session state between requests.
+// Both pass the contract suite in uploadstest. What they share, and what a
+// client sees: chunks must arrive in order (else a *RangeError, 416 with
+// the current Range); one request at a time writes to a session (a second
+// gets ErrInUse, 429, retryable); an upload grows to at most the size limit
+// (*TooLargeError, 413); Finish commits the content through a
+// layerstore.Writer-grade check of digest and size, so nothing unverified
+// ever becomes a blob, and a digest mismatch removes the session (the
+// spec's "cancel on invalid digest"); a session idle for the maximum age
+// is removed by Sweep.
+//
+// # Shared sessions
+//
+// A session is a record and a set of chunk objects:
+//
+//	record (RecordStore, one value per session, expires after the maximum age without a write):
+//	  repo, size        the repository, and the bytes committed so far
+//	  alg, hash         the running digest (sha256) of those bytes: its
+//	                    encoding.BinaryMarshaler state, so any replica
+//	                    continues it without reading earlier chunks
+//	  chunks            [{name, size}]: the chunk objects, in order
+//	  writer, until     the lease of the request writing now (if any)
+//	  updated           the last write, for Sweep
+//	chunks (ChunkStore, outside the blob namespace, never visible as blobs):
+//	  <id>/<index>-<token>   the body of one PATCH (or of the PUT that ends the upload)
+//
+// Every change of a record is a compare-and-set of its whole value
+// (RecordStore.Swap): a replica reads the record, computes the next one,
+// and writes it only if the record is still what it read. So two replicas
+// never both commit a step of one session. A PATCH:
+//
+//  1. reads the record, and takes the lease with a compare-and-set (writer
+//     = a fresh token, until = now + the lease time). A record whose lease
+//     is held and not expired, or a compare-and-set that loses, is
+//     ErrInUse: of two replicas PATCHing one session at once, one gets
+//     202 and the other 429, before it reads its body.
+//  2. checks the chunk's start against the committed size (416 otherwise),
+//     then streams the body into a new chunk object while hashing it from
+//     the recorded state, renewing the lease every third of the lease time.
+//  3. commits with a compare-and-set: size, hash state and chunk list
+//     grow, the lease is released. If the record changed meanwhile (the
+//     lease expired and another replica took over, or the session was
+//     cancelled), nothing is committed and the chunk object is deleted.
+//
+// A chunk whose body breaks off mid-way is dropped whole (the disk store
+// keeps what arrived); either way the client asks for the status and
+// resumes from the Range it reports.
+//
+// The lease is what makes a crashed replica harmless: its session is free
+// again once the lease expires (default 30 s; clients get 429 until then),
+// and the compare-and-set in step 3 is what keeps a slow replica whose
+// lease expired from committing over the one that took over.
+//
+// Finish takes the lease, appends the final chunk if there is one, and
+// compares the digest from the recorded hash state with the digest asked
+// for. A mismatch removes the session. A match is committed without
+// reading a byte: ChunkStore.Compose concatenates the chunk objects into
+// the blob server-side (S3 CopyObject for one chunk, a multipart upload of
+// UploadPartCopy parts for several). S3 allows that only when every part
+// but the last is at least 5 MiB, so the store advertises its minimum
+// (Limits.MinChunk, sent as OCI-Chunk-Min-Length): clients that honour it
+// (the spec says SHOULD) get the server-side path. Smaller chunks, more
+// chunks than a multipart upload may have, or a digest of another
+// algorithm than the running one (sha512) take the other path: the chunks
+// are streamed, in order, through the blob store's verifying Put, which
+// checks digest and size again. Either way the blob appears atomically,
+// and only verified; then the record and the chunk objects are removed.
+//
+// Sweep removes what abandoned sessions leave. Records expire by
+// themselves in the RecordStore (a TTL of the maximum age, renewed by every
+// write); Sweep walks the sessions that have chunk objects and removes the
+// objects of sessions without a record, and the record and objects of
+// sessions idle for the maximum age. Every replica may sweep at any time:
+// removing a record is a compare-and-set too, so a sweep never removes a
+// session that a request is writing.
+//
+// Why not S3 multipart uploads with one part per PATCH: a part must be at
+// least 5 MiB unless it is the last, and which chunk is the last is known
+// only at the PUT; a small PATCH chunk in the middle would make the upload
+// impossible to complete. Chunk objects take any size, and Compose needs
+// the 5 MiB only when it is used. Why the hash state in the record rather
+// than a hash of the chunks at Finish: the common push (one PATCH with the
+// whole blob, then PUT) then costs one upload to S3 and one server-side
+// copy, and no replica reads the bytes back.
+//
+// The stores are trusted (SECURITY.md): whoever can write the record could
+// change the hash state, as whoever can write the catalog can change what
+// images contain; `envreg verify` re-hashes every blob.
 package uploads
 
 import (
@@ -29,16 +116,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/envreg/envreg/internal/durable"
-	"github.com/envreg/envreg/layerstore"
 )
 
 // DefaultMaxAge is how long a session may stay idle before Sweep removes it.
@@ -68,6 +149,14 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("upload exceeds the size limit of %d bytes", e.Limit)
 }
 
+// ChunkLimitError reports a chunk beyond the number of chunks one session
+// may hold.
+type ChunkLimitError struct{ Limit int }
+
+func (e *ChunkLimitError) Error() string {
+	return fmt.Sprintf("the upload holds %d chunks, the most one upload may have: send larger chunks, or finish it with PUT", e.Limit)
+}
+
 // Session is the state of one upload.
 type Session struct {
 	ID   string
@@ -75,236 +164,61 @@ type Session struct {
 	Size int64 // bytes received so far
 }
 
-// Manager owns the sessions under one directory. It is safe for
-// concurrent use; one request at a time may write to a session.
-type Manager struct {
-	dir     string
-	maxAge  time.Duration
-	maxSize int64
-
-	mu     sync.Mutex
-	active map[string]bool
+// Chunk is the body of a PATCH, or of the PUT that ends an upload.
+type Chunk struct {
+	// Start is where the client says the chunk begins (its Content-Range);
+	// -1: wherever the upload ends.
+	Start int64
+	// Size is the chunk's length when the client said it (Content-Length),
+	// else -1. A body of another length is an error.
+	Size int64
+	// Body is the content; nil for a PUT without a body.
+	Body io.Reader
 }
 
-var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// New opens (creating if needed) the session directory. maxAge is the idle
-// time after which Sweep removes a session (0: DefaultMaxAge); maxSize
-// bounds one upload (<= 0: no limit).
-func New(dir string, maxAge time.Duration, maxSize int64) (*Manager, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening upload directory: %w", err)
-	}
-	if err := durable.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("opening upload directory %s: %w", dir, err)
-	}
-	if maxAge <= 0 {
-		maxAge = DefaultMaxAge
-	}
-	return &Manager{dir: dir, maxAge: maxAge, maxSize: maxSize, active: map[string]bool{}}, nil
+// Limits are what a Sessions enforces and tells clients.
+type Limits struct {
+	// MaxSize bounds one upload in bytes (0: no limit).
+	MaxSize int64
+	// MinChunk is the chunk size below which uploads take a slower path
+	// (0: none); sent as OCI-Chunk-Min-Length. Smaller chunks still work.
+	MinChunk int64
 }
 
-// MaxSize is the size limit of one upload (<= 0: none).
-func (m *Manager) MaxSize() int64 { return m.maxSize }
-
-func (m *Manager) path(id string, elem ...string) string {
-	return filepath.Join(append([]string{m.dir, id}, elem...)...)
+// Sessions keeps blob upload sessions until they are committed to the
+// blob store they were made for. Implementations are safe for concurrent
+// use; repo and id come from the request, unvalidated.
+type Sessions interface {
+	// Start creates an empty session for repo.
+	Start(ctx context.Context, repo string) (Session, error)
+	// Get returns the session id of repo, or an error wrapping ErrUnknown.
+	Get(ctx context.Context, repo, id string) (Session, error)
+	// Append adds c to the session: a *RangeError when it does not start
+	// where the session ends, a *TooLargeError beyond the size limit,
+	// ErrInUse while another request writes to the session.
+	Append(ctx context.Context, repo, id string, c Chunk) (Session, error)
+	// Finish appends final (Body may be nil), stores the whole content as
+	// blob d (verified against d before it becomes visible) and removes
+	// the session, returning the blob's size. On a digest mismatch (a
+	// *layerstore.DigestMismatchError) the session is removed as well; on
+	// other errors it is kept, so the client can retry.
+	Finish(ctx context.Context, repo, id string, final Chunk, d digest.Digest) (int64, error)
+	// Cancel removes the session, or returns an error wrapping ErrUnknown.
+	Cancel(ctx context.Context, repo, id string) error
+	// Limits returns the limits the sessions enforce.
+	Limits() Limits
 }
 
-// Start creates an empty session for repo.
-func (m *Manager) Start(repo string) (Session, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return Session{}, err
-	}
-	id := hex.EncodeToString(b[:])
-	if err := os.Mkdir(m.path(id), 0o755); err != nil {
-		return Session{}, fmt.Errorf("starting upload: %w", err)
-	}
-	if err := os.WriteFile(m.path(id, "repo"), []byte(repo), 0o644); err != nil {
-		os.RemoveAll(m.path(id))
-		return Session{}, fmt.Errorf("starting upload: %w", err)
-	}
-	if err := os.WriteFile(m.path(id, "data"), nil, 0o644); err != nil {
-		os.RemoveAll(m.path(id))
-		return Session{}, fmt.Errorf("starting upload: %w", err)
-	}
-	return Session{ID: id, Repo: repo}, nil
-}
-
-// Get returns the session id of repo, or an error wrapping ErrUnknown.
-func (m *Manager) Get(repo, id string) (Session, error) {
-	if !idPattern.MatchString(id) {
-		return Session{}, fmt.Errorf("upload %q: %w", id, ErrUnknown)
-	}
-	owner, err := os.ReadFile(m.path(id, "repo"))
-	if err != nil || string(owner) != repo {
-		return Session{}, fmt.Errorf("upload %s in %s: %w", id, repo, ErrUnknown)
-	}
-	info, err := os.Stat(m.path(id, "data"))
-	if err != nil {
-		return Session{}, fmt.Errorf("upload %s in %s: %w", id, repo, ErrUnknown)
-	}
-	return Session{ID: id, Repo: repo, Size: info.Size()}, nil
-}
-
-// acquire marks the session as being written, or fails with ErrInUse.
-func (m *Manager) acquire(id string) (release func(), err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.active[id] {
-		return nil, fmt.Errorf("upload %s: %w", id, ErrInUse)
-	}
-	m.active[id] = true
-	return func() {
-		m.mu.Lock()
-		delete(m.active, id)
-		m.mu.Unlock()
-	}, nil
-}
-
-// Append adds r to the session. start is where the client says the chunk
-// begins (-1: wherever the session ends); it must equal the session's
-// size, else a *RangeError. What was written before a read error stays
-// (the client asks for the status and resumes from there).
-func (m *Manager) Append(ctx context.Context, repo, id string, start int64, r io.Reader) (Session, error) {
-	s, err := m.Get(repo, id)
-	if err != nil {
-		return Session{}, err
-	}
-	release, err := m.acquire(id)
-	if err != nil {
-		return Session{}, err
-	}
-	defer release()
-	return m.append(ctx, s, start, r)
-}
-
-func (m *Manager) append(ctx context.Context, s Session, start int64, r io.Reader) (Session, error) {
-	f, err := os.OpenFile(m.path(s.ID, "data"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return Session{}, fmt.Errorf("upload %s: %w", s.ID, err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return Session{}, fmt.Errorf("upload %s: %w", s.ID, err)
-	}
-	s.Size = info.Size()
-	if start >= 0 && start != s.Size {
-		return s, &RangeError{Size: s.Size, Start: start}
-	}
-	src := io.Reader(layerstore.ContextReader(ctx, r))
-	if m.maxSize > 0 {
-		src = io.LimitReader(src, m.maxSize-s.Size+1)
-	}
-	n, err := io.Copy(f, src)
-	s.Size += n
-	if m.maxSize > 0 && s.Size > m.maxSize {
-		// Keep the session as it was: drop what went over the limit.
-		_ = f.Truncate(s.Size - n)
-		s.Size -= n
-		return s, &TooLargeError{Limit: m.maxSize}
-	}
-	if err != nil {
-		return s, fmt.Errorf("upload %s: receiving: %w", s.ID, err)
-	}
-	return s, nil
-}
-
-// Finish appends final (may be nil) to the session, stores the whole
-// content in blobs under d (which verifies digest and size), and removes
-// the session. On a digest mismatch the session is removed as well (the
-// spec's "cancel on invalid digest"); on other errors it is kept, so the
-// client can retry.
-func (m *Manager) Finish(ctx context.Context, repo, id string, start int64, final io.Reader, d digest.Digest, blobs layerstore.Writer) (int64, error) {
-	s, err := m.Get(repo, id)
-	if err != nil {
-		return 0, err
-	}
-	release, err := m.acquire(id)
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	if final != nil {
-		if s, err = m.append(ctx, s, start, final); err != nil {
-			return 0, err
-		}
-	}
-	f, err := os.Open(m.path(id, "data"))
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", id, err)
-	}
-	defer f.Close()
-	err = blobs.Put(ctx, d, s.Size, f)
-	var mismatch *layerstore.DigestMismatchError
-	if err != nil && !errors.As(err, &mismatch) {
-		return 0, err
-	}
-	if rmErr := os.RemoveAll(m.path(id)); rmErr != nil && err == nil {
-		return 0, fmt.Errorf("upload %s: removing the finished session: %w", id, rmErr)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return s.Size, nil
-}
-
-// Cancel removes the session, or returns an error wrapping ErrUnknown.
-func (m *Manager) Cancel(repo, id string) error {
-	if _, err := m.Get(repo, id); err != nil {
-		return err
-	}
-	release, err := m.acquire(id)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return os.RemoveAll(m.path(id))
-}
-
-// Sweep removes sessions whose data has not changed for the maximum age
-// (abandoned uploads) and returns how many it removed. Sessions being
+// Sweeper removes abandoned sessions: those idle for longer than the
+// maximum age at now. It returns how many it removed. Sessions being
 // written are left alone.
-func (m *Manager) Sweep(now time.Time) (int, error) {
-	entries, err := os.ReadDir(m.dir)
-	if err != nil {
-		return 0, err
-	}
-	removed := 0
-	for _, e := range entries {
-		id := e.Name()
-		if !idPattern.MatchString(id) {
-			continue
-		}
-		info, err := os.Stat(m.path(id, "data"))
-		if err != nil {
-			// A session without data is a Start interrupted by a crash;
-			// judge it by the directory's own time.
-			if info, err = e.Info(); err != nil {
-				continue
-			}
-		}
-		if now.Sub(info.ModTime()) < m.maxAge {
-			continue
-		}
-		release, err := m.acquire(id)
-		if err != nil {
-			continue
-		}
-		if err := os.RemoveAll(m.path(id)); err == nil {
-			removed++
-		}
-		release()
-	}
-	return removed, nil
+type Sweeper interface {
+	Sweep(ctx context.Context, now time.Time) (int, error)
 }
 
-// Run sweeps every interval until ctx ends, reporting each sweep's result
-// to report (may be nil).
-func (m *Manager) Run(ctx context.Context, interval time.Duration, report func(removed int, err error)) {
+// RunSweeper sweeps every interval until ctx ends, reporting each sweep's
+// result to report (may be nil).
+func RunSweeper(ctx context.Context, s Sweeper, interval time.Duration, report func(removed int, err error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -312,10 +226,23 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration, report func(r
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			n, err := m.Sweep(now)
-			if report != nil {
+			n, err := s.Sweep(ctx, now)
+			if report != nil && ctx.Err() == nil {
 				report(n, err)
 			}
 		}
 	}
 }
+
+var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// NewID returns a random session id: 32 lower-case hex characters.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the form NewID gives. Implementations
+// check it before an id names a file or a key.
+func ValidID(id string) bool { return idPattern.MatchString(id) }

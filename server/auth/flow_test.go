@@ -27,7 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/envreg/envreg/layerstore/uploads"
+	"github.com/envreg/envreg/layerstore/uploads/disk"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/server/registry"
 	"github.com/envreg/envreg/test/fixtures"
@@ -54,7 +54,7 @@ type flowServer struct {
 func newFlowServer(t *testing.T, a registry.Authorizer) *flowServer {
 	t.Helper()
 	st := fixtures.NewStores(t)
-	up, err := uploads.New(t.TempDir(), time.Hour, 0)
+	up, err := disk.New(t.TempDir(), st.Blobs, time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

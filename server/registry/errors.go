@@ -98,6 +98,7 @@ func ToError(err error) *Error {
 		authErr  *AuthError
 		rangeErr *uploads.RangeError
 		tooLarge *uploads.TooLargeError
+		chunks   *uploads.ChunkLimitError
 	)
 	switch {
 	case err == nil:
@@ -117,6 +118,8 @@ func ToError(err error) *Error {
 			header: http.Header{"Range": {uploadRange(rangeErr.Size)}}}
 	case errors.As(err, &tooLarge):
 		return &Error{ErrorCode: CodeTooLarge, Message: tooLarge.Error(), cause: err}
+	case errors.As(err, &chunks):
+		return &Error{ErrorCode: CodeBlobUploadInvalid, Message: chunks.Error(), cause: err}
 	case errors.As(err, &nameErr):
 		return &Error{CodeNameUnknown, nameErr.Error(), map[string]string{"name": nameErr.name}, err, nil}
 	case errors.As(err, &manErr):

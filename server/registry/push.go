@@ -16,6 +16,7 @@ import (
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
+	"github.com/envreg/envreg/layerstore/uploads"
 	"github.com/envreg/envreg/manifestgen"
 )
 
@@ -189,12 +190,16 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
-	s, err := reg.uploads.Start(name)
+	s, err := reg.uploads.Start(ctx, name)
 	if err != nil {
 		return err
 	}
-	if max := reg.uploads.MaxSize(); max > 0 {
-		w.Header().Set("OCI-Chunk-Max-Length", strconv.FormatInt(max, 10))
+	lim := reg.uploads.Limits()
+	if lim.MaxSize > 0 {
+		w.Header().Set("OCI-Chunk-Max-Length", strconv.FormatInt(lim.MaxSize, 10))
+	}
+	if lim.MinChunk > 0 {
+		w.Header().Set("OCI-Chunk-Min-Length", strconv.FormatInt(lim.MinChunk, 10))
 	}
 	uploadAccepted(w, name, s.ID, 0, http.StatusAccepted)
 	return nil
@@ -241,7 +246,7 @@ func (reg *Registry) mountable(r *http.Request, from string, d digest.Digest) (b
 // putBlob stores a whole blob from body (verified against d) and links
 // it into the repository.
 func (reg *Registry) putBlob(r *http.Request, name string, d digest.Digest, body io.Reader, size int64) error {
-	if max := reg.uploads.MaxSize(); max > 0 {
+	if max := reg.uploads.Limits().MaxSize; max > 0 {
 		if size > max {
 			return &Error{ErrorCode: CodeTooLarge, Message: fmt.Sprintf("blob of %d bytes exceeds the size limit of %d bytes", size, max)}
 		}
@@ -271,7 +276,7 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 	id := vars(r).uuid
 	switch r.Method {
 	case http.MethodGet:
-		s, err := reg.uploads.Get(name, id)
+		s, err := reg.uploads.Get(ctx, name, id)
 		if err != nil {
 			return err
 		}
@@ -279,7 +284,7 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 		return nil
 
 	case http.MethodDelete:
-		if err := reg.uploads.Cancel(name, id); err != nil {
+		if err := reg.uploads.Cancel(ctx, name, id); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Length", "0")
@@ -292,7 +297,7 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		body := &clientBody{r: r.Body}
-		s, err := reg.uploads.Append(ctx, name, id, start, body)
+		s, err := reg.uploads.Append(ctx, name, id, uploads.Chunk{Start: start, Size: r.ContentLength, Body: body})
 		if err != nil {
 			return body.blame(err, "upload chunk")
 		}
@@ -308,12 +313,12 @@ func (reg *Registry) upload(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		var final io.Reader
 		body := &clientBody{r: r.Body}
+		final := uploads.Chunk{Start: start, Size: r.ContentLength}
 		if r.ContentLength != 0 {
-			final = body
+			final.Body = body
 		}
-		if _, err := reg.uploads.Finish(ctx, name, id, start, final, d, reg.store); err != nil {
+		if _, err := reg.uploads.Finish(ctx, name, id, final, d); err != nil {
 			return body.blame(err, "final upload chunk")
 		}
 		if err := reg.repos.LinkBlob(ctx, name, d); err != nil {

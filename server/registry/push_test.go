@@ -29,7 +29,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/envreg/envreg/catalog"
-	"github.com/envreg/envreg/layerstore/uploads"
+	"github.com/envreg/envreg/layerstore/uploads/disk"
 	"github.com/envreg/envreg/manifestgen"
 	"github.com/envreg/envreg/packages/ingest"
 	"github.com/envreg/envreg/packages/layer"
@@ -48,7 +48,7 @@ type pushable struct {
 func newPushable(t *testing.T) *pushable {
 	t.Helper()
 	st := fixtures.NewStores(t)
-	up, err := uploads.New(t.TempDir(), time.Hour, 0)
+	up, err := disk.New(t.TempDir(), st.Blobs, time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ type Registry struct {
 	// The push side (nil repos: every write is UNSUPPORTED).
 	repos   catalog.Repositories
 	store   layerstore.Writer
-	uploads *uploads.Manager
+	uploads uploads.Sessions
 	ingest  PackageIngester
 	auth    Authorizer
 	// mountWithoutFrom lets a mount request without "from" link any blob
@@ -82,8 +82,9 @@ type Option func(*Registry)
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
 
 // WithPush enables the push side: ordinary repositories recorded in repos,
-// blobs written to store, upload sessions kept by up.
-func WithPush(repos catalog.Repositories, store layerstore.Writer, up *uploads.Manager) Option {
+// monolithic uploads written to store, upload sessions kept by up (which
+// commits to the same blob store).
+func WithPush(repos catalog.Repositories, store layerstore.Writer, up uploads.Sessions) Option {
 	return func(r *Registry) { r.repos, r.store, r.uploads = repos, store, up }
 }
 
