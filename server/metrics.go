@@ -30,6 +30,7 @@ import (
 //	envreg_http_response_bytes_total{route}                  counter; route="blob" is the blob bytes
 //	                                                         served (what a node downloaded)
 //	envreg_http_connections_open, envreg_http_connections_max   gauges
+//	envreg_upload_requests_in_progress                       gauge: upload bodies being received
 //	envreg_compositions_total{result="cached|composed|failed"}  counter: manifest requests by tag
 //	envreg_composition_duration_seconds                      histogram: resolving, synthesizing and
 //	                                                         storing a new combination
@@ -55,6 +56,7 @@ type Metrics struct {
 	reloads     prometheus.Histogram
 	backendOps  *prometheus.CounterVec
 	backendTime *prometheus.HistogramVec
+	uploading   prometheus.Gauge
 
 	// perRequest caches the metrics of each route, method and status seen
 	// (requestKey -> *requestMetrics), so the hot path does one lookup and
@@ -103,7 +105,9 @@ func NewMetrics() *Metrics {
 	m.backendTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "envreg_backend_operation_duration_seconds",
 		Help:    "Storage backend operation time by backend and operation.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"backend", "op"})
-	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.composed, m.composeTime, m.failures, m.reloads,
+	m.uploading = prometheus.NewGauge(prometheus.GaugeOpts{Name: "envreg_upload_requests_in_progress",
+		Help: "Blob upload requests (POST, PATCH, PUT of upload sessions) this server is receiving now. Sessions started and finished are envreg_http_requests_total{route=\"upload\"} by method and status."})
+	m.reg.MustRegister(m.uploading, m.requests, m.duration, m.bytes, m.composed, m.composeTime, m.failures, m.reloads,
 		m.backendOps, m.backendTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"cached", "composed", "failed"} {
@@ -276,4 +280,14 @@ func (m *Metrics) watchConnections(l *limitListener) {
 // handler serves /metrics.
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// uploadStarted counts an upload request in progress when r is one; the
+// returned func ends it.
+func (m *Metrics) uploadStarted(r *http.Request) func() {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete || routeKind(r.URL.Path) != "upload" {
+		return func() {}
+	}
+	m.uploading.Inc()
+	return m.uploading.Dec
 }

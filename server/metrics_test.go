@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/envreg/envreg/layerstore/uploads/disk"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/test/fixtures"
 )
@@ -145,4 +147,67 @@ func TestReadyWhileSeeding(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"ready":true`) || !strings.Contains(string(body), "3 of 12") {
 		t.Errorf("/readyz while seeding: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestMetricsUploadsInProgress: an upload body being received shows in
+// envreg_upload_requests_in_progress until it ends.
+func TestMetricsUploadsInProgress(t *testing.T) {
+	st := fixtures.NewStores(t)
+	sessions, err := disk.New(t.TempDir(), st.Blobs, time.Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.DefaultConfig(), server.Deps{Catalog: st.Catalog, Blobs: st.Blobs,
+		Uploads: sessions, Log: slog.New(slog.DiscardHandler)}).Handler())
+	defer srv.Close()
+	gauge := func() string {
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "envreg_upload_requests_in_progress "); ok {
+				return v
+			}
+		}
+		return "missing"
+	}
+	resp, err := http.Post(srv.URL+"/v2/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, srv.URL+loc, pr)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	if _, err := pw.Write([]byte("first bytes")); err != nil {
+		t.Fatal(err)
+	}
+	// The body stays open: wait until the server is receiving it.
+	waitGauge := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for got := gauge(); got != want; got = gauge() {
+			if time.Now().After(deadline) {
+				t.Fatalf("envreg_upload_requests_in_progress %s after 10s, want %s", got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitGauge("1")
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitGauge("0") // the handler's deferred end may follow the answer by a moment
 }

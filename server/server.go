@@ -294,6 +294,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		sw := &statusWriter{ResponseWriter: w}
+		defer s.metrics.uploadStarted(r)()
 		if dl, ok := w.(deadliner); ok {
 			// No write deadline while the handler works, nor for a small
 			// response; a large one sets it (limits.go). A previous
