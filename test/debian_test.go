@@ -117,12 +117,14 @@ func TestBundledPackages(t *testing.T) {
 	})
 
 	docker := dockerEngine(t)
+	// The containers need no network: --network none keeps them off the
+	// engine's bridge, which a CI machine may not have.
 	run := func(t *testing.T, tag string, cmd ...string) string {
 		t.Helper()
 		image := s.host + "/env:" + tag
 		t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "--force", image).Run() })
 		runTool(t, docker, "pull", "-q", image)
-		return strings.TrimSpace(runTool(t, docker, append([]string{"run", "--rm", image}, cmd...)...))
+		return strings.TrimSpace(runTool(t, docker, append([]string{"run", "--rm", "--network", "none", image}, cmd...)...))
 	}
 	t.Run("docker run", func(t *testing.T) {
 		tag := phpTag + "_" + nodeTag + "_gm"
