@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"layerstore/uploads/disk":        {"layerstore", "layerstore/uploads", "internal/durable", "github.com/opencontainers/go-digest"},
 	"layerstore/uploads/uploadstest": {"layerstore", "layerstore/uploads", "github.com/opencontainers/go-digest"},
 	"resolver":                       {"catalog", "github.com/Masterminds/semver/v3"},
-	"manifestgen": {"catalog", "layerstore", "resolver", "github.com/opencontainers/go-digest",
+	"manifestgen": {"catalog", "layerstore", "resolver", "github.com/Masterminds/semver/v3", "github.com/opencontainers/go-digest",
 		"github.com/opencontainers/image-spec/specs-go", "github.com/opencontainers/image-spec/specs-go/v1"},
 	"maintenance": {"catalog", "layerstore", "manifestgen", "github.com/Masterminds/semver/v3",
 		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},

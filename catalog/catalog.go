@@ -7,9 +7,12 @@
 // them go through, and ValidationError lists what it found.
 //
 // It also defines the storage ports the rest of the program depends on
-// (Reader, Publisher, Documents, Store). Backends live in sub-packages
-// (fsstore, redisstore) and are chosen by cmd/envreg. This package
-// knows nothing about HTTP, files or Redis.
+// (Reader, Publisher, Documents, Compositions, Repositories, Store), and
+// writes the semantics of ordinary repositories once (RepositoryStore)
+// over the narrow RepositoryDriver port a backend implements. Backends
+// live in sub-packages (fsstore, redisstore), run the contract in
+// catalogtest, and are chosen by cmd/envreg. This package knows nothing
+// about HTTP, files or Redis.
 package catalog
 
 import (

@@ -89,13 +89,7 @@ func Generate(res *resolver.Resolution, f Format) (*Image, error) {
 	}
 	labels := composeLabels(res)
 	created := newest(res.Releases)
-	history := make([]ocispec.History, len(res.Releases))
-	for i, r := range res.Releases {
-		history[i] = ocispec.History{
-			Created:   timePtr(r.Published),
-			CreatedBy: "envreg: " + r.Name + " " + r.Version.String(),
-		}
-	}
+	history := composeHistory(res)
 
 	im := &Image{
 		Manifests: make([]Blob, 0, len(res.Platforms)),
@@ -155,6 +149,18 @@ func Generate(res *resolver.Resolution, f Format) (*Image, error) {
 		return nil, err
 	}
 	return im, nil
+}
+
+// composeHistory is the config's history: one entry per layer.
+func composeHistory(res *resolver.Resolution) []ocispec.History {
+	history := make([]ocispec.History, len(res.Releases))
+	for i, r := range res.Releases {
+		history[i] = ocispec.History{
+			Created:   timePtr(r.Published),
+			CreatedBy: "envreg: " + r.Name + " " + r.Version.String(),
+		}
+	}
+	return history
 }
 
 // check validates what Generate relies on.

@@ -131,6 +131,14 @@
 // them through the lower one's link. Like a conflicting variable, an
 // overlap is an error rather than a reason to backtrack.
 //
+// # Updates of what runs
+//
+// ApplyPolicy narrows a request relative to the versions an image runs now
+// (Policy none, patch, minor or all; PolicyRange gives the bound), Changes
+// lists what a resolution changes in it, and CanonicalTag spells a
+// resolution as the tag that selects exactly it. The provisioning API
+// (server/api) documents the decisions behind the policy.
+//
 // # Errors
 //
 // The Error strings are what users see, in the CLI and in the registry's

@@ -54,12 +54,19 @@ func testCompositions(t *testing.T, s catalog.Store) {
 		}
 	}
 
-	w, ok := s.(catalog.ComposedWalker)
-	if !ok {
-		return
+	if w, ok := s.(catalog.ComposedWalker); ok {
+		testWalkComposed(t, s, w, d1, d2, t0)
+		testRemoveMarks(t, s, w, d1, d2, t0)
 	}
+}
+
+// testWalkComposed continues testCompositions: the two marks of env are
+// walked (d1 unpinned served at t0, d2 pinned), and Unmark removes d1 only
+// when served before the time given.
+func testWalkComposed(t *testing.T, s catalog.Store, w catalog.ComposedWalker, d1, d2 digest.Digest, t0 time.Time) {
+	ctx := t.Context()
 	got := map[digest.Digest]catalog.ComposedMark{}
-	err = w.WalkComposed(ctx, func(stack string, m catalog.ComposedMark) error {
+	err := w.WalkComposed(ctx, func(stack string, m catalog.ComposedMark) error {
 		if stack != "env" {
 			t.Errorf("WalkComposed: mark in stack %q", stack)
 		}
@@ -90,9 +97,13 @@ func testCompositions(t *testing.T, s catalog.Store) {
 	if _, err := s.Composed(ctx, "env", d1); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Composed after Unmark: %v, want ErrNotFound", err)
 	}
+}
 
-	// RemoveMarks removes pinned and fresh marks alike, in the stack named
-	// only, and skips marks that do not exist.
+// testRemoveMarks continues testWalkComposed: RemoveMarks removes pinned
+// and fresh marks alike, in the stack named only, and skips marks that do
+// not exist.
+func testRemoveMarks(t *testing.T, s catalog.Store, w catalog.ComposedWalker, d1, d2 digest.Digest, t0 time.Time) {
+	ctx := t.Context()
 	d3 := digest.FromString("config")
 	if err := s.MarkComposed(ctx, "env", t0.Add(time.Hour), true, d3); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,12 @@
 // Command envreg is the envreg registry: one binary with subcommands to
-// serve the registry, publish package versions, resolve requirement sets
-// and manage stacks. Run "envreg help" for the list.
+// serve the registry, publish package versions, resolve requirement sets,
+// manage stacks and maintain the stores (gc, verify, yank, purge,
+// migrate). Run "envreg help" for the list.
+//
+// It is flags, wiring and output: the only package that names concrete
+// backends (chosen by URL scheme in backends.go). What a command does
+// lives in the packages it calls: publishing in packages, the maintenance
+// algorithms in maintenance, serving in server.
 package main
 
 import (

@@ -67,56 +67,68 @@ func parseURL(raw string) (location, error) {
 		loc.prefix = p + "/"
 	}
 
-	q := u.Query()
+	if err := loc.parseQuery(raw, u.Query()); err != nil {
+		return loc, err
+	}
+	return loc, nil
+}
+
+// parseQuery reads the parameters of the URL raw into loc.
+func (loc *location) parseQuery(raw string, q url.Values) error {
 	for k, vs := range q {
 		if !slices.Contains(queryKeys, k) {
-			return loc, fmt.Errorf("blob store URL %q: unknown parameter %q (known: %s)", raw, k, strings.Join(queryKeys, ", "))
+			return fmt.Errorf("blob store URL %q: unknown parameter %q (known: %s)", raw, k, strings.Join(queryKeys, ", "))
 		}
 		if len(vs) != 1 {
-			return loc, fmt.Errorf("blob store URL %q: parameter %q given %d times", raw, k, len(vs))
+			return fmt.Errorf("blob store URL %q: parameter %q given %d times", raw, k, len(vs))
 		}
 	}
-
 	loc.endpoint = defaultEndpoint
 	if q.Has("endpoint") {
 		loc.endpoint = q.Get("endpoint")
 	}
-	e, err := url.Parse(loc.endpoint)
-	if err != nil {
-		return loc, fmt.Errorf("blob store URL %q: endpoint: %w", raw, err)
+	if err := loc.parseEndpoint(raw); err != nil {
+		return err
 	}
-	switch {
-	case e.Scheme != "http" && e.Scheme != "https":
-		return loc, fmt.Errorf("blob store URL %q: endpoint %q must start with http:// or https://", raw, loc.endpoint)
-	case e.Host == "":
-		return loc, fmt.Errorf("blob store URL %q: endpoint %q has no host", raw, loc.endpoint)
-	case e.User != nil || (e.Path != "" && e.Path != "/") || e.RawQuery != "" || e.Fragment != "":
-		return loc, fmt.Errorf("blob store URL %q: endpoint %q must be scheme://host[:port] only", raw, loc.endpoint)
-	}
-	loc.host, loc.secure = e.Host, e.Scheme == "https"
-
 	loc.region = q.Get("region")
-
 	if q.Has("presign") {
 		d, err := time.ParseDuration(q.Get("presign"))
 		if err != nil {
-			return loc, fmt.Errorf("blob store URL %q: presign: %w", raw, err)
+			return fmt.Errorf("blob store URL %q: presign: %w", raw, err)
 		}
 		if d < time.Second || d > maxPresign {
-			return loc, fmt.Errorf("blob store URL %q: presign %s: must be between 1s and %s", raw, d, maxPresign)
+			return fmt.Errorf("blob store URL %q: presign %s: must be between 1s and %s", raw, d, maxPresign)
 		}
 		loc.presign = d
 	}
-
 	if q.Has("pathstyle") {
 		b, err := strconv.ParseBool(q.Get("pathstyle"))
 		if err != nil {
-			return loc, fmt.Errorf("blob store URL %q: pathstyle: %w", raw, err)
+			return fmt.Errorf("blob store URL %q: pathstyle: %w", raw, err)
 		}
 		loc.lookup = minio.BucketLookupDNS
 		if b {
 			loc.lookup = minio.BucketLookupPath
 		}
 	}
-	return loc, nil
+	return nil
+}
+
+// parseEndpoint checks loc.endpoint, scheme://host[:port], and sets host
+// and secure.
+func (loc *location) parseEndpoint(raw string) error {
+	e, err := url.Parse(loc.endpoint)
+	if err != nil {
+		return fmt.Errorf("blob store URL %q: endpoint: %w", raw, err)
+	}
+	switch {
+	case e.Scheme != "http" && e.Scheme != "https":
+		return fmt.Errorf("blob store URL %q: endpoint %q must start with http:// or https://", raw, loc.endpoint)
+	case e.Host == "":
+		return fmt.Errorf("blob store URL %q: endpoint %q has no host", raw, loc.endpoint)
+	case e.User != nil || (e.Path != "" && e.Path != "/") || e.RawQuery != "" || e.Fragment != "":
+		return fmt.Errorf("blob store URL %q: endpoint %q must be scheme://host[:port] only", raw, loc.endpoint)
+	}
+	loc.host, loc.secure = e.Host, e.Scheme == "https"
+	return nil
 }

@@ -115,70 +115,34 @@ func NormalizeTar(ctx context.Context, r io.Reader, w io.Writer) (diffID digest.
 func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]Entry, error) {
 	var entries []Entry
 	b := budget{p: p}
-	type linked struct {
-		name  string // first name in the tree
-		nlink uint64
-		seen  uint64
-	}
-	files := map[[2]uint64]*linked{}
-	err := fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
+	files := hardLinks{}
+	err := fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == "." {
+		if name == "." {
 			if !d.IsDir() {
 				return errors.New("root is not a directory")
 			}
 			return nil
 		}
-		if err := checkLength(p, p, "name"); err != nil {
-			return err
-		}
-		if err := checkName(p); err != nil {
-			return err
-		}
-		info, err := d.Info()
+		e, info, err := fsEntry(root, name, d)
 		if err != nil {
 			return err
 		}
-		m := info.Mode()
-		e := Entry{Name: p, Mode: tarMode(m)}
-		switch m.Type() {
-		case 0:
-			e.Type, e.Size = tar.TypeReg, info.Size()
-			e.Open = func() (io.ReadCloser, error) { return root.Open(p) }
-			if id, n, ok := fileID(info); links && ok && n > 1 {
-				l := files[id]
-				if l == nil {
-					l = &linked{name: p, nlink: n}
-					files[id] = l
-				}
-				l.seen++
-			}
-		case fs.ModeDir:
-			e.Type = tar.TypeDir
-		case fs.ModeSymlink:
-			target, err := fs.ReadLink(root, p)
-			if err != nil {
-				return fmt.Errorf("reading symbolic link %s: %w", p, err)
-			}
-			if len(target) > maxPathLength {
-				return checkLength(p, target, "symbolic link target")
-			}
-			e.Type, e.Linkname, e.Mode = tar.TypeSymlink, target, symlinkMode
-		default:
-			return &UnsupportedFileError{Path: p, Kind: fileKind(m)}
+		if links && e.Type == tar.TypeReg {
+			files.add(name, info)
 		}
-		if err := b.entry(p); err != nil {
+		if err := b.entry(name); err != nil {
 			return err
 		}
-		if err := b.name(p, len(p)); err != nil {
+		if err := b.name(name, len(name)); err != nil {
 			return err
 		}
-		if err := b.content(p, e.Size); err != nil {
+		if err := b.content(name, e.Size); err != nil {
 			return err
 		}
 		entries = append(entries, e)
@@ -187,10 +151,8 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]Entry, er
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range files {
-		if l.seen < l.nlink {
-			return nil, refuse(l.name, RuleHardLink, "%s: hard link to a file outside the directory (%d links, %d in the tree); copy the file instead of linking it", l.name, l.nlink, l.seen)
-		}
+	if err := files.check(); err != nil {
+		return nil, err
 	}
 	for _, e := range entries {
 		if err := p.checkSetuid(e.Name, e.Type, e.Mode); err != nil {
@@ -198,6 +160,74 @@ func (p Policy) scanFS(ctx context.Context, root fs.FS, links bool) ([]Entry, er
 		}
 	}
 	return entries, nil
+}
+
+// fsEntry is the Entry of name in root, checked.
+func fsEntry(root fs.FS, name string, d fs.DirEntry) (Entry, fs.FileInfo, error) {
+	if err := checkLength(name, name, "name"); err != nil {
+		return Entry{}, nil, err
+	}
+	if err := checkName(name); err != nil {
+		return Entry{}, nil, err
+	}
+	info, err := d.Info()
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	m := info.Mode()
+	e := Entry{Name: name, Mode: tarMode(m)}
+	switch m.Type() {
+	case 0:
+		e.Type, e.Size = tar.TypeReg, info.Size()
+		e.Open = func() (io.ReadCloser, error) { return root.Open(name) }
+	case fs.ModeDir:
+		e.Type = tar.TypeDir
+	case fs.ModeSymlink:
+		target, err := fs.ReadLink(root, name)
+		if err != nil {
+			return Entry{}, nil, fmt.Errorf("reading symbolic link %s: %w", name, err)
+		}
+		if len(target) > maxPathLength {
+			return Entry{}, nil, checkLength(name, target, "symbolic link target")
+		}
+		e.Type, e.Linkname, e.Mode = tar.TypeSymlink, target, symlinkMode
+	default:
+		return Entry{}, nil, &UnsupportedFileError{Path: name, Kind: fileKind(m)}
+	}
+	return e, info, nil
+}
+
+// hardLinks counts the names in a tree of each file with several links.
+type hardLinks map[[2]uint64]*linked
+
+type linked struct {
+	name  string // first name in the tree
+	nlink uint64
+	seen  uint64
+}
+
+// add counts name, a regular file, if it has several links.
+func (h hardLinks) add(name string, info fs.FileInfo) {
+	id, n, ok := fileID(info)
+	if !ok || n <= 1 {
+		return
+	}
+	l := h[id]
+	if l == nil {
+		l = &linked{name: name, nlink: n}
+		h[id] = l
+	}
+	l.seen++
+}
+
+// check refuses a file with links outside the tree.
+func (h hardLinks) check() error {
+	for _, l := range h {
+		if l.seen < l.nlink {
+			return refuse(l.name, RuleHardLink, "%s: hard link to a file outside the directory (%d links, %d in the tree); copy the file instead of linking it", l.name, l.nlink, l.seen)
+		}
+	}
+	return nil
 }
 
 // tarMode converts permission and special bits to their tar (Unix) values.
@@ -369,6 +399,59 @@ type writerOnly struct{ io.Writer }
 // every entry as the package documentation and Policy describe, and
 // returns its entries (hard links as copies of their targets).
 func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]Entry, error) {
+	sc, err := p.newTarScanner(r, s)
+	if err != nil {
+		return nil, err
+	}
+	if sc.zr != nil {
+		defer sc.zr.Close()
+	}
+	for i := 0; ; i++ {
+		hdr, err := sc.tr.Next()
+		if err == io.EOF {
+			break
+		}
+		// archive/tar may flag insecure names (GODEBUG=tarinsecurepath=0);
+		// cleanName refuses them with a better message.
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
+			return nil, sc.readErr(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := sc.header(i, hdr); err != nil {
+			return nil, err
+		}
+	}
+	if sc.lr.n == 0 {
+		return nil, refuse("", RuleMalformed, "input is empty, not a tar archive")
+	}
+	if sc.zr != nil {
+		// Read the gzip stream to its end: that checks its CRC and length,
+		// and that nothing but further gzip members follows.
+		if _, err := io.Copy(io.Discard, sc.lr); err != nil {
+			return nil, sc.readErr(err)
+		}
+	}
+	return sc.entries, nil
+}
+
+// tarScanner is the state of one scanTar.
+type tarScanner struct {
+	p       Policy
+	s       tarScan
+	b       budget
+	zr      *gzip.Reader // nil for a plain tar
+	lr      *limitedReader
+	tr      *tar.Reader
+	entries []Entry
+	index   map[string]int  // name -> position in entries
+	implied map[string]bool // parents not (yet) listed
+	last    string          // the last entry read, for errors about the stream
+}
+
+// newTarScanner refuses other compressions and opens gzip.
+func (p Policy) newTarScanner(r io.Reader, s tarScan) (*tarScanner, error) {
 	br := bufio.NewReader(r)
 	magic, _ := br.Peek(10)
 	for _, o := range otherMagic {
@@ -376,201 +459,205 @@ func (p Policy) scanTar(ctx context.Context, r io.Reader, s tarScan) ([]Entry, e
 			return nil, refuse("", RuleMalformed, "input is %s-compressed; a layer source must be a plain or gzip-compressed tar", o.name)
 		}
 	}
+	sc := &tarScanner{p: p, s: s, b: budget{p: p}, index: map[string]int{}, implied: map[string]bool{}}
 	var src io.Reader = br
-	var zr *gzip.Reader
 	if bytes.HasPrefix(magic, gzipMagic) {
 		var err error
-		if zr, err = gzip.NewReader(br); err != nil {
+		if sc.zr, err = gzip.NewReader(br); err != nil {
 			return nil, refuse("", RuleMalformed, "input starts like gzip but is not valid gzip data: %v", err)
 		}
-		defer zr.Close()
-		src = zr
+		src = sc.zr
 	}
 	if s.raw != nil {
 		src = io.TeeReader(src, s.raw)
 	}
-	lr := &limitedReader{r: src, max: p.maxTotalSize()}
-	tr := tar.NewReader(lr)
-	b := budget{p: p}
-	var entries []Entry
-	index := map[string]int{}    // name -> position in entries
-	implied := map[string]bool{} // parents not (yet) listed
-	last := ""                   // the last entry read, for errors about the stream
-	readErr := func(err error) error {
-		where := "reading tar"
-		if last != "" {
-			where = fmt.Sprintf("reading tar after entry %q", last)
-		}
-		switch {
-		case errors.Is(err, errTooLarge):
-			return refuse(last, RuleTotalSize, "%s: more than %d uncompressed bytes; the limit is %d (Policy.MaxTotalSize)", where, lr.max, lr.max)
-		case zr != nil:
-			return refuse(last, RuleMalformed, "%s: invalid gzip or tar data: %v", where, err)
-		}
-		return refuse(last, RuleMalformed, "%s: not a valid tar archive: %v", where, err)
+	sc.lr = &limitedReader{r: src, max: p.maxTotalSize()}
+	sc.tr = tar.NewReader(sc.lr)
+	return sc, nil
+}
+
+// readErr is the refusal for an error reading the input.
+func (sc *tarScanner) readErr(err error) error {
+	where := "reading tar"
+	if sc.last != "" {
+		where = fmt.Sprintf("reading tar after entry %q", sc.last)
 	}
-	for i := 0; ; i++ {
-		hdr, err := tr.Next()
-		if err == io.EOF {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return refuse(sc.last, RuleTotalSize, "%s: more than %d uncompressed bytes; the limit is %d (Policy.MaxTotalSize)", where, sc.lr.max, sc.lr.max)
+	case sc.zr != nil:
+		return refuse(sc.last, RuleMalformed, "%s: invalid gzip or tar data: %v", where, err)
+	}
+	return refuse(sc.last, RuleMalformed, "%s: not a valid tar archive: %v", where, err)
+}
+
+// header checks entry number i and adds it to the entries.
+func (sc *tarScanner) header(i int, hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		if err := sc.b.entry(hdr.Name); err != nil {
+			return err
+		}
+		if sc.s.asIs {
+			return checkGlobalHeader(hdr)
+		}
+		return nil
+	}
+	sc.last = hdr.Name
+	name, err := sc.name(hdr)
+	if err != nil {
+		return err
+	}
+	if name == "" { // the root directory
+		if hdr.Typeflag != tar.TypeDir {
+			return refuse(hdr.Name, RuleMalformed, "entry %q: the root must be a directory", hdr.Name)
+		}
+		if sc.s.asIs {
+			return checkRoot(hdr)
+		}
+		return nil
+	}
+	if _, dup := sc.index[name]; dup {
+		if name != hdr.Name && name+"/" != hdr.Name {
+			return refuse(hdr.Name, RuleDuplicate, "duplicate entry %q (spelled %q here)", name, hdr.Name)
+		}
+		return refuse(hdr.Name, RuleDuplicate, "duplicate entry %q", name)
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	e, err := sc.entry(i, name, hdr)
+	if err != nil {
+		return err
+	}
+	sc.index[name] = len(sc.entries)
+	sc.entries = append(sc.entries, e)
+	return nil
+}
+
+// name cleans hdr's name and counts it against the budget: every entry
+// counts, and so does every directory its path implies (once: an entry
+// listed after its children was counted as implied).
+func (sc *tarScanner) name(hdr *tar.Header) (string, error) {
+	if err := checkLength(hdr.Name, hdr.Name, "name"); err != nil {
+		return "", err
+	}
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", err
+	}
+	if !sc.implied[name] {
+		if err := sc.b.entry(hdr.Name); err != nil {
+			return "", err
+		}
+	}
+	for dir := name; ; {
+		i := strings.LastIndexByte(dir, '/')
+		if i < 0 {
 			break
 		}
-		// archive/tar may flag insecure names (GODEBUG=tarinsecurepath=0);
-		// cleanName below refuses them with a better message.
-		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
-			return nil, readErr(err)
+		dir = dir[:i]
+		if _, ok := sc.index[dir]; ok || sc.implied[dir] {
+			break
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			if err := b.entry(hdr.Name); err != nil {
-				return nil, err
-			}
-			if s.asIs {
-				if err := checkGlobalHeader(hdr); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		last = hdr.Name
-		if err := checkLength(hdr.Name, hdr.Name, "name"); err != nil {
-			return nil, err
-		}
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return nil, err
-		}
-		// Every entry counts, and so does every directory its path
-		// implies (once: an entry listed after its children was counted
-		// as implied).
-		if !implied[name] {
-			if err := b.entry(hdr.Name); err != nil {
-				return nil, err
-			}
-		}
-		for dir := name; ; {
-			i := strings.LastIndexByte(dir, '/')
-			if i < 0 {
-				break
-			}
-			dir = dir[:i]
-			if _, ok := index[dir]; ok || implied[dir] {
-				break
-			}
-			implied[dir] = true
-			if err := b.entry(hdr.Name); err != nil {
-				return nil, err
-			}
-		}
-		if err := b.name(hdr.Name, len(name)); err != nil {
-			return nil, err
-		}
-		if s.asIs {
-			if err := p.checkRecords(hdr); err != nil {
-				return nil, err
-			}
-		}
-		if name == "" { // the root directory
-			if hdr.Typeflag != tar.TypeDir {
-				return nil, refuse(hdr.Name, RuleMalformed, "entry %q: the root must be a directory", hdr.Name)
-			}
-			if s.asIs {
-				if err := checkRoot(hdr); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		if _, dup := index[name]; dup {
-			if name != hdr.Name && name+"/" != hdr.Name {
-				return nil, refuse(hdr.Name, RuleDuplicate, "duplicate entry %q (spelled %q here)", name, hdr.Name)
-			}
-			return nil, refuse(hdr.Name, RuleDuplicate, "duplicate entry %q", name)
-		}
-		if err := checkName(name); err != nil {
-			return nil, err
-		}
-		e := Entry{Name: name, Mode: hdr.Mode & modeMask}
-		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeGNUSparse:
-			if err := p.checkSetuid(name, tar.TypeReg, e.Mode); err != nil {
-				return nil, err
-			}
-			if s.asIs {
-				e.owner = ownerOf(hdr)
-			}
-			if err := b.content(hdr.Name, hdr.Size); err != nil {
-				return nil, err
-			}
-			rerr, err := s.content(i, &e, tr)
-			if rerr != nil { // the input's fault
-				return nil, readErr(rerr)
-			}
-			if err != nil { // ours (disk full, …)
-				return nil, fmt.Errorf("spooling %s: %w", name, err)
-			}
-			e.Type = tar.TypeReg
-		case tar.TypeLink:
-			if err := checkLength(hdr.Name, hdr.Linkname, "hard link target"); err != nil {
-				return nil, err
-			}
-			target, err := cleanName(hdr.Linkname)
-			if err != nil {
-				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: %v", name, err)
-			}
-			t, ok := index[target]
-			if !ok || entries[t].Type != tar.TypeReg {
-				return nil, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
-			}
-			// The link's own header counts as much as a file's: extractors
-			// apply it to the inode the link shares with its target.
-			if err := p.checkSetuid(name, tar.TypeLink, hdr.Mode&modeMask); err != nil {
-				return nil, err
-			}
-			if s.asIs {
-				if err := checkLinkHeader(hdr, name, entries[t]); err != nil {
-					return nil, err
-				}
-			}
-			if err := b.content(hdr.Name, entries[t].Size); err != nil {
-				return nil, err
-			}
-			e = entries[t]
-			e.Name = name
-		case tar.TypeDir:
-			e.Type = tar.TypeDir
-		case tar.TypeSymlink:
-			if hdr.Linkname == "" {
-				return nil, refuse(hdr.Name, RuleMalformed, "symbolic link %s: empty target", name)
-			}
-			if len(hdr.Linkname) > maxPathLength {
-				return nil, checkLength(hdr.Name, hdr.Linkname, "symbolic link target")
-			}
-			e.Type, e.Linkname, e.Mode = tar.TypeSymlink, hdr.Linkname, symlinkMode
-		case tar.TypeChar:
-			return nil, &UnsupportedFileError{Path: name, Kind: "character device"}
-		case tar.TypeBlock:
-			return nil, &UnsupportedFileError{Path: name, Kind: "block device"}
-		case tar.TypeFifo:
-			return nil, &UnsupportedFileError{Path: name, Kind: "named pipe (FIFO)"}
-		default:
-			return nil, &UnsupportedFileError{Path: name, Kind: fmt.Sprintf("tar entry type %q", hdr.Typeflag)}
-		}
-		index[name] = len(entries)
-		entries = append(entries, e)
-	}
-	if lr.n == 0 {
-		return nil, refuse("", RuleMalformed, "input is empty, not a tar archive")
-	}
-	if zr != nil {
-		// Read the gzip stream to its end: that checks its CRC and length,
-		// and that nothing but further gzip members follows.
-		if _, err := io.Copy(io.Discard, lr); err != nil {
-			return nil, readErr(err)
+		sc.implied[dir] = true
+		if err := sc.b.entry(hdr.Name); err != nil {
+			return "", err
 		}
 	}
-	return entries, nil
+	if err := sc.b.name(hdr.Name, len(name)); err != nil {
+		return "", err
+	}
+	if sc.s.asIs {
+		if err := sc.p.checkRecords(hdr); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// entry is the Entry of the (cleaned) name of hdr, number i.
+func (sc *tarScanner) entry(i int, name string, hdr *tar.Header) (Entry, error) {
+	e := Entry{Name: name, Mode: hdr.Mode & modeMask}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse:
+		if err := sc.regular(i, &e, hdr); err != nil {
+			return Entry{}, err
+		}
+	case tar.TypeLink:
+		return sc.hardLink(name, hdr)
+	case tar.TypeDir:
+		e.Type = tar.TypeDir
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return Entry{}, refuse(hdr.Name, RuleMalformed, "symbolic link %s: empty target", name)
+		}
+		if len(hdr.Linkname) > maxPathLength {
+			return Entry{}, checkLength(hdr.Name, hdr.Linkname, "symbolic link target")
+		}
+		e.Type, e.Linkname, e.Mode = tar.TypeSymlink, hdr.Linkname, symlinkMode
+	case tar.TypeChar:
+		return Entry{}, &UnsupportedFileError{Path: name, Kind: "character device"}
+	case tar.TypeBlock:
+		return Entry{}, &UnsupportedFileError{Path: name, Kind: "block device"}
+	case tar.TypeFifo:
+		return Entry{}, &UnsupportedFileError{Path: name, Kind: "named pipe (FIFO)"}
+	default:
+		return Entry{}, &UnsupportedFileError{Path: name, Kind: fmt.Sprintf("tar entry type %q", hdr.Typeflag)}
+	}
+	return e, nil
+}
+
+// regular checks a regular file and consumes its content (tarScan.content).
+func (sc *tarScanner) regular(i int, e *Entry, hdr *tar.Header) error {
+	if err := sc.p.checkSetuid(e.Name, tar.TypeReg, e.Mode); err != nil {
+		return err
+	}
+	if sc.s.asIs {
+		e.owner = ownerOf(hdr)
+	}
+	if err := sc.b.content(hdr.Name, hdr.Size); err != nil {
+		return err
+	}
+	rerr, err := sc.s.content(i, e, sc.tr)
+	if rerr != nil { // the input's fault
+		return sc.readErr(rerr)
+	}
+	if err != nil { // ours (disk full, …)
+		return fmt.Errorf("spooling %s: %w", e.Name, err)
+	}
+	e.Type = tar.TypeReg
+	return nil
+}
+
+// hardLink is a copy of the link's target, an earlier regular file.
+func (sc *tarScanner) hardLink(name string, hdr *tar.Header) (Entry, error) {
+	if err := checkLength(hdr.Name, hdr.Linkname, "hard link target"); err != nil {
+		return Entry{}, err
+	}
+	target, err := cleanName(hdr.Linkname)
+	if err != nil {
+		return Entry{}, refuse(hdr.Name, RuleHardLink, "hard link %s: %v", name, err)
+	}
+	t, ok := sc.index[target]
+	if !ok || sc.entries[t].Type != tar.TypeReg {
+		return Entry{}, refuse(hdr.Name, RuleHardLink, "hard link %s: target %q is not an earlier regular file", name, hdr.Linkname)
+	}
+	// The link's own header counts as much as a file's: extractors apply
+	// it to the inode the link shares with its target.
+	if err := sc.p.checkSetuid(name, tar.TypeLink, hdr.Mode&modeMask); err != nil {
+		return Entry{}, err
+	}
+	if sc.s.asIs {
+		if err := checkLinkHeader(hdr, name, sc.entries[t]); err != nil {
+			return Entry{}, err
+		}
+	}
+	if err := sc.b.content(hdr.Name, sc.entries[t].Size); err != nil {
+		return Entry{}, err
+	}
+	e := sc.entries[t]
+	e.Name = name
+	return e, nil
 }
 
 // spoolFile copies r into a new file. It tells errors reading r (the

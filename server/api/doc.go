@@ -78,6 +78,12 @@
 //   - The policy may only move versions forward (>=): a downgrade needs an
 //     explicit requirement change.
 //
+// The policy, the changes and the canonical tag are domain rules, written
+// in resolver (ApplyPolicy, Changes, CanonicalTag); from's annotations are
+// read by manifestgen.ReadComposition, next to Generate, which writes them.
+// This package parses the request, calls them on one snapshot and shapes
+// the JSON.
+//
 // # Errors
 //
 // Handlers return errors; one wrapper maps them with ToError (the only

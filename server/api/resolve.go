@@ -23,10 +23,10 @@ import (
 
 // Update policies for a resolve with "from" (see the package documentation).
 const (
-	PolicyAll   = "all"   // any version the requirement allows
-	PolicyMinor = "minor" // a newer minor or patch within from's major version
-	PolicyPatch = "patch" // a newer patch within from's major.minor
-	PolicyNone  = "none"  // from's version, as long as it satisfies the requirement
+	PolicyAll   = string(resolver.PolicyAll)   // any version the requirement allows
+	PolicyMinor = string(resolver.PolicyMinor) // a newer minor or patch within from's major version
+	PolicyPatch = string(resolver.PolicyPatch) // a newer patch within from's major.minor
+	PolicyNone  = string(resolver.PolicyNone)  // from's version, as long as it satisfies the requirement
 )
 
 // ResolveRequest is the body of POST /api/v1/stacks/{stack}/resolve.
@@ -181,7 +181,7 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) error {
 // resolveRequest answers in for the named stack; r's Host goes into the
 // references. The catalog page uses it too.
 func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveRequest) (*ResolveResponse, error) {
-	ctx, host := r.Context(), r.Host
+	ctx := r.Context()
 	plats, fromDigest, policy, err := checkRequest(in)
 	if err != nil {
 		return nil, err
@@ -200,7 +200,7 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 			return nil, err
 		}
 	}
-	eff, reqs, err := applyPolicy(req, snap, st, from, policy)
+	eff, reqs, err := resolver.ApplyPolicy(req, snap, st, from.versions(), resolver.Policy(policy))
 	if err != nil {
 		return nil, err
 	}
@@ -212,32 +212,57 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 	if err != nil {
 		return nil, err
 	}
-	// Compose stores the configs, manifests and index before it returns, so
-	// the reference in the response can be pulled at once. It resolves eff
-	// again on the same snapshot, which gives res again (Resolve is pure);
-	// its per-generation cache makes repeated identical requests free.
+	img, err := a.composePinned(ctx, snap, st, eff)
+	if err != nil {
+		return nil, err
+	}
+	out := newResponse(r.Host, snap, st, res, img, reqs)
+	if out.Platforms, err = a.platforms(ctx, out.Digest, img, res, reported, from); err != nil {
+		return nil, err
+	}
+	if from != nil {
+		out.From = &FromResult{Digest: from.digest.String(), Stack: from.Stack, Policy: policy,
+			Packages: from.packages(), Changes: changes(from.Versions, res.Releases)}
+	}
+	return out, nil
+}
+
+// composePinned composes eff and pins the index. Compose stores the
+// configs, manifests and index before it returns, so the reference in the
+// response can be pulled at once. It resolves eff again on the same
+// snapshot, which gives the caller's resolution again (Resolve is pure);
+// its per-generation cache makes repeated identical requests free. A
+// platform stores the reference and pulls it for as long as the
+// environment lives: pinned compositions are never collected by gc.
+func (a *API) composePinned(ctx context.Context, snap *catalog.Snapshot, st catalog.Stack, eff resolver.Request) (*manifestgen.Image, error) {
 	img, err := a.composer.Compose(ctx, snap, st, eff, manifestgen.FormatOCI)
 	if err != nil {
 		return nil, err
 	}
-	// A platform stores the reference and pulls it for as long as the
-	// environment lives: pinned compositions are never collected by gc.
 	if err := a.composer.Pin(ctx, st.Name, img); err != nil {
 		return nil, err
 	}
+	return img, nil
+}
 
+// newResponse is the answer for res composed as img, without platforms
+// and from.
+func newResponse(host string, snap *catalog.Snapshot, st catalog.Stack, res *resolver.Resolution, img *manifestgen.Image, reqs []resolver.EffectiveRequirement) *ResolveResponse {
 	out := &ResolveResponse{
 		Stack:          st.Name,
 		Generation:     snap.Generation,
 		Digest:         img.Index.Descriptor.Digest.String(),
 		MediaType:      img.Index.Descriptor.MediaType,
-		Requirements:   reqs,
+		Requirements:   make([]RequirementResult, len(reqs)),
 		Packages:       make([]PackageVersion, len(res.Releases)),
 		IndexPlatforms: make([]string, len(res.Platforms)),
 	}
 	out.Reference = reference(host, st.Name) + "@" + out.Digest
-	if out.Tag, out.TagOmitted = canonicalTag(snap, st, res); out.Tag != "" {
+	if out.Tag, out.TagOmitted = resolver.CanonicalTag(snap, st, res); out.Tag != "" {
 		out.TagReference = reference(host, st.Name) + ":" + out.Tag
+	}
+	for i, r := range reqs {
+		out.Requirements[i] = RequirementResult{Name: r.Name, Constraint: r.Constraint, Effective: r.Effective, Policy: r.Note, Base: r.Base}
 	}
 	for i, rel := range res.Releases {
 		out.Packages[i] = PackageVersion{rel.Name, rel.Version.String()}
@@ -245,10 +270,17 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 	for i, p := range res.Platforms {
 		out.IndexPlatforms[i] = p.String()
 	}
+	return out
+}
+
+// platforms describes the manifest of img for each reported platform, and
+// with from what a node that runs from downloads.
+func (a *API) platforms(ctx context.Context, index string, img *manifestgen.Image, res *resolver.Resolution, reported []catalog.Platform, from *fromImage) ([]PlatformResult, error) {
+	var out []PlatformResult
 	for _, p := range reported {
 		m, ok := img.Manifest(p)
 		if !ok {
-			return nil, fmt.Errorf("composed index %s has no manifest for %s", out.Digest, p)
+			return nil, fmt.Errorf("composed index %s has no manifest for %s", index, p)
 		}
 		pr := PlatformResult{Platform: p.String(), Digest: m.Descriptor.Digest.String(), Layers: make([]LayerResult, len(res.Releases))}
 		for i, rel := range res.Releases {
@@ -257,17 +289,24 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 			pr.Size += l.Size
 		}
 		if from != nil {
+			var err error
 			if pr.Download, err = a.download(ctx, from, p, pr.Layers); err != nil {
 				return nil, err
 			}
 		}
-		out.Platforms = append(out.Platforms, pr)
-	}
-	if from != nil {
-		out.From = &FromResult{Digest: from.digest.String(), Stack: from.stack, Policy: policy,
-			Packages: from.packages(), Changes: changes(from, res.Releases)}
+		out = append(out, pr)
 	}
 	return out, nil
+}
+
+// changes is resolver.Changes in the API's form.
+func changes(running map[string]*semver.Version, rels []catalog.Release) []Change {
+	cs := resolver.Changes(running, rels)
+	out := make([]Change, len(cs))
+	for i, c := range cs {
+		out[i] = Change{Package: c.Package, Change: c.Kind, From: c.From, To: c.To}
+	}
+	return out
 }
 
 // reference is HOST/STACK, or STACK when the request named no host.
@@ -363,16 +402,22 @@ func request(in ResolveRequest, st catalog.Stack, names resolver.Names) (resolve
 
 // fromImage is what a stored index says about the image a customer runs.
 type fromImage struct {
-	digest    digest.Digest
-	stack     string
-	versions  map[string]*semver.Version // package -> version
-	manifests map[string]digest.Digest   // platform -> manifest digest
+	digest digest.Digest
+	*manifestgen.Composition
+}
+
+// versions is what runs: package -> version, nil without from.
+func (f *fromImage) versions() map[string]*semver.Version {
+	if f == nil {
+		return nil
+	}
+	return f.Versions
 }
 
 func (f *fromImage) packages() []PackageVersion {
-	out := make([]PackageVersion, 0, len(f.versions))
-	for _, name := range slices.Sorted(maps.Keys(f.versions)) {
-		out = append(out, PackageVersion{name, f.versions[name].Original()})
+	out := make([]PackageVersion, 0, len(f.Versions))
+	for _, name := range slices.Sorted(maps.Keys(f.Versions)) {
+		out = append(out, PackageVersion{name, f.Versions[name].Original()})
 	}
 	return out
 }
@@ -407,7 +452,7 @@ func (a *API) from(r *http.Request, snap *catalog.Snapshot, st catalog.Stack, d 
 	return a.loadFrom(r.Context(), d)
 }
 
-// loadFrom reads a stored index and its io.envreg.package.* annotations.
+// loadFrom reads a stored index and what its annotations say it runs.
 func (a *API) loadFrom(ctx context.Context, d digest.Digest) (*fromImage, error) {
 	doc, err := a.docs.Document(ctx, d)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -416,147 +461,15 @@ func (a *API) loadFrom(ctx context.Context, d digest.Digest) (*fromImage, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading from index %s: %w", d, err)
 	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(doc.Data, &idx); err != nil {
-		return nil, &fromInvalidError{digest: d, reason: "it is not JSON"}
+	c, err := manifestgen.ReadComposition(doc.Data, doc.MediaType)
+	var notComposed *manifestgen.NotComposedError
+	if errors.As(err, &notComposed) {
+		return nil, &fromInvalidError{digest: d, reason: notComposed.Reason}
 	}
-	mt := idx.MediaType
-	if mt == "" {
-		mt = doc.MediaType
-	}
-	if mt != ocispec.MediaTypeImageIndex && mt != manifestgen.MediaTypeDockerManifestList {
-		return nil, &fromInvalidError{digest: d, reason: fmt.Sprintf("it is a %s, not an image index (use the index digest, the one a pinned reference names)", mt)}
-	}
-	f := &fromImage{digest: d, stack: idx.Annotations[manifestgen.KeyStack],
-		versions: map[string]*semver.Version{}, manifests: map[string]digest.Digest{}}
-	for k, v := range idx.Annotations {
-		name, ok := strings.CutPrefix(k, manifestgen.KeyPackagePrefix)
-		if !ok {
-			continue
-		}
-		ver, err := semver.StrictNewVersion(v)
-		if err != nil {
-			return nil, &fromInvalidError{digest: d, reason: fmt.Sprintf("annotation %s=%q is not a version", k, v)}
-		}
-		f.versions[name] = ver
-	}
-	if len(f.versions) == 0 {
-		return nil, &fromInvalidError{digest: d, reason: "it has no " + manifestgen.KeyPackagePrefix + "* annotations"}
-	}
-	for _, m := range idx.Manifests {
-		if p := m.Platform; p != nil {
-			f.manifests[catalog.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}.String()] = m.Digest
-		}
-	}
-	return f, nil
-}
-
-// applyPolicy narrows each requirement of req whose package from has to
-// the versions the policy allows, as long as from's version satisfies the
-// requirement: the policy governs updates of what runs, and a requirement
-// that excludes what runs is an explicit change, resolved as asked. The
-// stack's base packages from has are constrained the same way (they are in
-// every image, so a requirement on them adds nothing else). Packages that
-// are only pulled in by others' requirements are not constrained.
-func applyPolicy(req resolver.Request, snap *catalog.Snapshot, st catalog.Stack, from *fromImage, policy string) (resolver.Request, []RequirementResult, error) {
-	var (
-		reqs  = make([]resolver.Requirement, 0, len(req.Requirements))
-		views = make([]RequirementResult, 0, len(req.Requirements))
-	)
-	narrow := func(r resolver.Requirement, base bool) error {
-		view := RequirementResult{Name: r.Name, Constraint: r.Spelling, Effective: r.Spelling, Base: base}
-		if v, ok := from.version(r.Name); ok && policy != PolicyAll {
-			if !r.Range.Check(v) {
-				if base {
-					return nil
-				}
-				view.Policy = fmt.Sprintf("%s not applied: %s %s (from) does not satisfy %s, so the requirement was changed on purpose", policy, r.Name, v.Original(), r.Spelling)
-			} else {
-				bound := policyRange(policy, v)
-				spelling := and(r.Spelling, bound)
-				rng, err := semver.NewConstraint(spelling)
-				if err != nil {
-					return fmt.Errorf("policy %s for %s: range %q: %w", policy, r.Name, spelling, err)
-				}
-				r = resolver.Requirement{Name: r.Name, Range: rng, Spelling: spelling}
-				view.Effective = spelling
-				view.Policy = fmt.Sprintf("%s from %s: %s", policy, v.Original(), bound)
-			}
-		} else if base {
-			return nil
-		}
-		reqs = append(reqs, r)
-		views = append(views, view)
-		return nil
-	}
-	for _, r := range req.Requirements {
-		if err := narrow(r, false); err != nil {
-			return resolver.Request{}, nil, err
-		}
-	}
-	if from != nil && policy != PolicyAll {
-		for _, c := range st.Base {
-			if len(snap.Releases(c.Name)) == 0 || slices.ContainsFunc(reqs, func(r resolver.Requirement) bool { return r.Name == c.Name }) {
-				continue
-			}
-			rng, err := semver.NewConstraint(c.Range)
-			if err != nil {
-				continue // Resolve reports the stack's broken range
-			}
-			if err := narrow(resolver.Requirement{Name: c.Name, Range: rng, Spelling: c.Range}, true); err != nil {
-				return resolver.Request{}, nil, err
-			}
-		}
-	}
-	if len(reqs) == len(req.Requirements) && policy == PolicyAll {
-		return req, views, nil
-	}
-	eff, err := resolver.NewRequest(st.Name, reqs)
 	if err != nil {
-		return resolver.Request{}, nil, err
+		return nil, err
 	}
-	slices.SortFunc(views, func(a, b RequirementResult) int { return strings.Compare(a.Name, b.Name) })
-	return eff, views, nil
-}
-
-func (f *fromImage) version(name string) (*semver.Version, bool) {
-	if f == nil {
-		return nil, false
-	}
-	v, ok := f.versions[name]
-	return v, ok
-}
-
-// policyRange is the range policy allows relative to v:
-//
-//	none   =8.2.32
-//	patch  >=8.2.32 <8.3.0
-//	minor  >=8.2.32 <9.0.0
-func policyRange(policy string, v *semver.Version) string {
-	core, _ := v.SetMetadata("")
-	switch policy {
-	case PolicyNone:
-		return "=" + core.String()
-	case PolicyPatch:
-		return fmt.Sprintf(">=%s <%d.%d.0", core.String(), v.Major(), v.Minor()+1)
-	case PolicyMinor:
-		return fmt.Sprintf(">=%s <%d.0.0", core.String(), v.Major()+1)
-	}
-	return "*"
-}
-
-// and intersects a Masterminds range with bound (an AND of comparisons):
-// bound is appended to every "||" alternative, so "^7 || ^8" and
-// ">=8.2.32 <8.3.0" give "^7, >=8.2.32 <8.3.0 || ^8, >=8.2.32 <8.3.0".
-func and(rng, bound string) string {
-	if s := strings.TrimSpace(rng); s == "*" || s == "" {
-		return bound
-	}
-	alts := strings.Split(rng, "||")
-	for i, alt := range alts {
-		alts[i] = strings.TrimSpace(alt) + ", " + bound
-	}
-	return strings.Join(alts, " || ")
+	return &fromImage{digest: d, Composition: c}, nil
 }
 
 // selectPlatforms checks that every requested platform is in the
@@ -585,49 +498,12 @@ func selectPlatforms(res *resolver.Resolution, requested []catalog.Platform) ([]
 	return out, nil
 }
 
-// canonicalTag returns the tag that names every selected version exactly
-// (build metadata dropped: tags cannot carry '+'), checked by parsing and
-// resolving it against the same snapshot. Pinning every package, base and
-// dependencies included, is what makes the tag keep meaning this index
-// after later publishes. When there is no such tag it returns the reason.
-func canonicalTag(snap *catalog.Snapshot, st catalog.Stack, res *resolver.Resolution) (tag, omitted string) {
-	rels := slices.Clone(res.Releases)
-	slices.SortFunc(rels, func(a, b catalog.Release) int { return strings.Compare(a.Name, b.Name) })
-	comps := make([]string, len(rels))
-	for i, rel := range rels {
-		v, _ := rel.Version.SetMetadata("")
-		comps[i] = rel.Name + "-" + v.String()
-	}
-	tag = strings.Join(comps, "_")
-	if len(tag) > resolver.MaxTagLength {
-		return "", fmt.Sprintf("a tag naming the %d selected versions would be %d characters long; tags are limited to %d", len(rels), len(tag), resolver.MaxTagLength)
-	}
-	req, err := resolver.ParseTag(tag, st, resolver.StackNames(snap, st))
-	if err != nil {
-		return "", fmt.Sprintf("the versions cannot be spelled as a tag: %v", err)
-	}
-	again, err := resolver.Resolve(snap, st, req)
-	if err != nil {
-		return "", fmt.Sprintf("tag %s does not resolve: %v", tag, err)
-	}
-	if !slices.EqualFunc(again.Releases, res.Releases, func(a, b catalog.Release) bool {
-		return a.Name == b.Name && a.Version.String() == b.Version.String()
-	}) {
-		ids := make([]string, len(again.Releases))
-		for i, rel := range again.Releases {
-			ids[i] = rel.ID()
-		}
-		return "", fmt.Sprintf("tag %s would select %s (versions that differ only in build metadata cannot be told apart in a tag)", tag, strings.Join(ids, ", "))
-	}
-	return tag, ""
-}
-
 // download computes what a node with the from image fetches on p, and
 // marks each of layers as fetched or not.
 func (a *API) download(ctx context.Context, from *fromImage, p catalog.Platform, layers []LayerResult) (*Download, error) {
 	have := map[string]bool{}
 	d := &Download{}
-	if md, ok := from.manifests[p.String()]; ok {
+	if md, ok := from.Manifests[p]; ok {
 		d.FromManifest = md.String()
 		doc, err := a.docs.Document(ctx, md)
 		if err != nil {
@@ -651,47 +527,4 @@ func (a *API) download(ctx context.Context, from *fromImage, p catalog.Platform,
 		layers[i].Download = &fetch
 	}
 	return d, nil
-}
-
-// changes lists the packages whose versions differ, by name.
-func changes(from *fromImage, rels []catalog.Release) []Change {
-	now := make(map[string]*semver.Version, len(rels))
-	for _, r := range rels {
-		now[r.Name] = r.Version
-	}
-	names := slices.Sorted(maps.Keys(now))
-	for name := range from.versions {
-		if _, ok := now[name]; !ok {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	out := []Change{}
-	for _, name := range names {
-		old, hadOld := from.versions[name]
-		cur, hasCur := now[name]
-		c := Change{Package: name}
-		if hadOld {
-			c.From = old.Original()
-		}
-		if hasCur {
-			c.To = cur.String()
-		}
-		switch {
-		case !hadOld:
-			c.Change = "added"
-		case !hasCur:
-			c.Change = "removed"
-		case old.Compare(cur) < 0:
-			c.Change = "upgraded"
-		case old.Compare(cur) > 0:
-			c.Change = "downgraded"
-		case c.From != c.To:
-			c.Change = "rebuilt"
-		default:
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -356,89 +357,119 @@ var manifestTypes = map[string]bool{
 // It checks structure only; whether the referenced content exists is
 // checked by the caller.
 func ParseManifest(contentType string, data []byte) (*pushedManifest, string, error) {
-	invalid := func(format string, args ...any) error {
-		return &Error{ErrorCode: CodeManifestInvalid, Message: "manifest invalid: " + fmt.Sprintf(format, args...)}
-	}
 	// One JSON document and nothing else: json.Decoder.More does not see
 	// a stray closing brace after it (found by FuzzParseManifest), and
 	// the digest covers every byte, so trailing data must be refused.
 	if !json.Valid(data) {
 		var v any
 		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, "", invalid("not a JSON document: %v", err)
+			return nil, "", manifestInvalid("not a JSON document: %v", err)
 		}
-		return nil, "", invalid("not a single JSON document")
+		return nil, "", manifestInvalid("not a single JSON document")
 	}
 	var m pushedManifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, "", invalid("not a JSON document: %v", err)
+		return nil, "", manifestInvalid("not a JSON document: %v", err)
 	}
 	if m.SchemaVersion != 2 {
-		return nil, "", invalid("schemaVersion %d is not supported (want 2)", m.SchemaVersion)
+		return nil, "", manifestInvalid("schemaVersion %d is not supported (want 2)", m.SchemaVersion)
 	}
+	mt, err := m.mediaType(contentType)
+	if err != nil {
+		return nil, "", err
+	}
+	isIndex, ok := manifestTypes[mt]
+	if !ok {
+		return nil, "", manifestInvalid("media type %q is not a manifest type this registry accepts (OCI image manifest or index, Docker schema2 manifest or list)", mt)
+	}
+	if isIndex {
+		err = m.checkIndex()
+	} else {
+		err = m.checkImage()
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if m.Subject != nil {
+		if err := checkDescriptor("subject", *m.Subject); err != nil {
+			return nil, "", err
+		}
+	}
+	return &m, mt, nil
+}
+
+// manifestInvalid is a MANIFEST_INVALID error.
+func manifestInvalid(format string, args ...any) error {
+	return &Error{ErrorCode: CodeManifestInvalid, Message: "manifest invalid: " + fmt.Sprintf(format, args...)}
+}
+
+// mediaType is the manifest's media type: the request's Content-Type,
+// which must agree with the document's mediaType; else the document's;
+// else, as an OCI document may omit it, told apart by shape.
+func (m *pushedManifest) mediaType(contentType string) (string, error) {
 	mt := m.MediaType
 	if ct, _, _ := strings.Cut(contentType, ";"); strings.TrimSpace(ct) != "" {
 		ct = strings.TrimSpace(ct)
 		if mt != "" && mt != ct {
-			return nil, "", invalid("Content-Type %q does not match the document's mediaType %q", ct, mt)
+			return "", manifestInvalid("Content-Type %q does not match the document's mediaType %q", ct, mt)
 		}
 		mt = ct
 	}
 	if mt == "" {
-		// An OCI document may omit mediaType; tell the kinds apart by shape.
 		if m.Manifests != nil {
 			mt = ocispec.MediaTypeImageIndex
 		} else {
 			mt = ocispec.MediaTypeImageManifest
 		}
 	}
-	isIndex, ok := manifestTypes[mt]
-	if !ok {
-		return nil, "", invalid("media type %q is not a manifest type this registry accepts (OCI image manifest or index, Docker schema2 manifest or list)", mt)
+	return mt, nil
+}
+
+// checkIndex checks the structure of an index.
+func (m *pushedManifest) checkIndex() error {
+	if m.Config != nil || m.Layers != nil {
+		return manifestInvalid("an index has no config or layers")
 	}
-	checkDesc := func(what string, d ocispec.Descriptor) error {
-		if err := d.Digest.Validate(); err != nil {
-			return invalid("%s: digest %q: %v", what, d.Digest, err)
-		}
-		if d.Size < 0 {
-			return invalid("%s: size %d", what, d.Size)
-		}
-		if d.MediaType == "" {
-			return invalid("%s: no mediaType", what)
-		}
-		return nil
-	}
-	if isIndex {
-		if m.Config != nil || m.Layers != nil {
-			return nil, "", invalid("an index has no config or layers")
-		}
-		for i, d := range m.Manifests {
-			if err := checkDesc(fmt.Sprintf("manifests[%d]", i), d); err != nil {
-				return nil, "", err
-			}
-		}
-	} else {
-		if m.Config == nil {
-			return nil, "", invalid("an image manifest needs a config")
-		}
-		if m.Manifests != nil {
-			return nil, "", invalid("an image manifest has no manifests list")
-		}
-		if err := checkDesc("config", *m.Config); err != nil {
-			return nil, "", err
-		}
-		for i, d := range m.Layers {
-			if err := checkDesc(fmt.Sprintf("layers[%d]", i), d); err != nil {
-				return nil, "", err
-			}
+	for i, d := range m.Manifests {
+		if err := checkDescriptor(fmt.Sprintf("manifests[%d]", i), d); err != nil {
+			return err
 		}
 	}
-	if m.Subject != nil {
-		if err := checkDesc("subject", *m.Subject); err != nil {
-			return nil, "", err
+	return nil
+}
+
+// checkImage checks the structure of an image manifest.
+func (m *pushedManifest) checkImage() error {
+	if m.Config == nil {
+		return manifestInvalid("an image manifest needs a config")
+	}
+	if m.Manifests != nil {
+		return manifestInvalid("an image manifest has no manifests list")
+	}
+	if err := checkDescriptor("config", *m.Config); err != nil {
+		return err
+	}
+	for i, d := range m.Layers {
+		if err := checkDescriptor(fmt.Sprintf("layers[%d]", i), d); err != nil {
+			return err
 		}
 	}
-	return &m, mt, nil
+	return nil
+}
+
+// checkDescriptor checks the digest, size and media type of what's
+// descriptor.
+func checkDescriptor(what string, d ocispec.Descriptor) error {
+	if err := d.Digest.Validate(); err != nil {
+		return manifestInvalid("%s: digest %q: %v", what, d.Digest, err)
+	}
+	if d.Size < 0 {
+		return manifestInvalid("%s: size %d", what, d.Size)
+	}
+	if d.MediaType == "" {
+		return manifestInvalid("%s: no mediaType", what)
+	}
+	return nil
 }
 
 // artifactType is what the referrers API reports for m.
@@ -459,52 +490,105 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 		return err
 	}
 	ctx := r.Context()
-	ref := vars(r).reference
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxManifestSize))
+	data, err := readManifest(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &Error{ErrorCode: CodeTooLarge, Message: fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize), cause: err}
-		}
-		// Reading the body failed: the client's doing, not the server's.
-		return &Error{ErrorCode: CodeManifestInvalid, Message: "reading the manifest: " + bodyFailure(err), cause: err}
+		return err
 	}
 	m, mediaType, err := ParseManifest(r.Header.Get("Content-Type"), data)
 	if err != nil {
 		return err
 	}
+	d, tags, err := manifestDigest(vars(r).reference, r.URL.Query()["tag"], data)
+	if err != nil {
+		return err
+	}
+	if err := reg.checkReferences(ctx, name, m); err != nil {
+		return err
+	}
+	if pkg, ok := strings.CutPrefix(name, PackagesPrefix); ok && reg.ingest != nil {
+		if err := reg.ingestPackage(r, name, pkg, tags, m); err != nil {
+			return err
+		}
+	}
+	if err := reg.docs.PutDocument(ctx, catalog.Document{MediaType: mediaType, Digest: d, Data: data}); err != nil {
+		return fmt.Errorf("storing manifest %s: %w", d, err)
+	}
+	rec := catalog.ManifestRecord{Digest: d, MediaType: mediaType, Size: int64(len(data)),
+		ArtifactType: m.artifactType(), Annotations: m.Annotations}
+	if m.Subject != nil {
+		rec.Subject = m.Subject.Digest
+	}
+	if err := reg.repos.PutManifest(ctx, name, rec, tags...); err != nil {
+		return fmt.Errorf("recording manifest %s in %s: %w", d, name, err)
+	}
+	h := w.Header()
+	h.Set("Location", "/v2/"+name+"/manifests/"+d.String())
+	h.Set("Docker-Content-Digest", d.String())
+	if m.Subject != nil {
+		h.Set("OCI-Subject", m.Subject.Digest.String())
+	}
+	for _, t := range tags {
+		h.Add("OCI-Tag", t) // the tags now pointing at it (distribution-spec 1.1+dev)
+	}
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
 
-	// The digest: the reference's algorithm when pushed by digest, else
-	// sha256.
+// readManifest reads a manifest PUT's body, at most MaxManifestSize bytes.
+func readManifest(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxManifestSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{ErrorCode: CodeTooLarge, Message: fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize), cause: err}
+		}
+		// Reading the body failed: the client's doing, not the server's.
+		return nil, &Error{ErrorCode: CodeManifestInvalid, Message: "reading the manifest: " + bodyFailure(err), cause: err}
+	}
+	return data, nil
+}
+
+// manifestDigest is the digest of a manifest pushed to ref (with the
+// reference's algorithm when pushed by digest, which it must match, else
+// sha256) and the tags it gets: ref if it is a tag, and the tag query
+// parameters.
+func manifestDigest(ref string, tagParams []string, data []byte) (digest.Digest, []string, error) {
 	var tags []string
 	alg := digest.SHA256
 	var want digest.Digest
 	if strings.Contains(ref, ":") {
+		var err error
 		if want, err = digest.Parse(ref); err != nil {
-			return err
+			return "", nil, err
 		}
 		if err := layerstoreDigest(want); err != nil {
-			return err
+			return "", nil, err
 		}
 		alg = want.Algorithm()
 	} else {
 		if err := catalog.ValidateTag(ref); err != nil {
-			return &Error{ErrorCode: CodeTagInvalid, Message: err.Error(), cause: err}
+			return "", nil, &Error{ErrorCode: CodeTagInvalid, Message: err.Error(), cause: err}
 		}
 		tags = append(tags, ref)
 	}
-	for _, t := range r.URL.Query()["tag"] {
+	for _, t := range tagParams {
 		if err := catalog.ValidateTag(t); err != nil {
-			return &Error{ErrorCode: CodeTagInvalid, Message: err.Error(), cause: err}
+			return "", nil, &Error{ErrorCode: CodeTagInvalid, Message: err.Error(), cause: err}
 		}
 		tags = append(tags, t)
 	}
 	d := alg.FromBytes(data)
 	if want != "" && d != want {
-		return &Error{ErrorCode: CodeDigestInvalid, Message: fmt.Sprintf("manifest content has digest %s, not %s", d, want)}
+		return "", nil, &Error{ErrorCode: CodeDigestInvalid, Message: fmt.Sprintf("manifest content has digest %s, not %s", d, want)}
 	}
+	return d, tags, nil
+}
 
-	// Everything the manifest needs must be in the repository already.
+// checkReferences checks that everything m needs is in repository name
+// already: its config and layers (but foreign layers), and an index's
+// manifests.
+func (reg *Registry) checkReferences(ctx context.Context, name string, m *pushedManifest) error {
 	for _, desc := range append(m.Layers, derefConfig(m.Config)...) {
 		if manifestgen.ForeignLayer(desc) {
 			continue
@@ -538,35 +622,6 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, name st
 			return fmt.Errorf("looking up manifest %s in %s: %w", desc.Digest, name, err)
 		}
 	}
-
-	if pkg, ok := strings.CutPrefix(name, PackagesPrefix); ok && reg.ingest != nil {
-		if err := reg.ingestPackage(r, name, pkg, tags, m); err != nil {
-			return err
-		}
-	}
-
-	if err := reg.docs.PutDocument(ctx, catalog.Document{MediaType: mediaType, Digest: d, Data: data}); err != nil {
-		return fmt.Errorf("storing manifest %s: %w", d, err)
-	}
-	rec := catalog.ManifestRecord{Digest: d, MediaType: mediaType, Size: int64(len(data)),
-		ArtifactType: m.artifactType(), Annotations: m.Annotations}
-	if m.Subject != nil {
-		rec.Subject = m.Subject.Digest
-	}
-	if err := reg.repos.PutManifest(ctx, name, rec, tags...); err != nil {
-		return fmt.Errorf("recording manifest %s in %s: %w", d, name, err)
-	}
-	h := w.Header()
-	h.Set("Location", "/v2/"+name+"/manifests/"+d.String())
-	h.Set("Docker-Content-Digest", d.String())
-	if m.Subject != nil {
-		h.Set("OCI-Subject", m.Subject.Digest.String())
-	}
-	for _, t := range tags {
-		h.Add("OCI-Tag", t) // the tags now pointing at it (distribution-spec 1.1+dev)
-	}
-	h.Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
 	return nil
 }
 

@@ -13,9 +13,9 @@
 //
 // Every request is authorized first (Authorizer). Handlers return errors;
 // ServeHTTP-side wrapping maps them to the spec's JSON error bodies in one
-// function, ToError. This package is the only place where domain errors
-// become OCI codes. Backends are injected as the small interfaces each
-// handler needs.
+// function, ToError: domain errors are classified by server/errcode's one
+// table, and this package holds its OCI column. Backends are injected as
+// the small interfaces each handler needs.
 package registry
 
 import (
