@@ -117,14 +117,14 @@ func NewMetrics() *Metrics {
 }
 
 // Backend returns the observer a storage backend calls after each operation
-// (its option WithObserver): op is from a fixed set per backend (Redis
+// (catalog.Observers.Op, a blob store's WithObserver): op is from a fixed set per backend (Redis
 // command names, S3 request methods, store operations).
 func (m *Metrics) Backend(backend string) func(op string, d time.Duration, err error) {
 	return func(op string, d time.Duration, err error) { m.backendOp(backend, op, d, err) }
 }
 
 // Reload returns the observer a catalog store calls after loading a new
-// generation (its option WithReloadObserver).
+// generation (catalog.Observers.Reload).
 func (m *Metrics) Reload() func(d time.Duration) {
 	return func(d time.Duration) { m.reloads.Observe(d.Seconds()) }
 }

@@ -125,25 +125,15 @@ func WithPollInterval(d time.Duration) Option {
 	return func(s *Store) { s.poll = max(d, 0) }
 }
 
-// WithObserver calls observe after reading or storing a document (op
-// "document_get" or "document_put") and after marking compositions
-// ("mark"), for metrics. It must be quick.
-func WithObserver(observe func(op string, d time.Duration, err error)) Option {
-	return func(s *Store) { s.observeOp = observe }
-}
-
-// WithReloadObserver calls observe with the time each load of a new
-// catalog generation took (metrics).
-func WithReloadObserver(observe func(d time.Duration)) Option {
-	return func(s *Store) { s.observeReload = observe }
+// WithObservers reports reading or storing a document (op "document_get"
+// or "document_put"), marking compositions ("mark") and each reload, for
+// metrics.
+func WithObservers(o catalog.Observers) Option {
+	return func(s *Store) { s.obs = o }
 }
 
 // observed reports an operation that started at start to the observer.
-func (s *Store) observed(op string, start time.Time, err error) {
-	if s.observeOp != nil {
-		s.observeOp(op, time.Since(start), err)
-	}
-}
+func (s *Store) observed(op string, start time.Time, err error) { s.obs.Observed(op, start, err) }
 
 // Store is a catalog.Store on files under one directory. It is safe for
 // concurrent use, also by several processes on the same directory.
@@ -170,8 +160,7 @@ type Store struct {
 	// an error aborts the write there as a crash would.
 	hook func(point, path string) error
 
-	observeOp     func(op string, d time.Duration, err error)
-	observeReload func(d time.Duration)
+	obs catalog.Observers
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -315,8 +304,8 @@ func (st *state) result() (*catalog.Snapshot, error) {
 func (s *Store) load() (*catalog.Snapshot, error) {
 	start := time.Now()
 	snap, err := s.loadFiles()
-	if err == nil && s.observeReload != nil {
-		s.observeReload(time.Since(start))
+	if err == nil {
+		s.obs.Reloaded(start)
 	}
 	return snap, err
 }

@@ -177,17 +177,11 @@ func WithMaxStaleness(d time.Duration) Option {
 	return func(s *Store) { s.maxStale = max(d, 0) }
 }
 
-// WithObserver calls observe after every Redis command (op: the command
-// name, lower case, or "pipeline"; err nil for redis.Nil, a missing key is
-// an answer) for metrics. It must be quick.
-func WithObserver(observe func(op string, d time.Duration, err error)) Option {
-	return func(s *Store) { s.observeOp = observe }
-}
-
-// WithReloadObserver calls observe with the time each load of a new
-// catalog generation took (metrics).
-func WithReloadObserver(observe func(d time.Duration)) Option {
-	return func(s *Store) { s.observeReload = observe }
+// WithObservers reports every Redis command (op: the command name, lower
+// case, or "pipeline"; err nil for redis.Nil, a missing key is an answer)
+// and each reload, for metrics.
+func WithObservers(o catalog.Observers) Option {
+	return func(s *Store) { s.obs = o }
 }
 
 // WithLogger sets the logger for connection trouble and recovery (warn,
@@ -230,8 +224,7 @@ type Store struct {
 
 	dropNotifications atomic.Bool // tests: lose every change message
 
-	observeOp     func(op string, d time.Duration, err error)
-	observeReload func(d time.Duration)
+	obs catalog.Observers
 }
 
 var _ catalog.Store = (*Store)(nil)
@@ -297,8 +290,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening catalog %s: %w", s.where, err)
 	}
 	client.AddHook(unavailableHook{})
-	if s.observeOp != nil {
-		client.AddHook(observeHook(s.observeOp))
+	if s.obs.Op != nil {
+		client.AddHook(observeHook(s.obs.Op))
 	}
 	s.client = client
 	if err := s.start(ctx); err != nil {
@@ -334,9 +327,7 @@ func (s *Store) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.observeReload != nil {
-		s.observeReload(time.Since(started))
-	}
+	s.obs.Reloaded(started)
 	s.state.Store(&state{snap: snap, epoch: epoch})
 	s.observed.Store(snap.Generation)
 	s.confirmed.Store(started.UnixNano())

@@ -76,9 +76,7 @@ func (s *Store) Snapshot(ctx context.Context) (*catalog.Snapshot, error) {
 	if err != nil {
 		return nil, s.fail(ctx, st, err)
 	}
-	if s.observeReload != nil {
-		s.observeReload(time.Since(started))
-	}
+	s.obs.Reloaded(started)
 	if snap.Generation < st.snap.Generation || epoch != st.epoch {
 		// Redis went back. What was observed before belongs to the lost
 		// data; forget it (a change after this load is announced or

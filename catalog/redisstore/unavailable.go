@@ -80,7 +80,7 @@ func outage(ctx context.Context, err error) bool {
 }
 
 // observeHook reports every command and pipeline to an observer
-// (WithObserver), after unavailableHook marked outages.
+// (WithObservers), after unavailableHook marked outages.
 type observeHook func(op string, d time.Duration, err error)
 
 func (h observeHook) DialHook(next redis.DialHook) redis.DialHook { return next }

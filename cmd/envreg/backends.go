@@ -92,8 +92,8 @@ func (s *storage) open(ctx context.Context, log *slog.Logger) (*backends, error)
 		s3Opts    []s3.Option
 	)
 	if m := s.metrics; m != nil {
-		fsOpts = append(fsOpts, fsstore.WithObserver(m.Backend("fs")), fsstore.WithReloadObserver(m.Reload()))
-		redisOpts = append(redisOpts, redisstore.WithObserver(m.Backend("redis")), redisstore.WithReloadObserver(m.Reload()))
+		fsOpts = append(fsOpts, fsstore.WithObservers(catalog.Observers{Op: m.Backend("fs"), Reload: m.Reload()}))
+		redisOpts = append(redisOpts, redisstore.WithObservers(catalog.Observers{Op: m.Backend("redis"), Reload: m.Reload()}))
 		blobOpts = append(blobOpts, blobfs.WithObserver(m.Backend("fs")))
 		s3Opts = append(s3Opts, s3.WithObserver(m.Backend("s3")))
 	}
