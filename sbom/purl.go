@@ -12,14 +12,14 @@ import (
 // debPurl is the package URL of a Debian package:
 // pkg:deb/debian/php8.2-cli@8.2.36-1~deb12u1?arch=amd64&distro=debian-12.
 // The distro qualifier is left out when the layer (or, in an image, the
-// base) has no os-release.
+// base) has no os-release, or one of another distribution than Debian.
 func debPurl(c catalog.Component, distro string) string {
 	s := "pkg:deb/debian/" + escape(c.Name) + "@" + escape(c.Version)
 	var q []string
 	if c.Architecture != "" {
 		q = append(q, "arch="+escape(c.Architecture))
 	}
-	if distro != "" {
+	if strings.HasPrefix(distro, "debian-") {
 		q = append(q, "distro="+escape(distro))
 	}
 	if len(q) > 0 {

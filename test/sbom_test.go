@@ -1,0 +1,219 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spdx/tools-golang/spdx"
+	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/envreg/envreg/sbom"
+)
+
+// debsFixture writes, for plat's architecture, a package whose layer
+// carries dpkg records (the distroless convention) and a machine-readable
+// copyright file, and publishes it as debs 1.0.0 into storage.
+func publishDebs(t *testing.T, storage []string) {
+	t.Helper()
+	for _, plat := range fixturePlatforms {
+		root := filepath.Join(t.TempDir(), "rootfs")
+		files := map[string]string{
+			"var/lib/dpkg/status.d/graphicsmagick":          fmt.Sprintf("Package: graphicsmagick\nStatus: install ok installed\nArchitecture: %s\nVersion: 1.4+really1.3.40-4\n", plat.Architecture),
+			"var/lib/dpkg/status.d/libgraphicsmagick-q16-3": fmt.Sprintf("Package: libgraphicsmagick-q16-3\nStatus: install ok installed\nArchitecture: %s\nVersion: 1.4+really1.3.40-4\n", plat.Architecture),
+			"usr/share/doc/graphicsmagick/copyright":        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Expat\n",
+		}
+		for p, data := range files {
+			if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		envreg(t, append(append([]string{"publish"}, storage...), "--name", "debs", "--version", "1.0.0",
+			"--platform", plat.String(), "--from-dir", root, "--requires", "base *")...)
+	}
+}
+
+// sbomOf finds the SBOM artifact of platform manifest m through the
+// referrers API (go-containerregistry's remote.Referrers, as a client),
+// fetches the artifact manifest and the SPDX blob with crane, and returns
+// the artifact's digest and the SPDX bytes.
+func sbomOf(t *testing.T, s *server, m v1.Descriptor) (v1.Hash, []byte) {
+	t.Helper()
+	subject, err := name.NewDigest(s.host+"/env@"+m.Digest.String(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(subject, remote.WithFilter("artifactType", sbom.MediaType))
+	if err != nil {
+		t.Fatalf("referrers of %s: %v", m.Digest, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].ArtifactType != sbom.MediaType {
+		t.Fatalf("referrers of %s: %+v, want one %s artifact", m.Digest, im.Manifests, sbom.MediaType)
+	}
+	art := im.Manifests[0].Digest
+	out, err := exec.Command("crane", "manifest", "--insecure", s.host+"/env@"+art.String()).Output()
+	if err != nil {
+		t.Fatalf("crane manifest %s: %v", art, err)
+	}
+	var am ocispec.Manifest
+	if err := json.Unmarshal(out, &am); err != nil {
+		t.Fatal(err)
+	}
+	if am.Subject == nil || am.Subject.Digest.String() != m.Digest.String() || am.ArtifactType != sbom.MediaType || len(am.Layers) != 1 {
+		t.Fatalf("artifact %s: %s", art, out)
+	}
+	data, err := exec.Command("crane", "blob", "--insecure", s.host+"/env@"+am.Layers[0].Digest.String()).Output()
+	if err != nil {
+		t.Fatalf("crane blob %s: %v", am.Layers[0].Digest, err)
+	}
+	return art, data
+}
+
+// checkSBOM parses an image SBOM back with the library, validates it and
+// checks the Debian packages, their purls, and the package → layer mapping.
+func checkSBOM(t *testing.T, data []byte, arch string, layers []v1.Descriptor) {
+	t.Helper()
+	doc, err := sbom.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var any spdx.Document = *doc
+	if err := spdxlib.ValidateDocument(&any); err != nil {
+		t.Fatalf("validating the SBOM: %v", err)
+	}
+	purls, files := map[string]string{}, map[string]string{}
+	for _, p := range doc.Packages {
+		files[p.PackageName] = p.PackageFileName
+		for _, r := range p.PackageExternalReferences {
+			purls[p.PackageName] = r.Locator
+		}
+	}
+	for pkg, want := range map[string]string{
+		"graphicsmagick":          "pkg:deb/debian/graphicsmagick@1.4%2Breally1.3.40-4?arch=" + arch,
+		"libgraphicsmagick-q16-3": "pkg:deb/debian/libgraphicsmagick-q16-3@1.4%2Breally1.3.40-4?arch=" + arch,
+	} {
+		if purls[pkg] != want {
+			t.Errorf("purl of %s: %q, want %q", pkg, purls[pkg], want)
+		}
+	}
+	var mapped []string
+	for _, p := range doc.Packages {
+		if strings.HasPrefix(string(p.PackageSPDXIdentifier), "Layer-") && !strings.Contains(string(p.PackageSPDXIdentifier), "-deb-") {
+			mapped = append(mapped, p.PackageName+" "+p.PackageFileName)
+		}
+	}
+	if len(mapped) != len(layers) {
+		t.Fatalf("the SBOM maps %d packages to layers (%q), the manifest has %d layers", len(mapped), mapped, len(layers))
+	}
+	for i, l := range layers {
+		if !strings.HasSuffix(mapped[i], " "+l.Digest.String()) {
+			t.Errorf("layer %d is %s, the SBOM says %q", i, l.Digest, mapped[i])
+		}
+	}
+	_ = files
+}
+
+// TestSBOMReferrers: every platform manifest of a composition has an SBOM
+// artifact, listed by the referrers API with artifactType filtering, served
+// by digest, and the same bytes after a restart; verify checks it and gc
+// keeps it.
+func TestSBOMReferrers(t *testing.T) {
+	data := publishAll(t)
+	publishDebs(t, []string{"--data", data})
+	s := startServer(t, data)
+	idx := pullIndex(t, s, "env:php-8.2_debs")
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts := map[v1.Hash]v1.Hash{}
+	blobs := map[v1.Hash][]byte{}
+	for _, m := range im.Manifests {
+		art, data := sbomOf(t, s, m)
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mf, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var layers []v1.Descriptor
+		layers = append(layers, mf.Layers...)
+		checkSBOM(t, data, m.Platform.Architecture, layers)
+		arts[m.Digest], blobs[m.Digest] = art, data
+	}
+	// Another artifact type: filtered out, and the filter acknowledged.
+	resp, body := s.get(t, "/v2/env/referrers/"+im.Manifests[0].Digest.String()+"?artifactType=application/example", "")
+	if resp.Header.Get("OCI-Filters-Applied") != "artifactType" || !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("filtered referrers: %s %s", resp.Header, body)
+	}
+	// The index itself has no referrers.
+	if _, body := s.get(t, "/v2/env/referrers/"+idxDigest(t, idx), ""); !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("referrers of the index: %s", body)
+	}
+
+	s.stop(t)
+	if out := envreg(t, "verify", "--data", data); !strings.Contains(out, "SBOM") {
+		t.Errorf("verify does not mention the SBOM artifacts:\n%s", out)
+	}
+	envreg(t, "gc", "--data", data)
+	s = startServer(t, data)
+	for _, m := range im.Manifests {
+		art, data := sbomOf(t, s, m)
+		if art != arts[m.Digest] || !bytes.Equal(data, blobs[m.Digest]) {
+			t.Errorf("%s: after a restart and gc, artifact %s, before %s (same bytes: %v)", m.Platform, art, arts[m.Digest], bytes.Equal(data, blobs[m.Digest]))
+		}
+	}
+}
+
+func idxDigest(t *testing.T, idx v1.ImageIndex) string {
+	t.Helper()
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// TestSBOMReplicas: two replicas on Redis + S3 store and list the same
+// artifact, byte for byte, whichever is asked first.
+func TestSBOMReplicas(t *testing.T) {
+	storage := startRemoteStores(t, "sbom").storage
+	publishAllTo(t, storage)
+	publishDebs(t, storage)
+	a := startServerWith(t, filepath.Join(t.TempDir(), "unused-a"), storage...)
+	b := startServerWith(t, filepath.Join(t.TempDir(), "unused-b"), storage...)
+	idx := pullIndex(t, a, "env:php-8.2_debs")
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range im.Manifests {
+		first, second := a, b
+		if i%2 == 1 {
+			first, second = b, a
+		}
+		art1, data1 := sbomOf(t, first, m)
+		art2, data2 := sbomOf(t, second, m)
+		if art1 != art2 || !bytes.Equal(data1, data2) {
+			t.Errorf("%s: replicas list %s and %s (same SPDX bytes: %v)", m.Platform, art1, art2, bytes.Equal(data1, data2))
+		}
+	}
+}
