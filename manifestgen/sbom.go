@@ -85,23 +85,18 @@ func (c *Composer) Referrers(ctx context.Context, snap *catalog.Snapshot, stack 
 	if err != nil {
 		return nil, err
 	}
-	if err := c.storeArtifact(ctx, stack, a); err != nil {
+	if err := c.storeArtifact(ctx, stack, a, false); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if len(c.sboms) >= c.maxEntries {
-		clear(c.sboms)
-	}
-	c.sboms[key] = sbomEntry{desc: a.Manifest, stored: now.UnixNano()}
-	c.mu.Unlock()
+	c.rememberSBOM(key, a.Manifest)
 	return []ocispec.Descriptor{a.Manifest}, nil
 }
 
 // storeArtifact stores a's blobs and the stack's marks on a, then its
 // manifest: nothing stored names what is not.
-func (c *Composer) storeArtifact(ctx context.Context, stack string, a *sbom.Artifact) error {
+func (c *Composer) storeArtifact(ctx context.Context, stack string, a *sbom.Artifact, pinned bool) error {
 	now := c.now()
-	if err := c.docs.MarkComposed(ctx, stack, now, false, a.Config.Digest, a.SBOM.Digest, a.Manifest.Digest); err != nil {
+	if err := c.docs.MarkComposed(ctx, stack, now, pinned, a.Config.Digest, a.SBOM.Digest, a.Manifest.Digest); err != nil {
 		return fmt.Errorf("marking the SBOM of %s as composed by %s: %w", a.Manifest.Digest, stack, err)
 	}
 	c.remember(stack, now, a.Config.Digest, a.SBOM.Digest, a.Manifest.Digest)
@@ -189,4 +184,37 @@ func releaseOf(snap *catalog.Snapshot, labels map[string]string, p catalog.Platf
 		}
 	}
 	return catalog.Release{}, false
+}
+
+// StoreSBOM renders the SBOM of img's manifest for platform p (ImageSBOM),
+// stores its artifact as Referrers would (pinned marks when pinned: the
+// provisioning API pins what it returns) and returns it, so that a
+// resolution's SBOM is known, and pullable by digest, before anything is
+// pulled.
+func (c *Composer) StoreSBOM(ctx context.Context, res *resolver.Resolution, img *Image, p catalog.Platform, pinned bool) (*sbom.Artifact, error) {
+	data, err := ImageSBOM(res, img, p)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := img.Manifest(p) // found by ImageSBOM
+	subject := ocispec.Descriptor{MediaType: m.Descriptor.MediaType, Digest: m.Descriptor.Digest, Size: m.Descriptor.Size}
+	a, err := sbom.NewArtifact(subject, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.storeArtifact(ctx, res.Stack.Name, a, pinned); err != nil {
+		return nil, err
+	}
+	c.rememberSBOM(markKey{res.Stack.Name, subject.Digest}, a.Manifest)
+	return a, nil
+}
+
+// rememberSBOM records a stored artifact in c.sboms.
+func (c *Composer) rememberSBOM(key markKey, desc ocispec.Descriptor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sboms) >= c.maxEntries {
+		clear(c.sboms)
+	}
+	c.sboms[key] = sbomEntry{desc: desc, stored: c.now().UnixNano()}
 }

@@ -217,3 +217,50 @@ func TestSBOMReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestSBOMProvisioningAPI: a resolve with "sbom": true returns each
+// platform's SBOM before anything is pulled, and names the artifact the
+// referrers API then lists, carrying the same document.
+func TestSBOMProvisioningAPI(t *testing.T) {
+	data := publishAll(t)
+	publishDebs(t, []string{"--data", data})
+	s := startServer(t, data)
+	out := s.resolveAPI(t, `{"tag": "php-8.2_debs", "sbom": true}`)
+	if len(out.Platforms) != 2 {
+		t.Fatalf("%d platforms", len(out.Platforms))
+	}
+	for _, p := range out.Platforms {
+		if len(p.SBOM) == 0 || p.SBOMArtifact == "" {
+			t.Fatalf("%s: no SBOM in the answer", p.Platform)
+		}
+		var layers []v1.Descriptor
+		for _, l := range p.Layers {
+			h, err := v1.NewHash(l.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers = append(layers, v1.Descriptor{Digest: h})
+		}
+		arch := strings.TrimPrefix(p.Platform, "linux/")
+		checkSBOM(t, p.SBOM, arch, layers)
+		h, err := v1.NewHash(p.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		art, data := sbomOf(t, s, v1.Descriptor{Digest: h})
+		if art.String() != p.SBOMArtifact {
+			t.Errorf("%s: the answer names artifact %s, the referrers API %s", p.Platform, p.SBOMArtifact, art)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, data); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(compact.Bytes(), p.SBOM) {
+			t.Errorf("%s: the answer's SBOM differs from the artifact's document", p.Platform)
+		}
+	}
+	resp, body := s.postJSON(t, "/api/v1/stacks/env/resolve", `{"tag": "php-8.2_debs"}`)
+	if resp.StatusCode != 200 || strings.Contains(string(body), `"sbom"`) {
+		t.Errorf("a resolve without sbom: %d, mentions sbom: %v", resp.StatusCode, strings.Contains(string(body), `"sbom"`))
+	}
+}
