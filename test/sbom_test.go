@@ -264,3 +264,67 @@ func TestSBOMProvisioningAPI(t *testing.T) {
 		t.Errorf("a resolve without sbom: %d, mentions sbom: %v", resp.StatusCode, strings.Contains(string(body), `"sbom"`))
 	}
 }
+
+// TestBundledSBOM: the SBOM of php-8.2_node-18_gm, composed from the
+// bundled recipes (real Debian packages), lists php8.2-cli, nodejs and
+// graphicsmagick and their libraries with their Debian versions and purls,
+// for each platform manifest, through the referrers API.
+func TestBundledSBOM(t *testing.T) {
+	needDebian(t)
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, data, "--seed", "../packages")
+	versions := bundledVersions(t)
+	php, node, gm := newest(versions["php"]), newest(versions["nodejs"]), newest(versions["graphicsmagick"])
+	tag := fmt.Sprintf("php-%d.%d_node-%d_gm", php.Major(), php.Minor(), node.Major())
+	r, err := name.ParseReference(s.host+"/env:"+tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 2 {
+		t.Fatalf("%s: %d platforms", tag, len(im.Manifests))
+	}
+	phpCLI := fmt.Sprintf("php%d.%d-cli", php.Major(), php.Minor())
+	for _, m := range im.Manifests {
+		_, data := sbomOf(t, s, m)
+		doc, err := sbom.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var any spdx.Document = *doc
+		if err := spdxlib.ValidateDocument(&any); err != nil {
+			t.Fatalf("validating the SBOM: %v", err)
+		}
+		arch := m.Platform.Architecture
+		purls := map[string]string{}
+		for _, p := range doc.Packages {
+			for _, ref := range p.PackageExternalReferences {
+				if strings.HasPrefix(ref.Locator, "pkg:deb/") {
+					purls[p.PackageName] = ref.Locator
+				}
+			}
+		}
+		for pkg, version := range map[string]string{phpCLI: php.String() + "-", "nodejs": node.String(), "graphicsmagick": gm.String(), "libgraphicsmagick-q16-3": gm.String()} {
+			purl, ok := purls[pkg]
+			if !ok {
+				t.Errorf("%s: the SBOM does not list %s (%d Debian packages)", arch, pkg, len(purls))
+				continue
+			}
+			if !strings.HasPrefix(purl, "pkg:deb/debian/"+pkg+"@") || !strings.Contains(purl, version) ||
+				!strings.HasSuffix(purl, "?arch="+arch+"&distro=debian-12") {
+				t.Errorf("%s: purl of %s %q, want version %s, arch %s, distro debian-12", arch, pkg, purl, version, arch)
+			}
+		}
+		if len(purls) < 50 {
+			t.Errorf("%s: %d Debian packages in the SBOM; the base alone has more", arch, len(purls))
+		}
+		t.Logf("%s: %d Debian packages, %d SPDX bytes", arch, len(purls), len(data))
+	}
+}
