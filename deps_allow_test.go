@@ -52,7 +52,7 @@ var allowed = map[string][]string{
 	"server": {"catalog", "layerstore", "layerstore/uploads", "manifestgen", "server/api", "server/errcode", "server/registry",
 		"github.com/gorilla/mux", "github.com/opencontainers/go-digest", "github.com/prometheus/client_golang/prometheus",
 		"github.com/prometheus/client_golang/prometheus/collectors", "github.com/prometheus/client_golang/prometheus/promhttp"},
-	"server/api": {"catalog", "manifestgen", "resolver", "server/errcode", "server/peer", "server/registry", "github.com/Masterminds/semver/v3",
+	"server/api": {"catalog", "manifestgen", "resolver", "sbom", "server/errcode", "server/peer", "server/registry", "github.com/Masterminds/semver/v3",
 		"github.com/gorilla/mux", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
 	"server/auth":    {"server/peer", "server/registry", "go.yaml.in/yaml/v3", "golang.org/x/crypto/bcrypt"},
 	"server/errcode": {"catalog", "layerstore", "manifestgen", "packages/layer", "resolver", "github.com/opencontainers/go-digest"},

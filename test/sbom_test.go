@@ -259,7 +259,27 @@ func TestSBOMProvisioningAPI(t *testing.T) {
 			t.Errorf("%s: the answer's SBOM differs from the artifact's document", p.Platform)
 		}
 	}
-	resp, body := s.postJSON(t, "/api/v1/stacks/env/resolve", `{"tag": "php-8.2_debs"}`)
+	// The SBOM of one package version's layer, per platform.
+	resp, body := s.get(t, "/api/v1/packages/debs/1.0.0/sbom?platform=linux/arm64", "")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != sbom.MediaType {
+		t.Fatalf("package SBOM: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	doc, err := sbom.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range doc.Packages {
+		names = append(names, p.PackageName+" "+p.PackageExternalReferences[0].Locator+" "+p.PackageLicenseDeclared)
+	}
+	if len(names) != 3 || !strings.HasPrefix(names[0], "debs pkg:generic/envreg/debs@1.0.0?checksum=sha256%3A") ||
+		names[1] != "graphicsmagick pkg:deb/debian/graphicsmagick@1.4%2Breally1.3.40-4?arch=arm64 MIT" {
+		t.Errorf("package SBOM lists %q", names)
+	}
+	if resp, body := s.get(t, "/api/v1/packages/debs/1.0.0/sbom", ""); resp.StatusCode != 404 || !strings.Contains(string(body), "linux/amd64, linux/arm64") {
+		t.Errorf("package SBOM without a platform: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.postJSON(t, "/api/v1/stacks/env/resolve", `{"tag": "php-8.2_debs"}`)
 	if resp.StatusCode != 200 || strings.Contains(string(body), `"sbom"`) {
 		t.Errorf("a resolve without sbom: %d, mentions sbom: %v", resp.StatusCode, strings.Contains(string(body), `"sbom"`))
 	}
