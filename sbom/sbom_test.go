@@ -117,6 +117,7 @@ func TestImage(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("two renderings differ")
 	}
+	checkSchema(t, a)
 	doc, err := sbom.Parse(a)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +157,11 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := sbom.Layer(php, php.Layers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSchema(t, l)
 	if art.Manifest.ArtifactType != sbom.MediaType || !strings.Contains(string(art.Data), `"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"`+in.Manifest.String()) {
 		t.Errorf("artifact %s", art.Data)
 	}
