@@ -24,7 +24,7 @@ func checkSchema(t *testing.T, data []byte) {
 	t.Helper()
 	var doc struct {
 		SPDXVersion, DataLicense, SPDXID, Name, DocumentNamespace *string
-		CreationInfo                                                *struct {
+		CreationInfo                                              *struct {
 			Created  string   `json:"created"`
 			Creators []string `json:"creators"`
 		} `json:"creationInfo"`
