@@ -2,12 +2,15 @@ package maintenance_test
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/maintenance"
 	"github.com/envreg/envreg/manifestgen"
 )
@@ -64,4 +67,42 @@ func (f *fixture) sbom(c *manifestgen.Composer, img *manifestgen.Image) (art, do
 		f.t.Fatalf("artifact %s: %v", refs[0].Digest, err)
 	}
 	return refs[0].Digest, m.Layers[0].Digest
+}
+
+// TestPurgeRemovesSBOMs: purging a version deletes the SBOM artifacts of
+// the manifests it deletes (before them), with the marks on the artifacts
+// and their SPDX documents, keeps the others, and leaves a store that
+// verifies.
+func TestPurgeRemovesSBOMs(t *testing.T) {
+	backends(t, testPurgeRemovesSBOMs)
+}
+
+func testPurgeRemovesSBOMs(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	f.publish("php", "8.2.32")
+	f.publish("php", "8.2.36")
+	c := f.composer(testNow)
+	doomed, kept := f.compose(c, "php-8.2.36"), f.compose(c, "php-8.2.32")
+	doomedArt, doomedDoc := f.sbom(c, doomed)
+	keptArt, _ := f.sbom(c, kept)
+	var deleted []digest.Digest
+	r, err := maintenance.Purge(ctx, f.cat, "php", semver.MustParse("8.2.36"), maintenance.PurgeOptions{
+		OnDelete: func(d digest.Digest) { deleted = append(deleted, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Referrers) != 1 || r.Referrers[0] != doomedArt || len(deleted) == 0 || deleted[0] != doomedArt {
+		t.Errorf("purge: referrers %v, deleted %v; want %s first", r.Referrers, deleted, doomedArt)
+	}
+	for _, d := range []digest.Digest{doomedArt, doomedDoc} {
+		if _, err := f.cat.Composed(ctx, "env", d); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("purge kept the mark on %s: %v", d, err)
+		}
+	}
+	if f.hasDocument(doomedArt) || !f.hasDocument(keptArt) {
+		t.Errorf("after the purge: the purged manifest's SBOM stored %v, the kept one's %v", f.hasDocument(doomedArt), f.hasDocument(keptArt))
+	}
+	if v, _ := f.verify(); len(v.Damage) != 0 || v.SBOMs != 1 {
+		t.Errorf("after the purge: %d SBOM artifacts, damage %q", v.SBOMs, v.Damage)
+	}
 }
