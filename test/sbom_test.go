@@ -169,6 +169,20 @@ func TestSBOMReferrers(t *testing.T) {
 		t.Errorf("referrers of the index: %s", body)
 	}
 
+	// A Docker client's manifests (schema 2) have their SBOMs too.
+	_, body = s.get(t, "/v2/env/manifests/php-8.2_debs", "application/vnd.docker.distribution.manifest.list.v2+json")
+	var list ocispec.Index
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Manifests) != 2 {
+		t.Fatalf("docker manifest list: %v\n%s", err, body)
+	}
+	for _, m := range list.Manifests {
+		_, body := s.get(t, "/v2/env/referrers/"+m.Digest.String(), "")
+		var refs ocispec.Index
+		if err := json.Unmarshal(body, &refs); err != nil || len(refs.Manifests) != 1 || refs.Manifests[0].ArtifactType != sbom.MediaType {
+			t.Errorf("referrers of the Docker manifest %s: %v %s", m.Digest, err, body)
+		}
+	}
+
 	s.stop(t)
 	if out := envreg(t, "verify", "--data", data); !strings.Contains(out, "SBOM") {
 		t.Errorf("verify does not mention the SBOM artifacts:\n%s", out)
