@@ -29,6 +29,10 @@ type Artifact struct {
 	ConfigData []byte
 }
 
+// FileName is the file name an artifact gives its SPDX document
+// (org.opencontainers.image.title).
+const FileName = "sbom.spdx.json"
+
 // NewArtifact wraps the SPDX document doc into an artifact whose subject
 // is the manifest subject. Equal input gives equal bytes.
 func NewArtifact(subject ocispec.Descriptor, doc []byte) (*Artifact, error) {
@@ -40,9 +44,12 @@ func NewArtifact(subject ocispec.Descriptor, doc []byte) (*Artifact, error) {
 	}
 	a.Config.Data = nil
 	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	// The title names the file oras pull writes the document to.
+	layer := a.SBOM
+	layer.Annotations = map[string]string{ocispec.AnnotationTitle: FileName}
 	m := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
-		ArtifactType: MediaType, Config: a.Config, Layers: []ocispec.Descriptor{a.SBOM}, Subject: &subject,
+		ArtifactType: MediaType, Config: a.Config, Layers: []ocispec.Descriptor{layer}, Subject: &subject,
 	}
 	data, err := json.Marshal(m)
 	if err != nil {

@@ -362,3 +362,46 @@ func TestBundledSBOM(t *testing.T) {
 		t.Logf("%s: %d Debian packages, %d SPDX bytes", arch, len(purls), len(data))
 	}
 }
+
+// TestSBOMOras: oras, a referrers client, discovers the SBOM of each
+// platform manifest and pulls its SPDX document.
+func TestSBOMOras(t *testing.T) {
+	oras := tool(t, "oras")
+	data := publishAll(t)
+	publishDebs(t, []string{"--data", data})
+	s := startServer(t, data)
+	im, err := pullIndex(t, s, "env:php-8.2_debs").IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range im.Manifests {
+		subject := s.host + "/env@" + m.Digest.String()
+		out := runTool(t, oras, "discover", "--plain-http", "--format", "json", "--artifact-type", sbom.MediaType, subject)
+		var found struct {
+			Referrers []struct {
+				Digest       string `json:"digest"`
+				ArtifactType string `json:"artifactType"`
+			} `json:"referrers"`
+		}
+		if err := json.Unmarshal([]byte(out), &found); err != nil || len(found.Referrers) != 1 || found.Referrers[0].ArtifactType != sbom.MediaType {
+			t.Fatalf("oras discover %s: %v\n%s", subject, err, out)
+		}
+		dir := t.TempDir()
+		runTool(t, oras, "pull", "--plain-http", "-o", dir, s.host+"/env@"+found.Referrers[0].Digest)
+		data, err := os.ReadFile(filepath.Join(dir, sbom.FileName))
+		if err != nil {
+			t.Fatalf("oras pull of the SBOM: %v", err)
+		}
+		var layers []v1.Descriptor
+		img, err := remote.Image(ref(t, s, "env@"+m.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mf, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, mf.Layers...)
+		checkSBOM(t, data, m.Platform.Architecture, layers)
+	}
+}
