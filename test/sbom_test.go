@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spdx/tools-golang/spdx"
@@ -403,5 +404,31 @@ func TestSBOMOras(t *testing.T) {
 		}
 		layers = append(layers, mf.Layers...)
 		checkSBOM(t, data, m.Platform.Architecture, layers)
+	}
+}
+
+// TestSBOMOnlyForOwnManifests: a stack composes SBOMs only for the
+// manifests it composed. A manifest pushed to an ordinary repository has no
+// referrers through the stack, and the stack does not serve it or compose
+// anything for it.
+func TestSBOMOnlyForOwnManifests(t *testing.T) {
+	s := startServer(t, publishAll(t))
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref(t, s, "team/x:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := s.get(t, "/v2/env/referrers/"+d.String(), "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("referrers through env of a manifest pushed to team/x: %d %s", resp.StatusCode, body)
+	}
+	if out := envreg(t, "verify", "--data", s.data); !strings.Contains(out, "0 SBOM artifacts") {
+		t.Errorf("the referrers request stored an SBOM:\n%s", out)
 	}
 }
