@@ -19,7 +19,7 @@ import (
 )
 
 // layerTar returns a gzip tar of files (path → content).
-func layerTar(t *testing.T, files [][2]string) []byte {
+func layerTar(t testing.TB, files [][2]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
