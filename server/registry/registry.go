@@ -6,7 +6,8 @@
 // resolves it against one catalog snapshot and returns the synthesized index
 // or manifest (manifestgen.Composer); a GET by digest returns a stored
 // document; blobs are layers published ahead of time and the synthesized
-// configs. Any other repository behaves like any OCI registry's (push.go,
+// configs; the referrers API lists the SBOM artifact of each platform
+// manifest the stack composed (manifestgen.Composer.Referrers). Any other repository behaves like any OCI registry's (push.go,
 // repo.go): uploads, mounts, manifests by tag and digest, deletes, the
 // referrers API; and a tag push to packages/<name> is registered as a
 // package version (ingest.go).
