@@ -1,7 +1,9 @@
 package test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -430,5 +432,42 @@ func TestSBOMOnlyForOwnManifests(t *testing.T) {
 	}
 	if out := envreg(t, "verify", "--data", s.data); !strings.Contains(out, "0 SBOM artifacts") {
 		t.Errorf("the referrers request stored an SBOM:\n%s", out)
+	}
+}
+
+// TestSBOMPushedPackage: a package pushed to packages/<name>:<version>
+// whose layer carries dpkg records has them in its SBOM, as a published
+// one does.
+func TestSBOMPushedPackage(t *testing.T) {
+	crane := tool(t, "crane")
+	s := startServer(t, publishAll(t))
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range [][2]string{
+		{"opt/tool/bin/tool", "#!/bin/sh\necho tool\n"},
+		{"var/lib/dpkg/status.d/libtool-extra1", "Package: libtool-extra1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.4.7-7~deb12u1\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f[0], Mode: 0o755, Size: int64(len(f[1])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(f[1]))
+	}
+	tw.Close()
+	zw.Close()
+	layer := filepath.Join(t.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(layer, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, crane, "append", "--insecure", "--oci-empty-base", "-f", layer, "-t", s.host+"/team/tool-build:1")
+	runTool(t, crane, "mutate", "--insecure", s.host+"/team/tool-build:1", "--set-platform", "linux/amd64",
+		"--label", "io.envreg.package.requires=base ^12", "-t", s.host+"/packages/tool:1.0.0")
+	resp, body := s.get(t, "/api/v1/packages/tool/1.0.0/sbom", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("SBOM of the pushed package: %d %s", resp.StatusCode, body)
+	}
+	want := `"referenceLocator":"pkg:deb/debian/libtool-extra1@2.4.7-7~deb12u1?arch=amd64"`
+	if !strings.Contains(string(body), want) || !strings.Contains(string(body), `"name":"tool"`) {
+		t.Errorf("SBOM of the pushed package lacks %s or the package itself:\n%s", want, body)
 	}
 }
