@@ -166,3 +166,22 @@ func TestImage(t *testing.T) {
 		t.Errorf("artifact %s", art.Data)
 	}
 }
+
+// TestImageGoldenDigest pins the bytes of an image SBOM: a change to what
+// is rendered (or to the library's writer) changes every artifact digest,
+// which must be a decision (update the digest here and say why).
+func TestImageGoldenDigest(t *testing.T) {
+	amd64 := catalog.Platform{OS: "linux", Architecture: "amd64"}
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	comps := []catalog.Component{{Type: "deb", Name: "php8.2-cli", Version: "8.2.36-1~deb12u1", Architecture: "amd64", Licenses: []string{"PHP-3.01", "Zend-2.0"}}}
+	base := release(t, "base", "12.0.0", t0, catalog.Layer{Platform: amd64, Digest: digest.FromString("base"), DiffID: digest.FromString("b"), Size: 1, MediaType: ocispec.MediaTypeImageLayerGzip, Distro: "debian-12"})
+	php := release(t, "php", "8.2.36", t0.Add(time.Hour), catalog.Layer{Platform: amd64, Digest: digest.FromString("php"), DiffID: digest.FromString("p"), Size: 2, MediaType: ocispec.MediaTypeImageLayerGzip, Components: comps})
+	data, err := sbom.Image(sbom.ImageInput{Stack: "env", Platform: amd64, Manifest: digest.FromString("manifest"), Releases: []catalog.Release{base, php}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "sha256:95954f50f0cb25695ee868337cf578110bc5c3fa820b354e1d24c9f2aeaa012b"
+	if got := digest.FromBytes(data); got != want {
+		t.Errorf("image SBOM digest %s, want %s\n%s", got, want, data)
+	}
+}
