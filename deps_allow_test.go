@@ -33,21 +33,26 @@ var allowed = map[string][]string{
 	"layerstore/uploads/disk":        {"layerstore", "layerstore/uploads", "internal/durable", "github.com/opencontainers/go-digest"},
 	"layerstore/uploads/uploadstest": {"layerstore", "layerstore/uploads", "github.com/opencontainers/go-digest"},
 	"resolver":                       {"catalog", "github.com/Masterminds/semver/v3"},
-	"manifestgen": {"catalog", "layerstore", "resolver", "github.com/Masterminds/semver/v3", "github.com/opencontainers/go-digest",
+	"manifestgen": {"catalog", "layerstore", "resolver", "sbom", "github.com/Masterminds/semver/v3", "github.com/opencontainers/go-digest",
 		"github.com/opencontainers/image-spec/specs-go", "github.com/opencontainers/image-spec/specs-go/v1"},
-	"maintenance": {"catalog", "layerstore", "manifestgen", "github.com/Masterminds/semver/v3",
+	"maintenance": {"catalog", "layerstore", "manifestgen", "sbom", "github.com/Masterminds/semver/v3",
 		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
-	"packages": {"catalog", "layerstore", "packages/layer", "packages/internal/debian", "github.com/Masterminds/semver/v3",
+	"packages": {"catalog", "layerstore", "packages/layer", "packages/internal/debian", "sbom", "github.com/Masterminds/semver/v3",
 		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1", "go.yaml.in/yaml/v3"},
 	"packages/internal/debian":         {"github.com/Masterminds/semver/v3"},
 	"packages/internal/debian/debtest": {},
 	"packages/layer":                   {"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
 	"packages/layer/layertest":         {"packages/layer"},
-	"packages/ingest":                  {"catalog", "layerstore", "packages/layer", "github.com/opencontainers/image-spec/specs-go/v1"},
+	"packages/ingest":                  {"catalog", "layerstore", "packages/layer", "sbom", "github.com/opencontainers/image-spec/specs-go/v1"},
+	// sbom renders SPDX with spdx/tools-golang (the library the SPDX
+	// project keeps) instead of writing the JSON by hand.
+	"sbom": {"catalog", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go",
+		"github.com/opencontainers/image-spec/specs-go/v1", "github.com/spdx/tools-golang/json",
+		"github.com/spdx/tools-golang/spdx/v2/common", "github.com/spdx/tools-golang/spdx/v2/v2_3"},
 	"server": {"catalog", "layerstore", "layerstore/uploads", "manifestgen", "server/api", "server/errcode", "server/registry",
 		"github.com/gorilla/mux", "github.com/opencontainers/go-digest", "github.com/prometheus/client_golang/prometheus",
 		"github.com/prometheus/client_golang/prometheus/collectors", "github.com/prometheus/client_golang/prometheus/promhttp"},
-	"server/api": {"catalog", "manifestgen", "resolver", "server/errcode", "server/peer", "server/registry", "github.com/Masterminds/semver/v3",
+	"server/api": {"catalog", "manifestgen", "resolver", "sbom", "server/errcode", "server/peer", "server/registry", "github.com/Masterminds/semver/v3",
 		"github.com/gorilla/mux", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
 	"server/auth":    {"server/peer", "server/registry", "go.yaml.in/yaml/v3", "golang.org/x/crypto/bcrypt"},
 	"server/errcode": {"catalog", "layerstore", "manifestgen", "packages/layer", "resolver", "github.com/opencontainers/go-digest"},
@@ -58,7 +63,7 @@ var allowed = map[string][]string{
 
 // domain are the packages that must not speak HTTP (stdForbidden).
 var (
-	domain       = []string{"catalog", "resolver", "manifestgen", "layerstore", "layerstore/uploads", "packages", "packages/layer", "packages/ingest", "maintenance"}
+	domain       = []string{"catalog", "resolver", "manifestgen", "layerstore", "layerstore/uploads", "packages", "packages/layer", "packages/ingest", "maintenance", "sbom"}
 	stdForbidden = []string{"net/http"}
 )
 

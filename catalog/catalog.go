@@ -96,9 +96,42 @@ type Layer struct {
 	// Identical entries in two layers (a shared library) are fine. Empty for
 	// layers published without a file list.
 	Files map[string]string `json:"files,omitempty"`
+	// Components are the packages of another packaging system the layer
+	// carries: the Debian packages its dpkg records list (sbom.Scan reads
+	// them at publish time), sorted by name and architecture. Empty for a
+	// layer without dpkg records and for layers published before envreg
+	// recorded them.
+	Components []Component `json:"components,omitempty"`
+	// Distro names the distribution the layer's os-release describes
+	// ("debian-12"); empty when the layer has no os-release (only a base
+	// layer has one).
+	Distro string `json:"distro,omitempty"`
+}
+
+// Component is one package of another packaging system inside a layer,
+// as its own records state it.
+type Component struct {
+	// Type is the purl type of the packaging system: "deb".
+	Type         string `json:"type"`
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// Licenses are the license short names the package's machine-readable
+	// copyright file states (Debian's names, e.g. "GPL-2+"), sorted; empty
+	// when the package has no such file.
+	Licenses []string `json:"licenses,omitempty"`
+}
+
+// Equal reports whether c and o are the same component.
+func (c Component) Equal(o Component) bool {
+	return c.Type == o.Type && c.Name == o.Name && c.Version == o.Version &&
+		c.Architecture == o.Architecture && slices.Equal(c.Licenses, o.Licenses)
 }
 
 // Equal reports whether l and o describe the same layer, file list included.
+// Components and Distro are not compared: they are read from the content,
+// which the digest names, and a layer published before envreg recorded
+// them is the same layer (Merge fills them in).
 func (l Layer) Equal(o Layer) bool {
 	return l.Platform == o.Platform && l.Digest == o.Digest && l.DiffID == o.DiffID &&
 		l.Size == o.Size && l.MediaType == o.MediaType && maps.Equal(l.Files, o.Files)

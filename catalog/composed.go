@@ -16,8 +16,9 @@ import (
 // shares, so a digest alone says nothing about who may read it: a pushed
 // manifest of a private repository and a composed index sit side by side.
 // A stack therefore records a mark for every digest it composes (the index,
-// the platform manifests, their configs, and any later kind attached to
-// them) before it serves them, and serves by digest only what it marked or
+// the platform manifests, their configs, and the SBOM artifacts attached
+// to the manifests with their SPDX documents and empty configs) before it
+// serves them, and serves by digest only what it marked or
 // what the catalog's releases ship (manifestgen.Composer.Serves decides).
 //
 // A mark also says when the composition was last served and whether the

@@ -27,6 +27,8 @@ func Merge(old, r Release, force bool) (Release, error) {
 			conflicts = append(conflicts, fmt.Sprintf("layer for %s differs (stored %s, new %s)",
 				l.Platform, describeLayer(layers[i]), describeLayer(l)))
 			layers[i] = l
+		case len(layers[i].Components) == 0 && layers[i].Distro == "":
+			layers[i] = l // the same layer, now with what it carries
 		}
 	}
 	if len(conflicts) > 0 && !force {

@@ -23,6 +23,8 @@ type document struct {
 	Layers    []ocispec.Descriptor `json:"layers"`
 	Manifests []ocispec.Descriptor `json:"manifests"`
 	Subject   *ocispec.Descriptor  `json:"subject"`
+	// ArtifactType tells SBOM artifacts (sbom.MediaType) from images.
+	ArtifactType string `json:"artifactType"`
 	// Annotations tell composed indexes (manifestgen.KeyStack) from pushed
 	// documents.
 	Annotations map[string]string `json:"annotations"`

@@ -29,6 +29,7 @@ import (
 // too. So a stack never keeps serving an index whose manifests or configs
 // it stopped serving.
 func (c *collector) expire(ctx context.Context, v *view) error {
+	v.findReferrers()
 	for _, stack := range slices.Sorted(maps.Keys(v.marks)) {
 		if err := c.expireStack(ctx, v, stack); err != nil {
 			return err
@@ -80,15 +81,28 @@ func (c *collector) expireStack(ctx context.Context, v *view, stack string) erro
 }
 
 // protect marks d and every digest marked in the same stack that d's
-// document names, recursively, as protected.
+// document names, recursively, as protected; and the referrers of d that
+// the stack marked (its SBOM artifacts), which gc keeps while it keeps
+// their subject.
 func (v *view) protect(marks map[digest.Digest]catalog.ComposedMark, d digest.Digest, protected map[digest.Digest]bool) {
 	if protected[d] {
 		return
 	}
 	protected[d] = true
-	for _, m := range v.docs[d].mentions {
+	for _, m := range slices.Concat(v.docs[d].mentions, v.referrers[d]) {
 		if _, ok := marks[m]; ok {
 			v.protect(marks, m, protected)
+		}
+	}
+}
+
+// findReferrers fills v.referrers: for each stored document that has a
+// subject, subject → the document.
+func (v *view) findReferrers() {
+	v.referrers = map[digest.Digest][]digest.Digest{}
+	for d, st := range v.docs {
+		if st.doc != nil && st.doc.Subject != nil {
+			v.referrers[st.doc.Subject.Digest] = append(v.referrers[st.doc.Subject.Digest], d)
 		}
 	}
 }

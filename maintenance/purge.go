@@ -28,8 +28,9 @@ type PurgeReport struct {
 	// Release is the package version purged.
 	Release catalog.Release
 	// Indexes and Manifests are the composed documents deleted because a
-	// manifest used one of the release's layers.
-	Indexes, Manifests []digest.Digest
+	// manifest used one of the release's layers, and Referrers the SBOM
+	// artifacts of those manifests that stacks composed.
+	Indexes, Manifests, Referrers []digest.Digest
 	// Marks counts the stacks' marks removed with them (on the indexes,
 	// the manifests and their configs), pins included.
 	Marks int
@@ -79,11 +80,12 @@ func Purge(ctx context.Context, cat catalog.Store, name string, v *semver.Versio
 	if err != nil {
 		return nil, err
 	}
-	r.Indexes, r.Manifests = u.indexes, u.manifests
+	r.Indexes, r.Manifests, r.Referrers = u.indexes, u.manifests, u.referrers
 	if r.Marks, err = u.removeMarks(ctx, cat, o.DryRun); err != nil {
 		return nil, fmt.Errorf("purging %s: %w", r.Release.ID(), err)
 	}
-	for _, d := range slices.Concat(r.Indexes, r.Manifests) { // indexes first: none ever names a missing manifest
+	// Referrers and indexes first: none ever names a missing manifest.
+	for _, d := range slices.Concat(r.Referrers, r.Indexes, r.Manifests) {
 		if !o.DryRun {
 			if err := purger.DeleteDocument(ctx, d); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 				return nil, fmt.Errorf("purging %s: %w", r.Release.ID(), err)
@@ -104,6 +106,8 @@ func Purge(ctx context.Context, cat catalog.Store, name string, v *semver.Versio
 // users are the compositions that use a release.
 type users struct {
 	indexes, manifests []digest.Digest // to delete, sorted
+	// referrers are the composed SBOM artifacts of the manifests.
+	referrers []digest.Digest
 	// marks are the marks to remove, by stack, each composition's index
 	// first.
 	marks map[string][]digest.Digest
@@ -159,7 +163,27 @@ func readUsers(ctx context.Context, cat catalog.Store, rel catalog.Release) (*us
 			}
 		}
 	}
+	u.addReferrers(docs, marks, held)
 	return u, nil
+}
+
+// addReferrers adds the documents that stacks marked and that name one of
+// u's manifests as their subject (SBOM artifacts), with the marks on them
+// and on their layers (the SPDX documents). The empty config they share
+// with the stack's other artifacts keeps its marks; gc collects it when
+// no artifact is left.
+func (u *users) addReferrers(docs map[digest.Digest]document, marks map[digest.Digest][]string, held map[digest.Digest]bool) {
+	for _, dgst := range slices.Sorted(maps.Keys(docs)) {
+		doc := docs[dgst]
+		if doc.Subject == nil || len(marks[dgst]) == 0 || held[dgst] || !slices.Contains(u.manifests, doc.Subject.Digest) {
+			continue
+		}
+		u.referrers = append(u.referrers, dgst)
+		u.addMarks(marks, dgst)
+		for _, l := range doc.Layers {
+			u.addMarks(marks, l.Digest)
+		}
+	}
 }
 
 // usingManifests returns the manifests idx names that use one of layers.

@@ -16,6 +16,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/manifestgen"
+	"github.com/envreg/envreg/sbom"
 )
 
 // The sections of a verification, in the order Verify checks them.
@@ -53,6 +54,9 @@ type VerifyReport struct {
 	// Documents, of which indexes and manifests, and of the manifests the
 	// pushed ones (the rest were composed).
 	Documents, Indexes, Manifests, Pushed int
+	// SBOMs are the SBOM artifacts among the manifests (not counted as
+	// pushed).
+	SBOMs int
 	// Marks checked, in how many stacks (zero when the catalog cannot
 	// list its marks).
 	Marks, MarkedStacks int
@@ -206,6 +210,11 @@ func (v *verifier) checkDocuments(ctx context.Context) error {
 			continue
 		}
 		v.r.Manifests++
+		if doc.ArtifactType == sbom.MediaType {
+			v.r.SBOMs++
+			v.checkSBOM(ctx, dgst, doc)
+			continue
+		}
 		v.checkManifest(ctx, dgst, doc, composed[dgst])
 	}
 	v.r.Documents = len(v.docs)
@@ -261,6 +270,49 @@ func (v *verifier) checkManifest(ctx context.Context, dgst digest.Digest, doc do
 	}
 	if err := v.checkConfig(ctx, doc); err != nil {
 		v.damage("manifest %s: config %s: %v", dgst, doc.Config.Digest, err)
+	}
+}
+
+// checkSBOM checks an SBOM artifact: its empty config and its SPDX blob
+// are stored whole, the SPDX document parses with the library and
+// describes the artifact's subject, and the subject is stored as the
+// artifact says.
+func (v *verifier) checkSBOM(ctx context.Context, dgst digest.Digest, doc document) {
+	v.checkBlob(fmt.Sprintf("SBOM artifact %s: config %s", dgst, doc.Config.Digest), doc.Config.Digest, doc.Config.Size)
+	if len(doc.Layers) != 1 || doc.Subject == nil {
+		v.damage("SBOM artifact %s: %d layers and subject %v; want one SPDX document and a subject", dgst, len(doc.Layers), doc.Subject)
+		return
+	}
+	l, subject := doc.Layers[0], *doc.Subject
+	v.checkBlob(fmt.Sprintf("SBOM artifact %s: SPDX document %s", dgst, l.Digest), l.Digest, l.Size)
+	switch child, ok := v.docs[subject.Digest]; {
+	case !ok:
+		v.damage("SBOM artifact %s: its subject %s is not stored", dgst, subject.Digest)
+	case int64(len(child.Data)) != subject.Size || child.MediaType != subject.MediaType:
+		v.damage("SBOM artifact %s: its subject %s is stored as %s, %d bytes; the artifact says %s, %d bytes",
+			dgst, subject.Digest, child.MediaType, len(child.Data), subject.MediaType, subject.Size)
+	}
+	if info, ok := v.blobs[l.Digest]; !ok || info.corrupt || info.size != l.Size || l.Size > 64<<20 {
+		return // reported by checkBlob
+	}
+	rc, _, err := v.s.Blobs.Open(ctx, l.Digest)
+	if err != nil {
+		v.damage("SBOM artifact %s: reading %s: %v", dgst, l.Digest, err)
+		return
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		v.damage("SBOM artifact %s: reading %s: %v", dgst, l.Digest, err)
+		return
+	}
+	spdx, err := sbom.Parse(data)
+	if err != nil {
+		v.damage("SBOM artifact %s: %v", dgst, err)
+		return
+	}
+	if len(spdx.Packages) == 0 || spdx.Packages[0].PackageVersion != subject.Digest.String() {
+		v.damage("SBOM artifact %s: the SPDX document does not describe its subject %s", dgst, subject.Digest)
 	}
 }
 

@@ -29,6 +29,9 @@ type view struct {
 	docs map[digest.Digest]stored
 	// marks are the stacks' marks on what they composed, by stack.
 	marks map[string]map[digest.Digest]catalog.ComposedMark
+	// referrers are, by subject, the stored documents that name it as
+	// their subject (SBOM artifacts; filled by expire).
+	referrers map[digest.Digest][]digest.Digest
 	// stacks are the stacks of the catalog and those with marks: a
 	// document is marked again in one of them, if at all.
 	stacks map[string]bool

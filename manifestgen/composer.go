@@ -42,6 +42,9 @@ type Composer struct {
 	// Marks only ever move forward between gc runs, and what gc unmarks
 	// it also deletes, so a remembered mark serves nothing gc collected.
 	marked map[markKey]time.Time
+	// sboms remembers the SBOM artifacts stored for platform manifests
+	// (Referrers), for the touch interval.
+	sboms map[markKey]sbomEntry
 
 	// Counters for Stats.
 	cached, composed, failed atomic.Uint64
@@ -128,7 +131,7 @@ type Store interface {
 
 // NewComposer stores documents and marks in docs and config blobs in blobs.
 func NewComposer(docs Store, blobs layerstore.Writer, opts ...ComposerOption) *Composer {
-	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, marked: map[markKey]time.Time{}, maxEntries: 10000,
+	c := &Composer{docs: docs, blobs: blobs, cache: map[cacheKey]*entry{}, marked: map[markKey]time.Time{}, sboms: map[markKey]sbomEntry{}, maxEntries: 10000,
 		touch: DefaultTouchInterval, now: time.Now}
 	for _, o := range opts {
 		o(c)
@@ -296,9 +299,13 @@ func (c *Composer) Pin(ctx context.Context, stack string, img *Image) error {
 
 // Serves reports whether stack serves digest d, as a blob or a document by
 // digest (and lets other repositories mount it): a layer of a release in
-// snap, or something the stack composed (its marks). This is the one place
-// that says what a stack may hand out; a stack never serves what another
-// repository holds. A mark not refreshed for the touch interval is
+// snap, or something the stack composed (its marks): the configs,
+// manifests and indexes of its compositions, and the SBOM artifacts of its
+// platform manifests with their SPDX documents and empty configs
+// (Referrers marks them before it names them). This is the one place
+// that says what a stack may hand out; a new kind is added by marking it
+// where it is composed. A stack never serves what another repository
+// holds. A mark not refreshed for the touch interval is
 // refreshed, so that compositions pulled by digest stay collected only when
 // nobody pulls them.
 func (c *Composer) Serves(ctx context.Context, snap *catalog.Snapshot, stack string, d digest.Digest) (bool, error) {

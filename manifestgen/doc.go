@@ -72,4 +72,12 @@
 // distribution, containerd and containers/image ignore unknown fields (the
 // last one only rejects config, layers, fsLayers and history in a list), and
 // the annotations are the one place a client can see what a tag resolved to.
+//
+// # SBOMs
+//
+// Each platform manifest a stack composed also has an SBOM, an OCI
+// artifact whose subject is the manifest (package sbom renders it): the
+// Composer composes and stores it when the referrers API is asked about
+// the manifest (Referrers) or the provisioning API asks for it
+// (StoreSBOM). sbom.go says why it is not stored on the pull path.
 package manifestgen

@@ -21,6 +21,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/packages/layer"
+	"github.com/envreg/envreg/sbom"
 )
 
 // Publisher is the publishing job: it builds layers, stores them as blobs
@@ -226,8 +227,9 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("listing the files of the layer: %w", err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return catalog.Layer{}, fmt.Errorf("rewinding temporary layer file: %w", err)
+	contents, err := scanContents(ctx, f)
+	if err != nil {
+		return catalog.Layer{}, err
 	}
 	d := dg.Digest()
 	if err := p.Blobs.Put(ctx, d, cw.n, f); err != nil {
@@ -240,7 +242,26 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 		Size:      cw.n,
 		MediaType: ocispec.MediaTypeImageLayerGzip,
 		Files:     files,
+		// What the layer carries of Debian's, for its SBOM (package sbom).
+		Components: contents.Components,
+		Distro:     contents.Distro,
 	}, nil
+}
+
+// scanContents rewinds f, reads the dpkg records of the layer in it
+// (sbom.Scan) and rewinds it again.
+func scanContents(ctx context.Context, f *os.File) (sbom.Contents, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sbom.Contents{}, fmt.Errorf("rewinding temporary layer file: %w", err)
+	}
+	c, err := sbom.Scan(ctx, f)
+	if err != nil {
+		return sbom.Contents{}, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sbom.Contents{}, fmt.Errorf("rewinding temporary layer file: %w", err)
+	}
+	return c, nil
 }
 
 // buildFromTar writes the canonical layer of the tar file, spooling its

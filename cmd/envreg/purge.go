@@ -47,7 +47,7 @@ func runPurge(ctx context.Context, env *cliEnv, args []string) error {
 		unmarked = "would remove"
 	}
 	fmt.Fprintf(env.stdout, "%s %d marks of stacks on those compositions and their configs, pinned ones too\n", unmarked, r.Marks)
-	fmt.Fprintf(env.stdout, "%s %s: %d composed indexes and %d manifests that used it; its %d layers (%d bytes) and their configs go with the next envreg gc\n",
-		what, r.Release.ID(), len(r.Indexes), len(r.Manifests), len(r.Release.Layers), size)
+	fmt.Fprintf(env.stdout, "%s %s: %d composed indexes and %d manifests that used it (and %d SBOM artifacts of them); its %d layers (%d bytes) and their configs go with the next envreg gc\n",
+		what, r.Release.ID(), len(r.Indexes), len(r.Manifests), len(r.Referrers), len(r.Release.Layers), size)
 	return nil
 }

@@ -66,8 +66,8 @@ func printSection(env *cliEnv, s maintenance.Section, r *maintenance.VerifyRepor
 	case maintenance.SectionReleases:
 		fmt.Fprintf(env.stdout, "package versions: %d checked (%d layers)", r.Releases, r.Layers)
 	case maintenance.SectionDocuments:
-		fmt.Fprintf(env.stdout, "documents: %d checked (indexes: %d, manifests: %d), %d of the manifests pushed",
-			r.Documents, r.Indexes, r.Manifests, r.Pushed)
+		fmt.Fprintf(env.stdout, "documents: %d checked (indexes: %d, manifests: %d), %d of the manifests pushed, %d SBOM artifacts",
+			r.Documents, r.Indexes, r.Manifests, r.Pushed, r.SBOMs)
 	case maintenance.SectionMarks:
 		fmt.Fprintf(env.stdout, "composition marks: %d checked (%d stacks)", r.Marks, r.MarkedStacks)
 	case maintenance.SectionRepositories:

@@ -17,6 +17,7 @@ import (
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/layerstore"
 	"github.com/envreg/envreg/packages/layer"
+	"github.com/envreg/envreg/sbom"
 )
 
 // Push is an image or index pushed to packages/<Name> with tag Version.
@@ -246,9 +247,23 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 		return catalog.Layer{}, &catalog.ValidationError{Problems: []string{fmt.Sprintf("layer %s: the manifest says %d bytes, the blob has %d", desc.Digest, desc.Size, size)}}
 	}
 	dg := desc.Digest.Algorithm().Digester()
-	diffID, files, err := in.policy().Inspect(ctx, io.TeeReader(rc, dg.Hash()), desc.MediaType)
+	// The layer is read once: what Inspect reads is also digested and
+	// scanned for dpkg records (sbom.Scan, for the package's SBOM).
+	pr, pw := io.Pipe()
+	scanned := make(chan scanResult, 1)
+	go func() {
+		c, err := sbom.Scan(ctx, pr)
+		pr.CloseWithError(err) // unblocks the tee if Scan stopped early
+		scanned <- scanResult{c, err}
+	}()
+	diffID, files, err := in.policy().Inspect(ctx, io.TeeReader(rc, io.MultiWriter(dg.Hash(), pw)), desc.MediaType)
+	pw.CloseWithError(err)
+	scan := <-scanned
 	if err != nil {
 		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if scan.err != nil {
+		return catalog.Layer{}, fmt.Errorf("layer %s: %w", desc.Digest, scan.err)
 	}
 	if got := dg.Digest(); got != desc.Digest {
 		return catalog.Layer{}, fmt.Errorf("layer %s: stored content has digest %s", desc.Digest, got)
@@ -264,7 +279,16 @@ func (in *Ingestor) inspect(ctx context.Context, img PushedImage) (catalog.Layer
 		Size:      desc.Size,
 		MediaType: ocispec.MediaTypeImageLayerGzip, // the Docker gzip type is the same bytes
 		Files:     files,
+		// What the layer carries of Debian's, for its SBOM (package sbom).
+		Components: scan.c.Components,
+		Distro:     scan.c.Distro,
 	}, nil
+}
+
+// scanResult is what sbom.Scan returned.
+type scanResult struct {
+	c   sbom.Contents
+	err error
 }
 
 // checkAliases checks that every alias is a valid name, not a package

@@ -137,6 +137,7 @@ func (a *API) Register(r *mux.Router) {
 	route(http.MethodPost, "/stacks/{stack}/resolve", a.resolve, resolveStack)
 	route(http.MethodGet, "/packages", a.listPackages, readCatalog)
 	route(http.MethodGet, "/packages/{name}", a.getPackage, readCatalog)
+	route(http.MethodGet, "/packages/{name}/{version}/sbom", a.getPackageSBOM, readCatalog)
 	// Other methods on a known path: 405. These routes come after every
 	// method route and match any method, because mux (1.8) loses a method
 	// mismatch inside a subrouter when a later route's prefix matches.

@@ -47,6 +47,9 @@ type ResolveRequest struct {
 	// Policy bounds how far requirements may move from From: none, patch,
 	// minor or all (the default). Only "all" is accepted without From.
 	Policy string `json:"policy,omitempty"`
+	// SBOM asks for each reported platform's SBOM in the answer (and
+	// stores its artifact, pinned, before answering).
+	SBOM bool `json:"sbom,omitempty"`
 }
 
 // ResolveResponse is the answer to a resolve: exact versions and the
@@ -113,6 +116,11 @@ type PlatformResult struct {
 	// Download is present with "from": what a node that has the from
 	// image must fetch.
 	Download *Download `json:"download,omitempty"`
+	// SBOM is present with "sbom": the platform manifest's SPDX 2.3
+	// document, the one its SBOM artifact (SBOMArtifact, listed by GET
+	// /v2/STACK/referrers/DIGEST) carries.
+	SBOM         json.RawMessage `json:"sbom,omitempty"`
+	SBOMArtifact string          `json:"sbomArtifact,omitempty"`
 }
 
 // LayerResult is one layer of a manifest.
@@ -218,6 +226,9 @@ func (a *API) resolveRequest(r *http.Request, stackName string, in ResolveReques
 	}
 	out := newResponse(r.Host, snap, st, res, img, reqs)
 	if out.Platforms, err = a.platforms(ctx, out.Digest, img, res, reported, from); err != nil {
+		return nil, err
+	}
+	if err := a.addSBOMs(ctx, in.SBOM, res, img, out.Platforms); err != nil {
 		return nil, err
 	}
 	if from != nil {

@@ -6,7 +6,8 @@
 // resolves it against one catalog snapshot and returns the synthesized index
 // or manifest (manifestgen.Composer); a GET by digest returns a stored
 // document; blobs are layers published ahead of time and the synthesized
-// configs. Any other repository behaves like any OCI registry's (push.go,
+// configs; the referrers API lists the SBOM artifact of each platform
+// manifest the stack composed (manifestgen.Composer.Referrers). Any other repository behaves like any OCI registry's (push.go,
 // repo.go): uploads, mounts, manifests by tag and digest, deletes, the
 // referrers API; and a tag push to packages/<name> is registered as a
 // package version (ingest.go).
@@ -442,11 +443,13 @@ func (reg *Registry) listTags(w http.ResponseWriter, r *http.Request) error {
 }
 
 // listReferrers serves GET /v2/<name>/referrers/<digest> (end-12a/12b).
-// Composed images are synthesized, so nothing refers to them: the answer
-// is an empty OCI index, which the spec requires instead of 404. An
-// artifactType filter is acknowledged with OCI-Filters-Applied.
+// In a stack, a platform manifest it composed has one referrer, its SBOM
+// artifact (manifestgen.Composer.Referrers, stored before it is named
+// here); anything else has none, which the spec answers with an empty
+// index rather than 404. An artifactType filter is applied and
+// acknowledged with OCI-Filters-Applied.
 func (reg *Registry) listReferrers(w http.ResponseWriter, r *http.Request) error {
-	_, _, virtual, err := reg.lookup(r)
+	snap, st, virtual, err := reg.lookup(r)
 	if err != nil {
 		return err
 	}
@@ -457,18 +460,25 @@ func (reg *Registry) listReferrers(w http.ResponseWriter, r *http.Request) error
 	if !virtual {
 		return reg.listRepoReferrers(w, r, d)
 	}
-	body := []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[]}`)
-	h := w.Header()
-	if r.URL.Query().Get("artifactType") != "" {
-		h.Set("OCI-Filters-Applied", "artifactType")
+	if err := layerstoreDigest(d); err != nil {
+		return err
 	}
-	h.Set("Content-Type", ocispec.MediaTypeImageIndex)
-	h.Set("Content-Length", itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+	refs, err := reg.composer.Referrers(r.Context(), snap, st.Name, d, reg.blobs)
+	if err != nil {
+		return err
 	}
-	return nil
+	filter := r.URL.Query().Get("artifactType")
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+	idx.SchemaVersion = 2
+	for _, ref := range refs {
+		if filter == "" || ref.ArtifactType == filter {
+			idx.Manifests = append(idx.Manifests, ref)
+		}
+	}
+	if filter != "" {
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	return writeJSON(w, r, http.StatusOK, ocispec.MediaTypeImageIndex, idx)
 }
 
 // listRepositories serves GET /v2/_catalog: the stacks.
