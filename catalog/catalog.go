@@ -371,6 +371,11 @@ type PublishOptions struct {
 	// Force replaces an existing layer or metadata with different content
 	// instead of failing with ErrExists.
 	Force bool
+	// Exclusive fails with an error wrapping ErrExists when any platform
+	// of the release already has a layer, even an identical one: a job
+	// that races others (envreg sync, replicas, a retry) learns whether
+	// this call or another one published the version. Force wins over it.
+	Exclusive bool
 }
 
 // Reader gives the current catalog snapshot. Implementations make it cheap
