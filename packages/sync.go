@@ -1,0 +1,278 @@
+package packages
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/envreg/envreg/catalog"
+	"github.com/envreg/envreg/packages/internal/debian"
+)
+
+// Syncer is the publishing job's engine, for `envreg sync` and for the
+// background seeding of `envreg serve --seed` (one engine, two callers). A
+// round (Round) publishes every recipe version the catalog lacks, for
+// every platform of the recipe that the catalog lacks, and nothing that
+// exists:
+//
+//   - Order: bases before the recipes on them, newest versions first, and,
+//     with FirstPlatform, that platform of every version before the others
+//     (a person waiting for the registry gets linux/amd64 soonest).
+//   - Races: every catalog write is exclusive (catalog.PublishOptions):
+//     when several jobs publish one version at once, the catalog decides
+//     that exactly one of them did; the others count it as Raced. A
+//     version is recorded with all of its layers or not at all, so a job
+//     stopped at any point (SIGTERM, a crash) leaves no half version; the
+//     blobs of a version it did not record are garbage for `envreg gc`.
+//   - Upstream: a version in the catalog is never built again, so one
+//     that the archive dropped stays (the layers are envreg's own copy),
+//     and nothing about it can fail a round.
+//   - Freshness: each round uses a new Publisher (NewPublisher), whose
+//     private apt refreshes the archive's signed indexes once.
+//
+// A failure of one version is recorded with a reason (SyncFailure) and the
+// round goes on with the next.
+type Syncer struct {
+	// Catalog tells which versions exist; its snapshot is read at the
+	// start of the round and again before each step.
+	Catalog catalog.Reader
+	// NewPublisher returns the Publisher of a round. Its Exclusive field
+	// is set by the Syncer.
+	NewPublisher func() *Publisher
+	// BaseDir is as for PublishRecipe ("" for recipes from LoadRecipeDir
+	// or the bundled ones).
+	BaseDir string
+	// FirstPlatform, when set, is published for every version before the
+	// other platforms (each becomes its own step).
+	FirstPlatform string
+	// What names the job in log lines and Status ("sync", "seeding").
+	What string
+	// Log receives a line per step (nil: discard).
+	Log *slog.Logger
+
+	mu     sync.Mutex
+	status syncStatus
+}
+
+// SyncReport is what a round did.
+type SyncReport struct {
+	// Steps is the number of steps the round planned: a version for
+	// some of its platforms.
+	Steps int
+	// Published are the versions this round recorded, one release per
+	// step, with the layers of that step's platforms.
+	Published []catalog.Release
+	// Present counts the recipe versions the catalog had with every
+	// platform when the round started.
+	Present int
+	// Raced names the steps another job published meanwhile.
+	Raced []string
+	// Failed are the steps that failed.
+	Failed []SyncFailure
+	// Stopped is set when ctx ended before the round did; the steps not
+	// started are neither failed nor published.
+	Stopped bool
+	Took    time.Duration
+}
+
+// SyncFailure is one step that failed.
+type SyncFailure struct {
+	// Step is "name version for platforms".
+	Step string
+	// Reason is a short, stable word for metrics: "upstream" (the
+	// archive lacks a package or version), "recipe" (invalid recipe or
+	// source), "catalog" (the catalog is unavailable) or "publish"
+	// (anything else: download, build, blob store).
+	Reason string
+	Err    error
+}
+
+// syncStep is one recipe version for some of its platforms.
+type syncStep struct {
+	rc      Recipe
+	version *semver.Version
+	first   bool // FirstPlatform's step of a split version
+	depth   int
+}
+
+func (s syncStep) String() string {
+	return fmt.Sprintf("%s %s for %s", s.rc.Name, s.version, platformList(s.rc.Platforms))
+}
+
+// syncStatus is what Status reports.
+type syncStatus struct {
+	running           bool
+	done, total, fail int
+	current           string
+}
+
+// Status says what the round under way is doing, e.g. "seeding: 3 of 12
+// steps done, 0 failed; publishing php 8.4.16 for linux/amd64", or "" when
+// no round runs.
+func (s *Syncer) Status() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	if !st.running {
+		return ""
+	}
+	out := fmt.Sprintf("%s: %d of %d steps done, %d failed", s.what(), st.done, st.total, st.fail)
+	if st.current != "" {
+		out += "; publishing " + st.current
+	}
+	return out
+}
+
+func (s *Syncer) what() string { return cmp.Or(s.What, "sync") }
+
+func (s *Syncer) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+func (s *Syncer) setStatus(f func(*syncStatus)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+// Round publishes what recipes have that the catalog lacks. The error is
+// for a round that could not start (the catalog unreadable, a recipe
+// without a valid version); failures of single steps are in the report.
+func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error) {
+	start := time.Now()
+	snap, err := s.Catalog.Snapshot(ctx)
+	if err != nil {
+		return SyncReport{}, fmt.Errorf("%s: reading the catalog: %w", s.what(), err)
+	}
+	steps, present, err := s.plan(recipes, snap)
+	if err != nil {
+		return SyncReport{}, err
+	}
+	rep := SyncReport{Steps: len(steps), Present: present}
+	s.setStatus(func(st *syncStatus) { *st = syncStatus{running: true, total: len(steps)} })
+	defer s.setStatus(func(st *syncStatus) { *st = syncStatus{} })
+	pub := s.NewPublisher()
+	pub.Exclusive = true
+	for i, step := range steps {
+		if ctx.Err() != nil {
+			rep.Stopped = true
+			break
+		}
+		s.setStatus(func(st *syncStatus) { st.current = step.String() })
+		s.log().InfoContext(ctx, s.what()+": publishing", "step", step.String(), "index", i+1, "of", len(steps))
+		s.runStep(ctx, pub, step, &rep)
+		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = i+1, len(rep.Failed), "" })
+	}
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+// runStep publishes one step and records the outcome in rep.
+func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep *SyncReport) {
+	if s.presentNow(ctx, step) {
+		rep.Raced = append(rep.Raced, step.String())
+		s.log().InfoContext(ctx, s.what()+": published by another job meanwhile", "step", step.String())
+		return
+	}
+	rels, err := pub.PublishRecipe(ctx, step.rc, s.BaseDir, false)
+	switch {
+	case err == nil:
+		rel := rels[0]
+		rel.Layers = nil
+		for _, r := range rels {
+			rel.Layers = append(rel.Layers, r.Layers...)
+		}
+		rep.Published = append(rep.Published, rel)
+	case errors.Is(err, catalog.ErrExists):
+		rep.Raced = append(rep.Raced, step.String())
+		s.log().InfoContext(ctx, s.what()+": published by another job meanwhile", "step", step.String(), "detail", err.Error())
+	case ctx.Err() != nil:
+		rep.Stopped = true
+		s.log().InfoContext(ctx, s.what()+": stopped; nothing of this step is in the catalog", "step", step.String())
+	default:
+		f := SyncFailure{Step: step.String(), Reason: failureReason(err), Err: err}
+		rep.Failed = append(rep.Failed, f)
+		s.log().ErrorContext(ctx, s.what()+": step failed", "step", f.Step, "reason", f.Reason, "err", err)
+	}
+}
+
+// presentNow reports whether the catalog has every platform of step now
+// (another job published it since the round started).
+func (s *Syncer) presentNow(ctx context.Context, step syncStep) bool {
+	snap, err := s.Catalog.Snapshot(ctx)
+	if err != nil {
+		return false // the publish will say what is wrong
+	}
+	missing, err := missingPlatforms(step.rc, snap)
+	return err == nil && len(missing) == 0
+}
+
+// plan lists the steps of a round in publishing order and counts the
+// recipe versions that are complete already.
+func (s *Syncer) plan(recipes []Recipe, snap *catalog.Snapshot) ([]syncStep, int, error) {
+	var steps []syncStep
+	present := 0
+	for _, rc := range recipes {
+		missing, err := missingPlatforms(rc, snap)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", s.what(), err)
+		}
+		if len(missing) == 0 {
+			present++
+			continue
+		}
+		v, _ := semver.StrictNewVersion(rc.effectiveVersion()) // missingPlatforms parsed it
+		step := syncStep{rc: rc, version: v, depth: baseDepth(rc)}
+		if i := slices.Index(missing, s.FirstPlatform); i >= 0 && len(missing) > 1 {
+			first := step
+			first.rc.Platforms, first.first = []string{s.FirstPlatform}, true
+			steps = append(steps, first)
+			missing = slices.Delete(slices.Clone(missing), i, i+1)
+		}
+		step.rc.Platforms = missing
+		step.first = slices.Equal(missing, []string{s.FirstPlatform})
+		steps = append(steps, step)
+	}
+	slices.SortStableFunc(steps, compareSteps)
+	return steps, present, nil
+}
+
+// compareSteps orders steps: FirstPlatform's steps first, then bases
+// before what is installed on them, then newest version first, then by
+// name.
+func compareSteps(a, b syncStep) int {
+	if a.first != b.first {
+		if a.first {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(a.depth, b.depth), b.version.Compare(a.version), strings.Compare(a.rc.Name, b.rc.Name))
+}
+
+// failureReason classifies a step's error for metrics (SyncFailure.Reason).
+func failureReason(err error) string {
+	var nf *debian.NotFoundError
+	var unsat *debian.UnsatisfiableError
+	var invalid *catalog.ValidationError
+	switch {
+	case errors.As(err, &nf), errors.As(err, &unsat):
+		return "upstream"
+	case errors.As(err, &invalid):
+		return "recipe"
+	case errors.Is(err, catalog.ErrUnavailable):
+		return "catalog"
+	}
+	return "publish"
+}
