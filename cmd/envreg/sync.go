@@ -122,7 +122,7 @@ func syncRound(ctx context.Context, s *packages.Syncer, sources []string, m *syn
 		m.observe(rep, err)
 		if err == nil {
 			log.Info("sync round", "published", len(rep.Published), "present", rep.Present, "raced", len(rep.Raced),
-				"failed", len(rep.Failed), "stopped", rep.Stopped, "took", rep.Took.Round(time.Millisecond))
+				"failed", len(rep.Failed), "stopped", rep.Stopped, "took", roundDuration(rep.Took))
 			if len(rep.Failed) > 0 {
 				err = fmt.Errorf("%d of %d steps failed, the first: %s: %w", len(rep.Failed), rep.Steps, rep.Failed[0].Step, rep.Failed[0].Err)
 			}
@@ -236,4 +236,13 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// roundDuration rounds d for a log line: to the millisecond, or the
+// microsecond below a second (a round with nothing new).
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
