@@ -46,7 +46,7 @@ type Syncer struct {
 	Catalog catalog.Reader
 	// NewPublisher returns the Publisher of a round. Its Exclusive field
 	// is set by the Syncer.
-	NewPublisher func() *Publisher
+	NewPublisher func() (*Publisher, error)
 	// BaseDir is as for PublishRecipe ("" for recipes from LoadRecipeDir
 	// or the bundled ones).
 	BaseDir string
@@ -57,9 +57,26 @@ type Syncer struct {
 	What string
 	// Log receives a line per step (nil: discard).
 	Log *slog.Logger
+	// Inventory, when set, says which platforms of a version the target
+	// has, instead of Catalog (which may then be nil): for `envreg sync
+	// --registry`, the remote registry's packages/NAME:VERSION. A version
+	// it lacks any platform of is published with all of them.
+	Inventory Inventory
+	// Deliver, when set, gets each release a step recorded through the
+	// round's Publisher, whose catalog is then a staging store; the step
+	// counts as published when Deliver returns nil (`envreg sync
+	// --registry` pushes it), else it fails with reason "deliver".
+	Deliver func(ctx context.Context, rel catalog.Release) error
 
 	mu     sync.Mutex
 	status syncStatus
+}
+
+// Inventory tells a Syncer what a target other than its Catalog has.
+type Inventory interface {
+	// Platforms lists the platforms of name at version that the target
+	// has (none: nil, no error).
+	Platforms(ctx context.Context, name string, version *semver.Version) ([]catalog.Platform, error)
 }
 
 // SyncReport is what a round did.
@@ -89,8 +106,9 @@ type SyncFailure struct {
 	Step string
 	// Reason is a short, stable word for metrics: "upstream" (the
 	// archive lacks a package or version), "recipe" (invalid recipe or
-	// source), "catalog" (the catalog is unavailable) or "publish"
-	// (anything else: download, build, blob store).
+	// source), "catalog" (the catalog is unavailable), "deliver" (the
+	// push to a remote registry failed) or "publish" (anything else:
+	// download, build, blob store).
 	Reason string
 	Err    error
 }
@@ -151,18 +169,17 @@ func (s *Syncer) setStatus(f func(*syncStatus)) {
 // without a valid version); failures of single steps are in the report.
 func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error) {
 	start := time.Now()
-	snap, err := s.Catalog.Snapshot(ctx)
-	if err != nil {
-		return SyncReport{}, fmt.Errorf("%s: reading the catalog: %w", s.what(), err)
-	}
-	steps, present, err := s.plan(recipes, snap)
+	steps, present, err := s.plan(ctx, recipes)
 	if err != nil {
 		return SyncReport{}, err
 	}
 	rep := SyncReport{Steps: len(steps), Present: present}
 	s.setStatus(func(st *syncStatus) { *st = syncStatus{running: true, total: len(steps)} })
 	defer s.setStatus(func(st *syncStatus) { *st = syncStatus{} })
-	pub := s.NewPublisher()
+	pub, err := s.NewPublisher()
+	if err != nil {
+		return SyncReport{}, fmt.Errorf("%s: %w", s.what(), err)
+	}
 	pub.Exclusive = true
 	for i, step := range steps {
 		if ctx.Err() != nil {
@@ -180,7 +197,7 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 
 // runStep publishes one step and records the outcome in rep.
 func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep *SyncReport) {
-	if s.presentNow(ctx, step) {
+	if s.presentNow(ctx, step.rc) {
 		rep.Raced = append(rep.Raced, step.String())
 		s.log().InfoContext(ctx, s.what()+": published by another job meanwhile", "step", step.String())
 		return
@@ -192,6 +209,15 @@ func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep
 		rel.Layers = nil
 		for _, r := range rels {
 			rel.Layers = append(rel.Layers, r.Layers...)
+		}
+		if s.Deliver == nil {
+			rep.Published = append(rep.Published, rel)
+			return
+		}
+		if err := s.Deliver(ctx, rel); err != nil {
+			rep.Failed = append(rep.Failed, SyncFailure{Step: step.String(), Reason: "deliver", Err: err})
+			s.log().ErrorContext(ctx, s.what()+": step failed", "step", step.String(), "reason", "deliver", "err", err)
+			return
 		}
 		rep.Published = append(rep.Published, rel)
 	case errors.Is(err, catalog.ErrExists):
@@ -207,24 +233,67 @@ func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep
 	}
 }
 
-// presentNow reports whether the catalog has every platform of step now
+// presentNow reports whether the target has every platform of rc now
 // (another job published it since the round started).
-func (s *Syncer) presentNow(ctx context.Context, step syncStep) bool {
-	snap, err := s.Catalog.Snapshot(ctx)
+func (s *Syncer) presentNow(ctx context.Context, rc Recipe) bool {
+	snap, err := s.snapshot(ctx)
 	if err != nil {
 		return false // the publish will say what is wrong
 	}
-	missing, err := missingPlatforms(step.rc, snap)
+	missing, err := s.missing(ctx, rc, snap)
 	return err == nil && len(missing) == 0
+}
+
+// snapshot reads Catalog, unless Inventory replaces it.
+func (s *Syncer) snapshot(ctx context.Context) (*catalog.Snapshot, error) {
+	if s.Inventory != nil {
+		return nil, nil
+	}
+	snap, err := s.Catalog.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the catalog: %w", s.what(), err)
+	}
+	return snap, nil
+}
+
+// missing lists the platforms of rc that the target lacks.
+func (s *Syncer) missing(ctx context.Context, rc Recipe, snap *catalog.Snapshot) ([]string, error) {
+	if s.Inventory == nil {
+		return missingPlatforms(rc, snap)
+	}
+	v, err := semver.StrictNewVersion(rc.effectiveVersion())
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: version %q: %w", rc.where(), rc.effectiveVersion(), err)
+	}
+	have, err := s.Inventory.Platforms(ctx, rc.Name, v)
+	if err != nil {
+		return nil, err
+	}
+	// Any platform missing: all of them, since the target (a registry's
+	// tag) is replaced as a whole.
+	for _, p := range rc.Platforms {
+		plat, err := catalog.ParsePlatform(p)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", rc.where(), err)
+		}
+		if !slices.Contains(have, plat) {
+			return rc.Platforms, nil
+		}
+	}
+	return nil, nil
 }
 
 // plan lists the steps of a round in publishing order and counts the
 // recipe versions that are complete already.
-func (s *Syncer) plan(recipes []Recipe, snap *catalog.Snapshot) ([]syncStep, int, error) {
+func (s *Syncer) plan(ctx context.Context, recipes []Recipe) ([]syncStep, int, error) {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	var steps []syncStep
 	present := 0
 	for _, rc := range recipes {
-		missing, err := missingPlatforms(rc, snap)
+		missing, err := s.missing(ctx, rc, snap)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", s.what(), err)
 		}

@@ -60,8 +60,8 @@ func syncStore(t *testing.T, dir string) (*fsstore.Store, *layerfs.Store) {
 func newSyncer(t *testing.T, dir string) *packages.Syncer {
 	cat, blobs := syncStore(t, dir)
 	tmp := t.TempDir()
-	return &packages.Syncer{Catalog: cat, NewPublisher: func() *packages.Publisher {
-		return &packages.Publisher{Blobs: blobs, Catalog: cat, TempDir: tmp}
+	return &packages.Syncer{Catalog: cat, NewPublisher: func() (*packages.Publisher, error) {
+		return &packages.Publisher{Blobs: blobs, Catalog: cat, TempDir: tmp}, nil
 	}}
 }
 

@@ -262,3 +262,30 @@ func catalogGeneration(t *testing.T, data string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestSyncToRegistry: `envreg sync --registry` reads what a remote envreg
+// has from its packages/NAME:VERSION tags, pushes what it lacks, and
+// pushes nothing the next round (issue 18, item 2).
+func TestSyncToRegistry(t *testing.T) {
+	all := fixtures.All()
+	dir := recipeDir(t, all[0], all[len(all)-1])
+	pw := htpasswd(t, "ci", "sync-pw")
+	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--auth-htpasswd", pw)
+	t.Setenv("ENVREG_REGISTRY_PASSWORD", "sync-pw")
+	args := []string{"sync", "--once", "--registry", "http://" + s.host, "--registry-user", "ci", dir}
+	_, errOut, err := envregResult(t, args...)
+	if counts, _ := syncRounds(t, errOut); err != nil || len(counts) != 1 || counts[0] != [4]int{2, 0, 0, 0} {
+		t.Fatalf("first sync to the registry: %v, rounds %v, want 2 published\n%s", err, counts, errOut)
+	}
+	_, errOut, err = envregResult(t, args...)
+	counts, took := syncRounds(t, errOut)
+	if err != nil || len(counts) != 1 || counts[0] != [4]int{0, 2, 0, 0} || strings.Contains(errOut, "pushed package") {
+		t.Fatalf("second sync to the registry: %v, rounds %v, want nothing pushed, 2 present\n%s", err, counts, errOut)
+	}
+	t.Logf("a round against the registry with nothing new took %s", took[0])
+	for _, plat := range fixturePlatforms {
+		if layers := layerDigests(t, s, "php-8.2", plat); len(layers) != 2 {
+			t.Errorf("env:php-8.2 for %s after sync --registry: layers %v, want base and php", plat, layers)
+		}
+	}
+}

@@ -36,9 +36,9 @@ func newSeeder(ctx context.Context, env *cliEnv, b *backends, store *storage, lo
 	}
 	s.recipes = recipes
 	s.syncer = &packages.Syncer{Catalog: b.catalog, What: "seeding", Log: log, FirstPlatform: "linux/amd64",
-		NewPublisher: func() *packages.Publisher {
+		NewPublisher: func() (*packages.Publisher, error) {
 			return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-				CacheDir: cacheDir, Progress: terminalProgress(env.stderr)}
+				CacheDir: cacheDir, Progress: terminalProgress(env.stderr)}, nil
 		}}
 	if wait {
 		err := s.run(ctx)

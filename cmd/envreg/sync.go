@@ -27,6 +27,9 @@ type syncSettings struct {
 	logFormat     string
 	cacheDir      string
 	debianSources listFlag
+	registry      string
+	registryUser  string
+	passwordFile  string
 }
 
 func syncFlags(fs *flag.FlagSet) *syncSettings {
@@ -39,6 +42,9 @@ func syncFlags(fs *flag.FlagSet) *syncSettings {
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&s.cacheDir, "cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	fs.Var(&s.debianSources, "debian-source", "apt source line for Debian recipes that name none, e.g. 'deb http://mirror/debian bookworm main' (repeatable; default: this machine's apt sources)")
+	fs.StringVar(&s.registry, "registry", "", "publish to this envreg over the network instead of a local store (as envreg publish --registry): host[:port], http://host:port or https://host; what it has is read from its packages/<name>:<version> tags")
+	fs.StringVar(&s.registryUser, "registry-user", "", "user for --registry (password from ENVREG_REGISTRY_PASSWORD or --registry-password-file; default: the Docker config of docker login)")
+	fs.StringVar(&s.passwordFile, "registry-password-file", "", "file holding the password of --registry-user")
 	return s
 }
 
@@ -65,11 +71,12 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	if len(sources) == 0 {
 		sources = []string{"bundled"}
 	}
-	b, err := store.open(ctx, log)
+	syncer := &packages.Syncer{What: "sync", Log: log}
+	cleanup, err := syncTarget(ctx, syncer, store, set, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer cleanup()
 	metrics := newSyncMetrics()
 	if set.metricsAddr != "" {
 		stop, err := serveMetrics(set.metricsAddr, metrics.registry, log)
@@ -78,14 +85,35 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		defer stop()
 	}
-	syncer := &packages.Syncer{Catalog: b.catalog, What: "sync", Log: log, NewPublisher: func() *packages.Publisher {
-		return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-			CacheDir: set.cacheDir, DebianSources: set.debianSources}
-	}}
 	if set.every == 0 {
 		return syncRound(ctx, syncer, sources, metrics, log)
 	}
 	return syncEvery(ctx, syncer, sources, set, metrics, log)
+}
+
+// syncTarget points s at the store of the storage flags, or at the
+// remote registry of --registry.
+func syncTarget(ctx context.Context, s *packages.Syncer, store *storage, set *syncSettings, log *slog.Logger) (cleanup func(), err error) {
+	if set.registry != "" {
+		if store.catalog != "" || store.blobs != "" {
+			return nil, usagef("--registry publishes over the network; it does not take --catalog or --blobs")
+		}
+		t, err := parseRemote(set.registry, set.registryUser, set.passwordFile)
+		if err != nil {
+			return nil, err
+		}
+		return remoteSync(ctx, s, t, set, log), nil
+	}
+	b, err := store.open(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	s.Catalog = b.catalog
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
+			CacheDir: set.cacheDir, DebianSources: set.debianSources}, nil
+	}
+	return func() { b.Close() }, nil
 }
 
 // syncEvery runs rounds until ctx ends; a failed round is logged and
