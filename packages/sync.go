@@ -187,6 +187,7 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 			break
 		}
 		s.setStatus(func(st *syncStatus) { st.current = step.String() })
+		pub.report(Event{Kind: RecipeStarted, Index: i + 1, Count: len(steps), Subject: step.String()})
 		s.log().InfoContext(ctx, s.what()+": publishing", "step", step.String(), "index", i+1, "of", len(steps))
 		s.runStep(ctx, pub, step, &rep)
 		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = i+1, len(rep.Failed), "" })
