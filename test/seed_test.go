@@ -141,7 +141,7 @@ func TestSeedInBackground(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 
 	start := time.Now()
-	s := startServer(t, data, "--seed", dir, "--cache-dir", t.TempDir())
+	s := startServer(t, data, "--seed", dir, "--seed-wait=false", "--cache-dir", t.TempDir())
 	if resp, body := s.get(t, "/v2/", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/v2/ while seeding: %d %s, want 200", resp.StatusCode, body)
 	}
@@ -184,7 +184,7 @@ func TestSeedShutdown(t *testing.T) {
 	dir := recipeDir(t, all[0], all[len(all)-1])
 	archive.recipe(t, dir)
 	data := filepath.Join(t.TempDir(), "data")
-	s := startServer(t, data, "--seed", dir, "--cache-dir", t.TempDir())
+	s := startServer(t, data, "--seed", dir, "--seed-wait=false", "--cache-dir", t.TempDir())
 	archive.waitHit(t, s)
 	start := time.Now()
 	s.stop(t) // fails the test unless the exit is clean within 30 s
