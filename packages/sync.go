@@ -23,9 +23,10 @@ import (
 // every platform of the recipe that the catalog lacks, and nothing that
 // exists:
 //
-//   - Order: bases before the recipes on them, newest versions first, and,
-//     with FirstPlatform, that platform of every version before the others
-//     (a person waiting for the registry gets linux/amd64 soonest).
+//   - Order: bases before the recipes on them, every package's newest
+//     version before any package's older ones, and, with FirstPlatform,
+//     that platform of every version before the others (a person waiting
+//     for the registry gets linux/amd64 soonest).
 //   - Races: every catalog write is exclusive (catalog.PublishOptions):
 //     when several jobs publish one version at once, the catalog decides
 //     that exactly one of them did; the others count it as Raced. A
@@ -119,6 +120,7 @@ type syncStep struct {
 	version *semver.Version
 	first   bool // FirstPlatform's step of a split version
 	depth   int
+	rank    int // 0 for the newest version of the name (rankSteps)
 }
 
 func (s syncStep) String() string {
@@ -314,13 +316,35 @@ func (s *Syncer) plan(ctx context.Context, recipes []Recipe) ([]syncStep, int, e
 		step.first = slices.Equal(missing, []string{s.FirstPlatform})
 		steps = append(steps, step)
 	}
+	rankSteps(steps)
 	slices.SortStableFunc(steps, compareSteps)
 	return steps, present, nil
 }
 
+// rankSteps numbers the steps of each name and phase (FirstPlatform or
+// not) from the newest version down, so that every package's newest
+// version comes before any package's second newest.
+func rankSteps(steps []syncStep) {
+	type key struct {
+		name  string
+		first bool
+	}
+	byKey := map[key][]int{}
+	for i, st := range steps {
+		k := key{st.rc.Name, st.first}
+		byKey[k] = append(byKey[k], i)
+	}
+	for _, idx := range byKey {
+		slices.SortFunc(idx, func(a, b int) int { return steps[b].version.Compare(steps[a].version) })
+		for r, i := range idx {
+			steps[i].rank = r
+		}
+	}
+}
+
 // compareSteps orders steps: FirstPlatform's steps first, then bases
-// before what is installed on them, then newest version first, then by
-// name.
+// before what is installed on them, then every name's newest version
+// before any name's older ones, then by name.
 func compareSteps(a, b syncStep) int {
 	if a.first != b.first {
 		if a.first {
@@ -328,7 +352,8 @@ func compareSteps(a, b syncStep) int {
 		}
 		return 1
 	}
-	return cmp.Or(cmp.Compare(a.depth, b.depth), b.version.Compare(a.version), strings.Compare(a.rc.Name, b.rc.Name))
+	return cmp.Or(cmp.Compare(a.depth, b.depth), cmp.Compare(a.rank, b.rank), strings.Compare(a.rc.Name, b.rc.Name),
+		b.version.Compare(a.version))
 }
 
 // failureReason classifies a step's error for metrics (SyncFailure.Reason).
