@@ -15,7 +15,7 @@ import (
 func missingPlatforms(rc Recipe, snap *catalog.Snapshot) ([]string, error) {
 	v, err := semver.StrictNewVersion(rc.effectiveVersion())
 	if err != nil {
-		return nil, fmt.Errorf("seeding: recipe %s: version %q: %w", rc.where(), rc.effectiveVersion(), err)
+		return nil, fmt.Errorf("recipe %s: version %q: %w", rc.where(), rc.effectiveVersion(), err)
 	}
 	var have []catalog.Platform
 	if snap != nil {
@@ -29,7 +29,7 @@ func missingPlatforms(rc Recipe, snap *catalog.Snapshot) ([]string, error) {
 	for _, s := range rc.Platforms {
 		plat, err := catalog.ParsePlatform(s)
 		if err != nil {
-			return nil, fmt.Errorf("seeding: recipe %s: %w", rc.where(), err)
+			return nil, fmt.Errorf("recipe %s: %w", rc.where(), err)
 		}
 		if !slices.Contains(have, plat) {
 			missing = append(missing, s)
