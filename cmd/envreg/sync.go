@@ -36,7 +36,15 @@ func syncFlags(fs *flag.FlagSet) *syncSettings {
 	s := &syncSettings{}
 	fs.BoolVar(&s.once, "once", false, "run one round and exit: 0 when every version is published or present, 1 when anything failed (the default without --every)")
 	fs.DurationVar(&s.every, "every", 0, "run as a long-lived job: a round, then the next one this long after the previous one started (e.g. 1h), until SIGTERM")
-	fs.DurationVar(&s.jitter, "jitter", -1, "move each wait by a random amount up to this much earlier or later, so replicas do not hit the archive together (default: a tenth of --every)")
+	s.jitter = -1 // a tenth of --every
+	fs.Func("jitter", "move each wait by a random amount up to this much earlier or later, so replicas do not hit the archive together (default: a tenth of --every; 0: none)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d < 0 {
+			err = errors.New("negative")
+		}
+		s.jitter = d
+		return err
+	})
 	fs.StringVar(&s.metricsAddr, "metrics-addr", "", "serve the job's Prometheus metrics on this address (host:port) at /metrics (envreg_sync_*)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info (a line per step and per round), warn or error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
