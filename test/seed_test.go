@@ -87,8 +87,9 @@ func newStallingArchive(t *testing.T) *stallingArchive {
 
 func (a *stallingArchive) unstall() { a.released.Do(func() { close(a.release) }) }
 
-// recipe adds a Debian recipe on the archive to dir, with a version above
-// every fixture's, so that seeding starts with it.
+// recipe adds a Debian recipe on the archive to dir, named to sort before
+// every fixture (a round takes each package's newest version, then by
+// name), so that seeding starts with it.
 func (a *stallingArchive) recipe(t *testing.T, dir string) {
 	t.Helper()
 	if _, err := exec.LookPath("apt-get"); err != nil {
@@ -98,7 +99,7 @@ func (a *stallingArchive) recipe(t *testing.T, dir string) {
 	if err := os.MkdirAll(rd, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	recipe := fmt.Sprintf("name: stall\nversion: 99.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [stall]\n    sources: [\"deb %s/debian bookworm main\"]\n", a.srv.URL)
+	recipe := fmt.Sprintf("name: apt-stall\nversion: 99.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [stall]\n    sources: [\"deb %s/debian bookworm main\"]\n", a.srv.URL)
 	if err := os.WriteFile(filepath.Join(rd, "recipe.yaml"), []byte(recipe), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestSeedInBackground(t *testing.T) {
 	t.Logf("first 200 on /v2/ %s after start, seeding under way", time.Since(start).Round(time.Millisecond))
 	archive.waitHit(t, s)
 	code, progress := readyProgress(t, s)
-	if code != http.StatusOK || !strings.Contains(progress, "seeding: 0 of 5 steps done") || !strings.Contains(progress, "publishing stall 99.0.0 for linux/amd64") {
+	if code != http.StatusOK || !strings.Contains(progress, "seeding: 0 of 5 steps done") || !strings.Contains(progress, "publishing apt-stall 99.0.0 for linux/amd64") {
 		t.Errorf("/readyz while seeding: %d progress %q, want 200 and the step under way", code, progress)
 	}
 	resp, body := s.get(t, "/v2/env/manifests/php-8.2", "")
@@ -189,10 +190,10 @@ func TestSeedShutdown(t *testing.T) {
 	start := time.Now()
 	s.stop(t) // fails the test unless the exit is clean within 30 s
 	t.Logf("stopped %s after SIGTERM while seeding", time.Since(start).Round(time.Millisecond))
-	if out := envreg(t, "verify", "--data", data); strings.Contains(out, "stall") {
+	if out := envreg(t, "verify", "--data", data); strings.Contains(out, "apt-stall") {
 		t.Errorf("verify after a stop mid-seed mentions the version under way:\n%s", out)
 	}
-	if _, _, err := envregResult(t, "resolve", "--data", data, "stall"); err == nil {
+	if _, _, err := envregResult(t, "resolve", "--data", data, "apt-stall"); err == nil {
 		t.Errorf("the version under way at SIGTERM resolves after the stop")
 	}
 
