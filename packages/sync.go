@@ -35,7 +35,8 @@ import (
 //     blobs of a version it did not record are garbage for `envreg gc`.
 //   - Upstream: a version in the catalog is never built again, so one
 //     that the archive dropped stays (the layers are envreg's own copy),
-//     and nothing about it can fail a round.
+//     and nothing about it can fail a round; with CheckUpstream the round
+//     logs it (SyncReport.GoneUpstream).
 //   - Freshness: each round uses a new Publisher (NewPublisher), whose
 //     private apt refreshes the archive's signed indexes once.
 //
@@ -68,6 +69,12 @@ type Syncer struct {
 	// counts as published when Deliver returns nil (`envreg sync
 	// --registry` pushes it), else it fails with reason "deliver".
 	Deliver func(ctx context.Context, rel catalog.Release) error
+	// CheckUpstream asks the archive, at the end of each round, whether
+	// the Debian versions that were already in the catalog are still
+	// there (refreshing its signed indexes every round): one that is gone
+	// is logged and listed in SyncReport.GoneUpstream, never a failure;
+	// the catalog keeps its copy.
+	CheckUpstream bool
 
 	mu     sync.Mutex
 	status syncStatus
@@ -95,6 +102,9 @@ type SyncReport struct {
 	Raced []string
 	// Failed are the steps that failed.
 	Failed []SyncFailure
+	// GoneUpstream names the versions in the catalog whose main Debian
+	// package the archive no longer has (CheckUpstream).
+	GoneUpstream []string
 	// Stopped is set when ctx ended before the round did; the steps not
 	// started are neither failed nor published.
 	Stopped bool
@@ -175,7 +185,7 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 	if err != nil {
 		return SyncReport{}, err
 	}
-	rep := SyncReport{Steps: len(steps), Present: present}
+	rep := SyncReport{Steps: len(steps), Present: len(present)}
 	s.setStatus(func(st *syncStatus) { *st = syncStatus{running: true, total: len(steps)} })
 	defer s.setStatus(func(st *syncStatus) { *st = syncStatus{} })
 	pub, err := s.NewPublisher()
@@ -193,6 +203,9 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 		s.log().InfoContext(ctx, s.what()+": publishing", "step", step.String(), "index", i+1, "of", len(steps))
 		s.runStep(ctx, pub, step, &rep)
 		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = i+1, len(rep.Failed), "" })
+	}
+	if s.CheckUpstream && !rep.Stopped {
+		rep.GoneUpstream = s.checkUpstream(ctx, pub, present)
 	}
 	rep.Took = time.Since(start)
 	return rep, nil
@@ -286,22 +299,22 @@ func (s *Syncer) missing(ctx context.Context, rc Recipe, snap *catalog.Snapshot)
 	return nil, nil
 }
 
-// plan lists the steps of a round in publishing order and counts the
-// recipe versions that are complete already.
-func (s *Syncer) plan(ctx context.Context, recipes []Recipe) ([]syncStep, int, error) {
+// plan lists the steps of a round in publishing order and the recipe
+// versions that are complete already.
+func (s *Syncer) plan(ctx context.Context, recipes []Recipe) ([]syncStep, []Recipe, error) {
 	snap, err := s.snapshot(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	var steps []syncStep
-	present := 0
+	var present []Recipe
 	for _, rc := range recipes {
 		missing, err := s.missing(ctx, rc, snap)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", s.what(), err)
+			return nil, nil, fmt.Errorf("%s: %w", s.what(), err)
 		}
 		if len(missing) == 0 {
-			present++
+			present = append(present, rc)
 			continue
 		}
 		v, _ := semver.StrictNewVersion(rc.effectiveVersion()) // missingPlatforms parsed it
@@ -354,6 +367,33 @@ func compareSteps(a, b syncStep) int {
 	}
 	return cmp.Or(cmp.Compare(a.depth, b.depth), cmp.Compare(a.rank, b.rank), strings.Compare(a.rc.Name, b.rc.Name),
 		b.version.Compare(a.version))
+}
+
+// checkUpstream resolves the Debian recipes of present (versions in the
+// catalog) for their first platform and returns those whose main package
+// version the archive no longer has. Any other error is only logged: the
+// check never fails a round.
+func (s *Syncer) checkUpstream(ctx context.Context, pub *Publisher, present []Recipe) []string {
+	var gone []string
+	for _, rc := range present {
+		if rc.Source.Debian == nil || len(rc.Platforms) == 0 || ctx.Err() != nil {
+			continue
+		}
+		id := rc.Name + " " + rc.effectiveVersion()
+		plat, err := catalog.ParsePlatform(rc.Platforms[0])
+		if err == nil {
+			_, _, _, err = pub.resolveDebian(ctx, rc, plat)
+		}
+		var nf *debian.NotFoundError
+		switch {
+		case errors.As(err, &nf):
+			gone = append(gone, id)
+			s.log().InfoContext(ctx, s.what()+": gone upstream; the catalog keeps its copy", "version", id, "detail", err.Error())
+		case err != nil:
+			s.log().DebugContext(ctx, s.what()+": could not check upstream", "version", id, "err", err)
+		}
+	}
+	return gone
 }
 
 // failureReason classifies a step's error for metrics (SyncFailure.Reason).

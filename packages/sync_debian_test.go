@@ -1,0 +1,168 @@
+package packages_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/internal/debian/debtest"
+)
+
+// signedArchive is a Debian archive of the test's own on loopback, signed
+// with a key generated in the test (apt verifies it through the recipe's
+// keyring; nothing is trusted without a signature).
+type signedArchive struct {
+	root, gnupg, keyring string
+	srv                  *httptest.Server
+}
+
+func newSignedArchive(t *testing.T) *signedArchive {
+	t.Helper()
+	debtest.Require(t)
+	for _, tool := range []string{"gpg", "dpkg-scanpackages", "apt-get"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required in CI: %v", tool, err)
+			}
+			t.Skipf("%s not available: %v", tool, err)
+		}
+	}
+	a := &signedArchive{root: t.TempDir(), gnupg: t.TempDir()}
+	a.keyring = filepath.Join(t.TempDir(), "archive.gpg")
+	a.gpg(t, "--quick-gen-key", "envreg test archive <archive@example.invalid>", "ed25519", "sign", "never")
+	key := a.gpg(t, "--export")
+	if err := os.WriteFile(a.keyring, key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.srv = httptest.NewServer(http.FileServer(http.Dir(a.root)))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *signedArchive) gpg(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+a.gnupg)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// publish makes the archive's bookworm main/binary-amd64 hold exactly
+// pkgs, with a fresh signed InRelease.
+func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
+	t.Helper()
+	pool := filepath.Join(a.root, "pool")
+	if err := os.RemoveAll(pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(pool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		debtest.Build(t, pool, p)
+	}
+	scan := exec.Command("dpkg-scanpackages", "--multiversion", "pool")
+	scan.Dir = a.root
+	index, err := scan.Output()
+	if err != nil {
+		t.Fatalf("dpkg-scanpackages: %v", err)
+	}
+	dist := filepath.Join(a.root, "dists", "bookworm")
+	bin := filepath.Join(dist, "main", "binary-amd64")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "Packages"), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release := fmt.Sprintf("Origin: envreg-test\nLabel: envreg-test\nSuite: bookworm\nCodename: bookworm\nDate: %s\nArchitectures: amd64\nComponents: main\nSHA256:\n %x %d main/binary-amd64/Packages\n",
+		time.Now().UTC().Format(time.RFC1123), sha256.Sum256(index), len(index))
+	if err := os.WriteFile(filepath.Join(dist, "Release"), []byte(release), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dist, "InRelease"))
+	a.gpg(t, "--clearsign", "--output", filepath.Join(dist, "InRelease"), filepath.Join(dist, "Release"))
+}
+
+// recipe writes a recipe for the pinned package into a new directory and
+// loads it.
+func (a *signedArchive) recipe(t *testing.T, pin string) []packages.Recipe {
+	t.Helper()
+	dir := t.TempDir()
+	recipe := fmt.Sprintf("name: hello\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [%s]\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
+		pin, a.srv.URL, a.keyring)
+	if err := os.MkdirAll(filepath.Join(dir, "hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello", "recipe.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recipes, err := packages.LoadRecipeDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recipes
+}
+
+func hello(version string) debtest.Package {
+	return debtest.Package{Name: "hello", Version: version, Arch: "amd64",
+		Files: []debtest.File{{Path: "usr/bin/hello", Mode: 0o755, Content: "#!/bin/sh\necho hello " + version + "\n"}}}
+}
+
+// TestSyncGoneUpstream: a version the archive drops after it was
+// published stays in the catalog; the next round (which refreshes the
+// archive's signed indexes) logs it as gone upstream and does not fail
+// (issue 18, item 4). Everything runs on loopback, signed with a key made
+// in the test.
+func TestSyncGoneUpstream(t *testing.T) {
+	a := newSignedArchive(t)
+	a.publish(t, hello("1.0-1"))
+	recipes := a.recipe(t, "hello=1.0-1")
+	data := t.TempDir()
+	s := newSyncer(t, data)
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.CheckUpstream = true
+
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 1 || len(rep.Failed) != 0 || len(rep.GoneUpstream) != 0 {
+		t.Fatalf("first round: %+v, %v; want hello published", rep, err)
+	}
+	a.publish(t, hello("1.1-1")) // the archive moves on; 1.0-1 is gone
+	rep, err = s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 0 || len(rep.Failed) != 0 || rep.Present != 1 {
+		t.Fatalf("round after the archive dropped the version: %+v, %v; want nothing published, nothing failed", rep, err)
+	}
+	if len(rep.GoneUpstream) != 1 || rep.GoneUpstream[0] != "hello 1.0.0+1" {
+		t.Errorf("gone upstream %q, want [hello 1.0.0+1]", rep.GoneUpstream)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rels := snap.Releases("hello"); len(rels) != 1 {
+		t.Errorf("catalog has %d hello versions, want the one published before", len(rels))
+	}
+}
