@@ -289,3 +289,45 @@ func TestSyncToRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncStoppedMidRound: a sync job stopped while a version is under way,
+// by SIGTERM (a clean exit between steps) or SIGKILL (a crash), records
+// nothing of that version; a restart publishes the rest, nothing twice,
+// and `envreg verify` finds the store clean (issue 18, items 2 and 5).
+func TestSyncStoppedMidRound(t *testing.T) {
+	all := fixtures.All()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			archive := newStallingArchive(t)
+			dir := recipeDir(t, all[0], all[len(all)-1])
+			archive.recipe(t, dir)
+			data := filepath.Join(t.TempDir(), "data")
+			j := startSyncJob(t, "--every", "1h", "--data", data, "--cache-dir", t.TempDir(), dir)
+			select {
+			case <-archive.hit:
+			case <-time.After(time.Minute):
+				t.Fatalf("the job did not reach the stalling archive within a minute\n%s", j.log.String())
+			}
+			_ = j.cmd.Process.Signal(sig)
+			select {
+			case err := <-j.done:
+				if sig == syscall.SIGTERM && (err != nil || !strings.Contains(j.log.String(), "nothing of this step is in the catalog")) {
+					t.Errorf("after SIGTERM mid-step: %v\n%s", err, j.log.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the job did not end within 30s of %s\n%s", sig, j.log.String())
+			}
+			if err := os.RemoveAll(filepath.Join(dir, "stall")); err != nil {
+				t.Fatal(err)
+			}
+			_, errOut, err := envregResult(t, "sync", "--once", "--data", data, dir)
+			counts, _ := syncRounds(t, errOut)
+			if err != nil || len(counts) != 1 || counts[0][0]+counts[0][1] != 2 || counts[0][2] != 0 {
+				t.Errorf("restart: %v, rounds %v, want base and php published or present, once\n%s", err, counts, errOut)
+			}
+			if out, errOut, err := envregResult(t, "verify", "--data", data); err != nil || strings.Contains(out, "apt-stall") {
+				t.Errorf("verify after the stop: %v\n%s%s", err, out, errOut)
+			}
+		})
+	}
+}
