@@ -22,6 +22,7 @@ import (
 type signedArchive struct {
 	root, gnupg, keyring string
 	srv                  *httptest.Server
+	generation           int // of publish, for the files' times
 }
 
 func newSignedArchive(t *testing.T) *signedArchive {
@@ -97,6 +98,16 @@ func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
 	}
 	os.Remove(filepath.Join(dist, "InRelease"))
 	a.gpg(t, "--clearsign", "--output", filepath.Join(dist, "InRelease"), filepath.Join(dist, "Release"))
+	// HTTP times have one-second resolution: without a later time, apt's
+	// If-Modified-Since would get 304 for an index rewritten within the
+	// second, and keep the old one.
+	a.generation++
+	mtime := time.Now().Add(time.Duration(a.generation) * time.Minute)
+	for _, f := range []string{filepath.Join(bin, "Packages"), filepath.Join(dist, "Release"), filepath.Join(dist, "InRelease")} {
+		if err := os.Chtimes(f, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // recipe writes a recipe for the pinned package into a new directory and
