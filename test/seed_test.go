@@ -132,7 +132,8 @@ func readyProgress(t *testing.T, s *server) (int, string) {
 // background (issue 17, item 5): /v2/ answers 200 while the first version
 // is still being published, /readyz is ready and says how far seeding is,
 // a tag whose packages are not published yet is 404 with the usual
-// explanation, and once seeding is done the tag resolves. A version that
+// explanation and a note that seeding goes on, and once seeding is done
+// the tag resolves. A version that
 // fails (the archive answers 404) does not stop the others.
 func TestSeedInBackground(t *testing.T) {
 	archive := newStallingArchive(t)
@@ -153,8 +154,9 @@ func TestSeedInBackground(t *testing.T) {
 		t.Errorf("/readyz while seeding: %d progress %q, want 200 and the step under way", code, progress)
 	}
 	resp, body := s.get(t, "/v2/env/manifests/php-8.2", "")
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "MANIFEST_UNKNOWN") || !strings.Contains(string(body), "php") {
-		t.Errorf("a tag not published yet: %d %s, want 404 MANIFEST_UNKNOWN explaining php", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "MANIFEST_UNKNOWN") || !strings.Contains(string(body), "php") ||
+		!strings.Contains(string(body), "(still publishing: seeding: 0 of 5 steps done") {
+		t.Errorf("a tag not published yet: %d %s, want 404 MANIFEST_UNKNOWN explaining php and saying that seeding goes on", resp.StatusCode, body)
 	}
 
 	archive.unstall() // the stalled version fails; the others follow
