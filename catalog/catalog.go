@@ -39,6 +39,10 @@ var (
 	// ErrExists: a release with the same name, version and platform exists
 	// with different content and the publish was not forced.
 	ErrExists = errors.New("already exists")
+	// ErrAlreadyPublished: an exclusive publish (PublishOptions.Exclusive)
+	// found a platform of the release published already, by another job
+	// or an earlier run. It wraps ErrExists.
+	ErrAlreadyPublished = fmt.Errorf("%w: published already (exclusive publish)", ErrExists)
 	// ErrUnavailable: the store cannot answer now (its Redis is down, it
 	// was closed); retrying later may succeed. It is
 	// layerstore.ErrUnavailable, so one errors.Is covers every backend.

@@ -24,7 +24,7 @@ func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
 	if opts.Exclusive && !force {
 		for _, l := range r.Layers {
 			if _, ok := old.Layer(l.Platform); ok {
-				return Release{}, fmt.Errorf("publishing %s: %w for %s (published by another job)", r.ID(), ErrExists, l.Platform)
+				return Release{}, fmt.Errorf("publishing %s for %s: %w", r.ID(), l.Platform, ErrAlreadyPublished)
 			}
 		}
 	}

@@ -117,7 +117,8 @@ type SyncFailure struct {
 	Step string
 	// Reason is a short, stable word for metrics: "upstream" (the
 	// archive lacks a package or version), "recipe" (invalid recipe or
-	// source), "catalog" (the catalog is unavailable), "deliver" (the
+	// source), "conflict" (the catalog has the version with other
+	// content), "catalog" (the catalog is unavailable), "deliver" (the
 	// push to a remote registry failed) or "publish" (anything else:
 	// download, build, blob store).
 	Reason string
@@ -230,13 +231,16 @@ func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep
 			rep.Published = append(rep.Published, rel)
 			return
 		}
-		if err := s.Deliver(ctx, rel); err != nil {
+		if err := s.Deliver(ctx, rel); err != nil && ctx.Err() != nil {
+			rep.Stopped = true
+			return
+		} else if err != nil {
 			rep.Failed = append(rep.Failed, SyncFailure{Step: step.String(), Reason: "deliver", Err: err})
 			s.log().ErrorContext(ctx, s.what()+": step failed", "step", step.String(), "reason", "deliver", "err", err)
 			return
 		}
 		rep.Published = append(rep.Published, rel)
-	case errors.Is(err, catalog.ErrExists):
+	case errors.Is(err, catalog.ErrAlreadyPublished):
 		rep.Raced = append(rep.Raced, step.String())
 		s.log().InfoContext(ctx, s.what()+": published by another job meanwhile", "step", step.String(), "detail", err.Error())
 	case ctx.Err() != nil:
@@ -319,6 +323,7 @@ func (s *Syncer) plan(ctx context.Context, recipes []Recipe) ([]syncStep, []Reci
 		}
 		v, _ := semver.StrictNewVersion(rc.effectiveVersion()) // missingPlatforms parsed it
 		step := syncStep{rc: rc, version: v, depth: baseDepth(rc)}
+		step.rc.labelPlatforms = rc.Platforms // the same labels, however it is split
 		if i := slices.Index(missing, s.FirstPlatform); i >= 0 && len(missing) > 1 {
 			first := step
 			first.rc.Platforms, first.first = []string{s.FirstPlatform}, true
@@ -396,6 +401,27 @@ func (s *Syncer) checkUpstream(ctx context.Context, pub *Publisher, present []Re
 	return gone
 }
 
+// labelClosures adds to closures those of rc's labelPlatforms that it
+// lacks (resolved, not downloaded), so that the labels describe every
+// platform of the recipe when a step publishes some of them.
+func (p *Publisher) labelClosures(ctx context.Context, rc Recipe, closures map[catalog.Platform][]debian.Package) error {
+	for _, s := range rc.labelPlatforms {
+		plat, err := catalog.ParsePlatform(s)
+		if err != nil {
+			return err
+		}
+		if _, ok := closures[plat]; ok {
+			continue
+		}
+		_, closure, _, err := p.resolveDebian(ctx, rc, plat)
+		if err != nil {
+			return err
+		}
+		closures[plat] = closure
+	}
+	return nil
+}
+
 // failureReason classifies a step's error for metrics (SyncFailure.Reason).
 func failureReason(err error) string {
 	var nf *debian.NotFoundError
@@ -408,6 +434,8 @@ func failureReason(err error) string {
 		return "recipe"
 	case errors.Is(err, catalog.ErrUnavailable):
 		return "catalog"
+	case errors.Is(err, catalog.ErrExists):
+		return "conflict"
 	}
 	return "publish"
 }

@@ -63,8 +63,8 @@ func (a *signedArchive) gpg(t *testing.T, args ...string) []byte {
 	return out
 }
 
-// publish makes the archive's bookworm main/binary-amd64 hold exactly
-// pkgs, with a fresh signed InRelease.
+// publish makes the archive's bookworm main (amd64 and arm64) hold
+// exactly pkgs, with a fresh signed InRelease.
 func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
 	t.Helper()
 	pool := filepath.Join(a.root, "pool")
@@ -77,22 +77,29 @@ func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
 	for _, p := range pkgs {
 		debtest.Build(t, pool, p)
 	}
-	scan := exec.Command("dpkg-scanpackages", "--multiversion", "pool")
-	scan.Dir = a.root
-	index, err := scan.Output()
-	if err != nil {
-		t.Fatalf("dpkg-scanpackages: %v", err)
-	}
 	dist := filepath.Join(a.root, "dists", "bookworm")
-	bin := filepath.Join(dist, "main", "binary-amd64")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
+	var sums strings.Builder
+	var indexes []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		scan := exec.Command("dpkg-scanpackages", "--multiversion", "--arch", arch, "pool")
+		scan.Dir = a.root
+		index, err := scan.Output()
+		if err != nil {
+			t.Fatalf("dpkg-scanpackages: %v", err)
+		}
+		rel := "main/binary-" + arch + "/Packages"
+		file := filepath.Join(dist, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, index, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sums, " %x %d %s\n", sha256.Sum256(index), len(index), rel)
+		indexes = append(indexes, file)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "Packages"), index, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	release := fmt.Sprintf("Origin: envreg-test\nLabel: envreg-test\nSuite: bookworm\nCodename: bookworm\nDate: %s\nArchitectures: amd64\nComponents: main\nSHA256:\n %x %d main/binary-amd64/Packages\n",
-		time.Now().UTC().Format(time.RFC1123), sha256.Sum256(index), len(index))
+	release := fmt.Sprintf("Origin: envreg-test\nLabel: envreg-test\nSuite: bookworm\nCodename: bookworm\nDate: %s\nArchitectures: amd64 arm64\nComponents: main\nSHA256:\n%s",
+		time.Now().UTC().Format(time.RFC1123), sums.String())
 	if err := os.WriteFile(filepath.Join(dist, "Release"), []byte(release), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +110,7 @@ func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
 	// second, and keep the old one.
 	a.generation++
 	mtime := time.Now().Add(time.Duration(a.generation) * time.Minute)
-	for _, f := range []string{filepath.Join(bin, "Packages"), filepath.Join(dist, "Release"), filepath.Join(dist, "InRelease")} {
+	for _, f := range append(indexes, filepath.Join(dist, "Release"), filepath.Join(dist, "InRelease")) {
 		if err := os.Chtimes(f, mtime, mtime); err != nil {
 			t.Fatal(err)
 		}
@@ -112,11 +119,14 @@ func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
 
 // recipe writes a recipe for the pinned package into a new directory and
 // loads it.
-func (a *signedArchive) recipe(t *testing.T, pin string) []packages.Recipe {
+func (a *signedArchive) recipe(t *testing.T, pin string, platforms ...string) []packages.Recipe {
 	t.Helper()
+	if len(platforms) == 0 {
+		platforms = []string{"linux/amd64"}
+	}
 	dir := t.TempDir()
-	recipe := fmt.Sprintf("name: hello\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [%s]\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
-		pin, a.srv.URL, a.keyring)
+	recipe := fmt.Sprintf("name: hello\nplatforms: [%s]\nsource:\n  debian:\n    packages: [%s]\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
+		strings.Join(platforms, ", "), pin, a.srv.URL, a.keyring)
 	if err := os.MkdirAll(filepath.Join(dir, "hello"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +185,55 @@ func TestSyncGoneUpstream(t *testing.T) {
 	}
 	if rels := snap.Releases("hello"); len(rels) != 1 {
 		t.Errorf("catalog has %d hello versions, want the one published before", len(rels))
+	}
+}
+
+// TestSyncSplitLabels: seeding publishes linux/amd64 of a version before
+// its other platforms, in separate steps, yet both steps record the same
+// metadata: the Debian labels describe every platform of the recipe, here
+// a dependency whose version differs between architectures (a binNMU), so
+// the second step adds its layer instead of conflicting.
+func TestSyncSplitLabels(t *testing.T) {
+	a := newSignedArchive(t)
+	app := func(arch string) debtest.Package {
+		p := hello("1.0-1")
+		p.Arch, p.Depends = arch, "libgreet"
+		return p
+	}
+	lib := func(arch, version string) debtest.Package {
+		return debtest.Package{Name: "libgreet", Version: version, Arch: arch,
+			Files: []debtest.File{{Path: "usr/lib/libgreet-" + arch, Content: version}}}
+	}
+	a.publish(t, app("amd64"), app("arm64"), lib("amd64", "2.0-1"), lib("arm64", "2.0-1+b1"))
+	recipes := a.recipe(t, "hello=1.0-1", "linux/amd64", "linux/arm64")
+	s := newSyncer(t, t.TempDir())
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.FirstPlatform = "linux/amd64"
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 2 || len(rep.Failed) != 0 || len(rep.Raced) != 0 {
+		t.Fatalf("round: %+v, %v; want two steps published", rep, err)
+	}
+	if got := steps(rep.Published); got[0] != "hello 1.0.0+1 linux/amd64" || got[1] != "hello 1.0.0+1 linux/arm64" {
+		t.Errorf("steps %v, want amd64, then arm64", got)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels := snap.Releases("hello")
+	if len(rels) != 1 || len(rels[0].Layers) != 2 {
+		t.Fatalf("catalog: %+v, want hello with two layers", rels)
+	}
+	want := "hello=1.0-1 libgreet:amd64=2.0-1 libgreet:arm64=2.0-1+b1"
+	if got := rels[0].Labels[packages.LabelDebianPackages]; got != want {
+		t.Errorf("packages label %q, want %q", got, want)
 	}
 }

@@ -216,9 +216,9 @@ func newSyncMetrics() *syncMetrics {
 		published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "envreg_sync_versions_published_total", Help: "Package versions (with the platforms of one step) this job recorded in the catalog."}),
 		raced:       prometheus.NewCounter(prometheus.CounterOpts{Name: "envreg_sync_versions_raced_total", Help: "Versions another job published while this one was about to (the catalog's exclusive publish decided)."}),
 		gone:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "envreg_sync_versions_gone_upstream", Help: "Versions in the catalog whose Debian package the archive no longer has, as of the last round (kept; never a failure)."}),
-		failures:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envreg_sync_failures_total", Help: "Failed steps, by reason: upstream (the archive lacks a package or version), recipe, catalog, publish (download, build, blob store)."}, []string{"reason"}),
+		failures:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envreg_sync_failures_total", Help: "Failed steps, by reason: upstream (the archive lacks a package or version), recipe, catalog, conflict (the catalog has the version with other content), publish (download, build, blob store), deliver (the push to --registry)."}, []string{"reason"}),
 	}
-	for _, r := range []string{"upstream", "recipe", "catalog", "publish"} {
+	for _, r := range []string{"upstream", "recipe", "catalog", "conflict", "publish", "deliver"} {
 		m.failures.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "failed", "stopped"} {
