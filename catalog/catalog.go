@@ -39,6 +39,10 @@ var (
 	// ErrExists: a release with the same name, version and platform exists
 	// with different content and the publish was not forced.
 	ErrExists = errors.New("already exists")
+	// ErrAlreadyPublished: an exclusive publish (PublishOptions.Exclusive)
+	// found a platform of the release published already, by another job
+	// or an earlier run. It wraps ErrExists.
+	ErrAlreadyPublished = fmt.Errorf("%w: published already (exclusive publish)", ErrExists)
 	// ErrUnavailable: the store cannot answer now (its Redis is down, it
 	// was closed); retrying later may succeed. It is
 	// layerstore.ErrUnavailable, so one errors.Is covers every backend.
@@ -371,6 +375,11 @@ type PublishOptions struct {
 	// Force replaces an existing layer or metadata with different content
 	// instead of failing with ErrExists.
 	Force bool
+	// Exclusive fails with an error wrapping ErrExists when any platform
+	// of the release already has a layer, even an identical one: a job
+	// that races others (envreg sync, replicas, a retry) learns whether
+	// this call or another one published the version. Force wins over it.
+	Exclusive bool
 }
 
 // Reader gives the current catalog snapshot. Implementations make it cheap

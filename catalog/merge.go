@@ -13,6 +13,21 @@ import (
 // in which case r's metadata and layers win. Platforms of old that r does
 // not mention are kept, and so is the first publish time.
 func Merge(old, r Release, force bool) (Release, error) {
+	return MergeWith(old, r, PublishOptions{Force: force})
+}
+
+// MergeWith is Merge with every publish option: with opts.Exclusive (and
+// not opts.Force), a platform of r that old already has is an error
+// wrapping ErrExists even when its layer is the same.
+func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
+	force := opts.Force
+	if opts.Exclusive && !force {
+		for _, l := range r.Layers {
+			if _, ok := old.Layer(l.Platform); ok {
+				return Release{}, fmt.Errorf("publishing %s for %s: %w", r.ID(), l.Platform, ErrAlreadyPublished)
+			}
+		}
+	}
 	var conflicts []string
 	if !SameContent(old, r) {
 		conflicts = append(conflicts, "metadata differs ("+strings.Join(metadataDiff(old, r), ", ")+")")

@@ -372,6 +372,9 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 			},
 		})
 	}
+	if err := p.labelClosures(ctx, rc, closures); err != nil {
+		return nil, err
+	}
 	if release.Labels == nil {
 		release.Labels = map[string]string{}
 	}

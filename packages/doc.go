@@ -80,7 +80,16 @@
 // The recipes in the directories of this package (base, php at two
 // versions, nodejs, graphicsmagick) are embedded: Bundled loads them, and
 // LoadRecipeDir on the packages/ directory of the source tree finds the same
-// ones (testdata and "_" directories are skipped). Publisher.Seed publishes
-// the recipes that a catalog snapshot does not have yet, bases first, so a
-// second start of `envreg serve --seed` publishes nothing.
+// ones (testdata and "_" directories are skipped).
+//
+// # The publishing job
+//
+// Syncer is the engine of `envreg sync` and of `envreg serve --seed` (in
+// the background, linux/amd64 first): a round publishes the recipe
+// versions and platforms the catalog lacks, bases first and every
+// package's newest version first, and nothing that exists, so a second
+// start publishes nothing. Its catalog writes are exclusive
+// (catalog.PublishOptions.Exclusive): when jobs race, the catalog decides
+// which one recorded a version, whole. A failed version is reported with a
+// reason (SyncFailure) and the round goes on.
 package packages

@@ -19,7 +19,7 @@ type Event struct {
 	// Bytes is the size of the compressed layer: written so far
 	// (LayerProgress), or in all (LayerBuilt).
 	Bytes int64
-	// Index and Count place a recipe in a seeding run: the Index-th of
+	// Index and Count place a step in a Syncer round: the Index-th of
 	// Count (RecipeStarted).
 	Index, Count int
 	// Line is one line apt printed, without its newline (AptOutput).
@@ -31,7 +31,8 @@ type EventKind int
 
 // The kinds of events, in the order a run reports them.
 const (
-	// RecipeStarted: Seed starts publishing a recipe.
+	// RecipeStarted: a Syncer round starts a step (a recipe version for
+	// some of its platforms).
 	RecipeStarted EventKind = iota + 1
 	// AptOutput: apt printed a line while refreshing package lists or
 	// downloading the .debs of a Debian recipe.

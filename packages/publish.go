@@ -62,6 +62,11 @@ type Publisher struct {
 	// recipes do not use it: they keep setuid files and get the default
 	// limits (see layer.Policy).
 	Policy layer.Policy
+	// Exclusive publishes with catalog.PublishOptions.Exclusive: a
+	// version (and platform) that another job published meanwhile fails
+	// with an error wrapping catalog.ErrExists instead of succeeding
+	// without a change, so the caller knows who published it.
+	Exclusive bool
 
 	deb debianState
 }
@@ -114,7 +119,7 @@ func (p *Publisher) publish(ctx context.Context, rel catalog.Release, targets []
 	if err := rel.Validate(); err != nil {
 		return nil, err
 	}
-	if err := p.Catalog.Publish(ctx, rel, catalog.PublishOptions{Force: force}); err != nil {
+	if err := p.Catalog.Publish(ctx, rel, catalog.PublishOptions{Force: force, Exclusive: p.Exclusive}); err != nil {
 		return nil, fmt.Errorf("recording release in catalog: %w", err)
 	}
 	out := make([]catalog.Release, 0, len(targets))

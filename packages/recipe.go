@@ -58,6 +58,12 @@ type Recipe struct {
 	// slash-separated and relative to the fs.FS for LoadRecipes, an OS path
 	// for LoadRecipeFile.
 	Dir string `yaml:"-"`
+
+	// labelPlatforms, when set, are the platforms whose Debian closures
+	// the release's labels describe, a superset of Platforms: a Syncer
+	// that publishes a recipe's platforms in several steps sets it to
+	// all of them, so that every step records the same metadata.
+	labelPlatforms []string
 }
 
 // Source says where a recipe's content comes from. Exactly one field is

@@ -117,7 +117,8 @@ type Deps struct {
 	// also observe the storage backends (Metrics.Backend, Metrics.Reload).
 	Metrics *Metrics
 	// Progress, when set, says what background work is under way (a
-	// seed still publishing); /readyz shows it and stays ready.
+	// seed still publishing); /readyz shows it and stays ready, and a
+	// manifest not found mentions it.
 	Progress func() string
 }
 
@@ -144,7 +145,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.metrics.watchCatalog(deps.Catalog)
 	composer := manifestgen.NewComposer(deps.Catalog, deps.Blobs, manifestgen.WithObserver(s.metrics.composition))
 	opts := []registry.Option{registry.WithLogger(log), registry.WithMountWithoutFrom(deps.MountWithoutFrom),
-		registry.WithSendfile(deps.Sendfile), registry.WithCompositionBudget(deps.Budget)}
+		registry.WithSendfile(deps.Sendfile), registry.WithCompositionBudget(deps.Budget), registry.WithProgress(deps.Progress)}
 	if deps.Uploads != nil {
 		opts = append(opts, registry.WithPush(deps.Catalog, deps.Blobs, deps.Uploads))
 	}

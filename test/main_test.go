@@ -142,6 +142,11 @@ func startServerWith(t testing.TB, data string, storage ...string) *server {
 		// working directory.
 		storage = append(slices.Clone(storage), "--data", data)
 	}
+	if slices.Contains(storage, "--seed") && !slices.ContainsFunc(storage, func(a string) bool { return strings.HasPrefix(a, "--seed-wait") }) {
+		// A test that seeds expects the store complete once the server
+		// listens, unless it asks for background seeding (--seed-wait=false).
+		storage = append(slices.Clone(storage), "--seed-wait")
+	}
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, storage...)
 	cmd := exec.Command(envregBin, args...)
@@ -151,9 +156,10 @@ func startServerWith(t testing.TB, data string, storage ...string) *server {
 		t.Fatal(err)
 	}
 	go func() { s.done <- cmd.Wait() }()
-	// Seeding publishes real packages before listening (about a minute here).
+	// Seeding with --seed-wait publishes real packages before listening
+	// (about a minute here).
 	wait := 30 * time.Second
-	if slices.Contains(storage, "--seed") {
+	if slices.Contains(storage, "--seed-wait") {
 		wait = 10 * time.Minute
 	}
 	deadline := time.Now().Add(wait)

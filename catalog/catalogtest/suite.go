@@ -106,6 +106,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b catalog.Store)) {
 		{"ConflictAcrossHandles", testSharedConflict},
 		{"NoOpAcrossHandles", testSharedNoOp},
 		{"ConcurrentPublishes", testSharedConcurrent},
+		{"ExclusiveRace", testSharedExclusiveRace},
 		{"Documents", testSharedDocuments},
 		{"RemoveVisible", testSharedRemove},
 		{"Compositions", testSharedCompositions},
@@ -747,6 +748,50 @@ func testSharedNoOp(t *testing.T, a, b catalog.Store) {
 	publish(t, b, r, catalog.PublishOptions{})
 	eventually(t, b, "a publish", func(s *catalog.Snapshot) bool { return s.Generation == g })
 	checkGeneration(t, a, g)
+}
+
+// testSharedExclusiveRace: handles that publish the same version at once,
+// exclusively and with the same content (two sync jobs), find out which
+// one published it: exactly one succeeds, the others get ErrExists, and a
+// version published without a platform gets it added exclusively.
+func testSharedExclusiveRace(t *testing.T, a, b catalog.Store) {
+	excl := catalog.PublishOptions{Exclusive: true}
+	const n = 8
+	for v := range 3 {
+		r := Release("php", fmt.Sprintf("8.4.%d", v), "linux/amd64", "linux/arm64")
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() { errs[i] = s.Publish(t.Context(), r, excl) })
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, catalog.ErrAlreadyPublished) || !errors.Is(err, catalog.ErrExists):
+				t.Errorf("exclusive publish of %s: %v, want nil or ErrAlreadyPublished (an ErrExists)", r.ID(), err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d of %d exclusive publishes of %s succeeded, want exactly 1", won, n, r.ID())
+		}
+	}
+	publish(t, a, Release("php", "8.5.0", "linux/amd64"), excl)
+	publish(t, b, Release("php", "8.5.0", "linux/arm64"), excl)
+	if err := a.Publish(t.Context(), Release("php", "8.5.0", "linux/arm64"), excl); !errors.Is(err, catalog.ErrExists) {
+		t.Errorf("exclusive publish of an existing platform: %v, want ErrExists", err)
+	}
+	snap := eventually(t, a, "both platforms", func(s *catalog.Snapshot) bool {
+		r, ok := find(s, "php", "8.5.0")
+		return ok && len(r.Layers) == 2
+	})
+	checkRelease(t, snap, Release("php", "8.5.0", "linux/amd64", "linux/arm64"))
 }
 
 func testSharedConcurrent(t *testing.T, a, b catalog.Store) {

@@ -565,7 +565,7 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 		case err != nil:
 			return nil, fmt.Errorf("publishing %s: %w", r.ID(), err)
 		default:
-			if merged, err = catalog.Merge(old, r, opts.Force); err != nil {
+			if merged, err = catalog.MergeWith(old, r, opts); err != nil {
 				return nil, err
 			}
 		}

@@ -93,7 +93,7 @@ func (s *Store) Publish(ctx context.Context, r catalog.Release, opts catalog.Pub
 			if err != nil {
 				return fmt.Errorf("publishing %s: release key %s: %w", r.ID(), key, err)
 			}
-			if merged, err = catalog.Merge(old, r, opts.Force); err != nil {
+			if merged, err = catalog.MergeWith(old, r, opts); err != nil {
 				return err
 			}
 			if stored, err = json.Marshal(old); err != nil {

@@ -42,6 +42,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the registry", "[flags]", runServe},
 		{"publish", "publish a package version (recipe, directory or tar)", "[flags] [RECIPE.yaml|DIR ...]", runPublish},
+		{"sync", "publish every recipe version the catalog lacks, once or --every DURATION as a long-lived job", "[flags] [bundled|RECIPE.yaml|DIR ...]   (default: bundled)", runSync},
 		{"resolve", "resolve requirements or a tag to exact versions and a pinned digest", "[flags] (--tag TAG | NAME[=CONSTRAINT] ...)", runResolve},
 		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
 		{"migrate", "copy a --data directory into Redis + S3 (--catalog, --blobs) and verify the copy", "--data DIR --catalog URL --blobs URL", runMigrate},

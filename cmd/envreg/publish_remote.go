@@ -146,16 +146,19 @@ func (t *remoteTarget) pushRelease(ctx context.Context, rel catalog.Release, blo
 	}
 	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
 	ref := t.registry.Repo(strings.TrimSuffix(packagesRepo, "/"), rel.Name).Tag(rel.Version.String())
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if t.auth != nil {
-		opts = append(opts, remote.WithAuth(t.auth))
-	} else {
-		opts = append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
-	}
-	if err := remote.WriteIndex(ref, idx, opts...); err != nil {
+	if err := remote.WriteIndex(ref, idx, t.options(ctx)...); err != nil {
 		return v1.Hash{}, err
 	}
 	return idx.Digest()
+}
+
+// options are the go-containerregistry options of a request to t.
+func (t *remoteTarget) options(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if t.auth != nil {
+		return append(opts, remote.WithAuth(t.auth))
+	}
+	return append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 }
 
 // storedLayer is a catalog layer read from a blob store, as a

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/envreg/envreg/maintenance"
-	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/server"
 	"github.com/envreg/envreg/server/registry"
 )
@@ -22,7 +21,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (for scripts and tests)")
 	logLevel := fs.String("log-level", "info", "log level: debug (every request), info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	seed := fs.String("seed", "", "before serving, publish the recipes under this directory that the store does not have yet (\"bundled\": the recipes built into the binary); a second start publishes nothing")
+	seed := fs.String("seed", "", "publish the recipes under this directory that the store does not have yet (\"bundled\": the recipes built into the binary), in the background while serving: newest versions and linux/amd64 first, progress in the log and /readyz; a second start publishes nothing")
+	seedWait := fs.Bool("seed-wait", false, "with --seed, publish everything before listening (the behaviour before background seeding)")
 	cacheDir := fs.String("cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	cfg := server.DefaultConfig()
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may run after SIGTERM")
@@ -67,30 +67,16 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err := adoptCompositions(ctx, b, log); err != nil {
 		return err
 	}
-	if *seed != "" {
-		if err := seedStore(ctx, env, b, store, log, *seed, *cacheDir); err != nil {
-			return err
-		}
-	}
-	snap, err := b.catalog.Snapshot(ctx)
+	seeding, err := newSeeder(ctx, env, b, store, log, *seed, *cacheDir, *seedWait)
 	if err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen(ctx, b, store, log, *addr, *addrFile, sendfileMode)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", *addr, err)
+		return err
 	}
-	if *addrFile != "" {
-		if err := writeFileAtomic(*addrFile, []byte(ln.Addr().String()+"\n")); err != nil {
-			ln.Close()
-			return err
-		}
-	}
-	catalogAt, blobsAt := store.describe()
-	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
-		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfileMode.String(), "version", version())
-	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget), Metrics: metrics}
+	deps := server.Deps{Catalog: b.catalog, Blobs: b.blobs, Log: log, Sendfile: sendfileMode, Budget: registry.NewBudget(*budget),
+		Metrics: metrics, Progress: seeding.status}
 	if err := push.setup(ctx, &deps, store, b, log); err != nil {
 		ln.Close()
 		return err
@@ -98,6 +84,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	warnFileLimit(log, cfg.MaxConnections)
 	start := time.Now()
 	srv := server.New(cfg, deps)
+	defer seeding.start(ctx)() // waits for the seeding to stop before the stores close
 	err = srv.Serve(ctx, ln)
 	log.Info("envreg stopped", "uptime", time.Since(start).Round(time.Second), "err", err)
 	return err
@@ -113,32 +100,27 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// seedStore publishes the recipes of dir (or the bundled ones) that the
-// store lacks, showing progress on stderr.
-func seedStore(ctx context.Context, env *cliEnv, b *backends, store *storage, log *slog.Logger, dir, cacheDir string) error {
-	var recipes []packages.Recipe
-	var err error
-	if dir == "bundled" {
-		recipes, err = packages.Bundled()
-	} else {
-		recipes, err = packages.LoadRecipeDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("--seed %s: %w", dir, err)
-	}
+// listen listens on addr, writes the address to addrFile (if set) and logs
+// that the registry serves.
+func listen(ctx context.Context, b *backends, store *storage, log *slog.Logger, addr, addrFile string, sendfile registry.SendfileMode) (net.Listener, error) {
 	snap, err := b.catalog.Snapshot(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	start := time.Now()
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-		CacheDir: cacheDir, Progress: terminalProgress(env.stderr)}
-	rels, err := pub.Seed(ctx, recipes, "", snap)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--seed %s: %w", dir, err)
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	log.Info("seeded", "recipes", len(recipes), "layers published", len(rels), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	if addrFile != "" {
+		if err := writeFileAtomic(addrFile, []byte(ln.Addr().String()+"\n")); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	catalogAt, blobsAt := store.describe()
+	log.Info("envreg serving", "addr", ln.Addr().String(), "catalog", catalogAt, "blobs", blobsAt,
+		"packages", len(snap.Names()), "generation", snap.Generation, "sendfile", sendfile.String(), "version", version())
+	return ln, nil
 }
 
 // adoptCompositions gives the compositions of a store written before

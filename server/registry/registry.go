@@ -68,6 +68,9 @@ type Registry struct {
 	sendfile SendfileMode
 	// budget bounds the new compositions per client (nil: unlimited).
 	budget *Budget
+	// progress says what background publishing is under way ("": none);
+	// a MANIFEST_UNKNOWN answer mentions it (WithProgress).
+	progress func() string
 }
 
 // PackageIngester registers a package version pushed to
@@ -78,6 +81,11 @@ type PackageIngester interface {
 
 // Option configures a Registry.
 type Option func(*Registry)
+
+// WithProgress makes every MANIFEST_UNKNOWN answer say what background
+// publishing is under way while progress returns something (a seed still
+// publishing: the version asked for may come).
+func WithProgress(progress func() string) Option { return func(r *Registry) { r.progress = progress } }
 
 // WithLogger sets the logger for server-side errors (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
@@ -180,6 +188,11 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request, h func(*Regis
 		reg.log.Debug("client went away", "method", r.Method, "path", r.URL.Path,
 			"request_id", w.Header().Get("X-Request-Id"), "err", err)
 		return
+	}
+	if e.ErrorCode == CodeManifestUnknown && reg.progress != nil {
+		if p := reg.progress(); p != "" {
+			e.Message += " (still publishing: " + p + ")"
+		}
 	}
 	level := slog.LevelInfo
 	if e.Status >= 500 {

@@ -1,0 +1,239 @@
+package packages_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/internal/debian/debtest"
+)
+
+// signedArchive is a Debian archive of the test's own on loopback, signed
+// with a key generated in the test (apt verifies it through the recipe's
+// keyring; nothing is trusted without a signature).
+type signedArchive struct {
+	root, gnupg, keyring string
+	srv                  *httptest.Server
+	generation           int // of publish, for the files' times
+}
+
+func newSignedArchive(t *testing.T) *signedArchive {
+	t.Helper()
+	debtest.Require(t)
+	for _, tool := range []string{"gpg", "dpkg-scanpackages", "apt-get"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required in CI: %v", tool, err)
+			}
+			t.Skipf("%s not available: %v", tool, err)
+		}
+	}
+	a := &signedArchive{root: t.TempDir(), gnupg: t.TempDir()}
+	a.keyring = filepath.Join(t.TempDir(), "archive.gpg")
+	a.gpg(t, "--quick-gen-key", "envreg test archive <archive@example.invalid>", "ed25519", "sign", "never")
+	key := a.gpg(t, "--export")
+	if err := os.WriteFile(a.keyring, key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.srv = httptest.NewServer(http.FileServer(http.Dir(a.root)))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *signedArchive) gpg(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+a.gnupg)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// publish makes the archive's bookworm main (amd64 and arm64) hold
+// exactly pkgs, with a fresh signed InRelease.
+func (a *signedArchive) publish(t *testing.T, pkgs ...debtest.Package) {
+	t.Helper()
+	pool := filepath.Join(a.root, "pool")
+	if err := os.RemoveAll(pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(pool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		debtest.Build(t, pool, p)
+	}
+	dist := filepath.Join(a.root, "dists", "bookworm")
+	var sums strings.Builder
+	var indexes []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		scan := exec.Command("dpkg-scanpackages", "--multiversion", "--arch", arch, "pool")
+		scan.Dir = a.root
+		index, err := scan.Output()
+		if err != nil {
+			t.Fatalf("dpkg-scanpackages: %v", err)
+		}
+		rel := "main/binary-" + arch + "/Packages"
+		file := filepath.Join(dist, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, index, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sums, " %x %d %s\n", sha256.Sum256(index), len(index), rel)
+		indexes = append(indexes, file)
+	}
+	release := fmt.Sprintf("Origin: envreg-test\nLabel: envreg-test\nSuite: bookworm\nCodename: bookworm\nDate: %s\nArchitectures: amd64 arm64\nComponents: main\nSHA256:\n%s",
+		time.Now().UTC().Format(time.RFC1123), sums.String())
+	if err := os.WriteFile(filepath.Join(dist, "Release"), []byte(release), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dist, "InRelease"))
+	a.gpg(t, "--clearsign", "--output", filepath.Join(dist, "InRelease"), filepath.Join(dist, "Release"))
+	// HTTP times have one-second resolution: without a later time, apt's
+	// If-Modified-Since would get 304 for an index rewritten within the
+	// second, and keep the old one.
+	a.generation++
+	mtime := time.Now().Add(time.Duration(a.generation) * time.Minute)
+	for _, f := range append(indexes, filepath.Join(dist, "Release"), filepath.Join(dist, "InRelease")) {
+		if err := os.Chtimes(f, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// recipe writes a recipe for the pinned package into a new directory and
+// loads it.
+func (a *signedArchive) recipe(t *testing.T, pin string, platforms ...string) []packages.Recipe {
+	t.Helper()
+	if len(platforms) == 0 {
+		platforms = []string{"linux/amd64"}
+	}
+	dir := t.TempDir()
+	recipe := fmt.Sprintf("name: hello\nplatforms: [%s]\nsource:\n  debian:\n    packages: [%s]\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
+		strings.Join(platforms, ", "), pin, a.srv.URL, a.keyring)
+	if err := os.MkdirAll(filepath.Join(dir, "hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello", "recipe.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recipes, err := packages.LoadRecipeDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recipes
+}
+
+func hello(version string) debtest.Package {
+	return debtest.Package{Name: "hello", Version: version, Arch: "amd64",
+		Files: []debtest.File{{Path: "usr/bin/hello", Mode: 0o755, Content: "#!/bin/sh\necho hello " + version + "\n"}}}
+}
+
+// TestSyncGoneUpstream: a version the archive drops after it was
+// published stays in the catalog; the next round (which refreshes the
+// archive's signed indexes) logs it as gone upstream and does not fail
+// (issue 18, item 4). Everything runs on loopback, signed with a key made
+// in the test.
+func TestSyncGoneUpstream(t *testing.T) {
+	a := newSignedArchive(t)
+	a.publish(t, hello("1.0-1"))
+	recipes := a.recipe(t, "hello=1.0-1")
+	data := t.TempDir()
+	s := newSyncer(t, data)
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.CheckUpstream = true
+
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 1 || len(rep.Failed) != 0 || len(rep.GoneUpstream) != 0 {
+		t.Fatalf("first round: %+v, %v; want hello published", rep, err)
+	}
+	a.publish(t, hello("1.1-1")) // the archive moves on; 1.0-1 is gone
+	rep, err = s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 0 || len(rep.Failed) != 0 || rep.Present != 1 {
+		t.Fatalf("round after the archive dropped the version: %+v, %v; want nothing published, nothing failed", rep, err)
+	}
+	if len(rep.GoneUpstream) != 1 || rep.GoneUpstream[0] != "hello 1.0.0+1" {
+		t.Errorf("gone upstream %q, want [hello 1.0.0+1]", rep.GoneUpstream)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rels := snap.Releases("hello"); len(rels) != 1 {
+		t.Errorf("catalog has %d hello versions, want the one published before", len(rels))
+	}
+}
+
+// TestSyncSplitLabels: seeding publishes linux/amd64 of a version before
+// its other platforms, in separate steps, yet both steps record the same
+// metadata: the Debian labels describe every platform of the recipe, here
+// a dependency whose version differs between architectures (a binNMU), so
+// the second step adds its layer instead of conflicting.
+func TestSyncSplitLabels(t *testing.T) {
+	a := newSignedArchive(t)
+	app := func(arch string) debtest.Package {
+		p := hello("1.0-1")
+		p.Arch, p.Depends = arch, "libgreet"
+		return p
+	}
+	lib := func(arch, version string) debtest.Package {
+		return debtest.Package{Name: "libgreet", Version: version, Arch: arch,
+			Files: []debtest.File{{Path: "usr/lib/libgreet-" + arch, Content: version}}}
+	}
+	a.publish(t, app("amd64"), app("arm64"), lib("amd64", "2.0-1"), lib("arm64", "2.0-1+b1"))
+	recipes := a.recipe(t, "hello=1.0-1", "linux/amd64", "linux/arm64")
+	s := newSyncer(t, t.TempDir())
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.FirstPlatform = "linux/amd64"
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 2 || len(rep.Failed) != 0 || len(rep.Raced) != 0 {
+		t.Fatalf("round: %+v, %v; want two steps published", rep, err)
+	}
+	if got := steps(rep.Published); got[0] != "hello 1.0.0+1 linux/amd64" || got[1] != "hello 1.0.0+1 linux/arm64" {
+		t.Errorf("steps %v, want amd64, then arm64", got)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels := snap.Releases("hello")
+	if len(rels) != 1 || len(rels[0].Layers) != 2 {
+		t.Fatalf("catalog: %+v, want hello with two layers", rels)
+	}
+	want := "hello=1.0-1 libgreet:amd64=2.0-1 libgreet:arm64=2.0-1+b1"
+	if got := rels[0].Labels[packages.LabelDebianPackages]; got != want {
+		t.Errorf("packages label %q, want %q", got, want)
+	}
+}
