@@ -97,8 +97,12 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
-	# The engine's mounts are gone with it; its exec root is ours.
-	[ -n "$EXEC_ROOT" ] && rm -rf "$EXEC_ROOT"
+	# dockerd leaves its network namespace mounted under the exec root,
+	# which is ours: unmount what is mounted there, then remove it.
+	if [ -n "$EXEC_ROOT" ]; then
+		findmnt -rn -o TARGET | grep "^$EXEC_ROOT/" | sort -r | xargs -r -n1 umount 2>/dev/null || true
+		rm -rf "$EXEC_ROOT"
+	fi
 	return 0
 }
 trap cleanup EXIT
@@ -302,10 +306,10 @@ change_a() {
 	t2=$(now)
 	[ -n "${A_GZ[$v]:-}" ] || A_GZ[$v]=$(changed_gz "$A_IMAGE:${SEMVER[$v]}")
 	record --arg kind "$kind" --argjson round "$round" --arg from "$from" --arg to "$v" \
-		--argjson import "$imp" --argjson build "$build" --argjson run "$(secs "$t1" "$t2")" \
+		--argjson imp "$imp" --argjson build "$build" --argjson run "$(secs "$t1" "$t2")" \
 		--argjson bytes "${A_GZ[$v]}" --argjson image "$(image_size "$A_IMAGE:${SEMVER[$v]}")" \
-		'{kind:$kind, way:"A", round:$round, from:$from, to:$to, import_s:$import, pull_s:($import + $build),
-		  build_s:$build, run_s:$run, total_s:($import + $build + $run), bytes:$bytes, image_bytes:$image}'
+		'{kind:$kind, way:"A", round:$round, from:$from, to:$to, import_s:$imp, pull_s:($imp + $build),
+		  build_s:$build, run_s:$run, total_s:($imp + $build + $run), bytes:$bytes, image_bytes:$image}'
 }
 
 # remove_b VERSION: the images of every B way for VERSION leave the engine.
