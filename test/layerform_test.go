@@ -78,8 +78,17 @@ func TestLayerCompressionNone(t *testing.T) {
 			"OCI_RO_DATA_BLOBS":     strings.Join(blobs, " "),
 		}, conformanceMustPass, false)
 	})
+	// gc keeps both forms of every layer, and verify checks both.
+	if out, errOut, err := envregResult(t, "gc", "--data", data, "--grace", "0"); err != nil {
+		t.Errorf("envreg gc: %v\n%s\n%s", err, out, errOut)
+	}
 	if out, errOut, err := envregResult(t, "verify", "--data", data); err != nil {
 		t.Errorf("envreg verify: %v\n%s\n%s", err, out, errOut)
+	}
+	for _, b := range blobs {
+		if resp, _ := s.get(t, "/v2/envtar/blobs/"+b, ""); resp.StatusCode != 200 {
+			t.Errorf("after gc, GET blob %s: %d", b, resp.StatusCode)
+		}
 	}
 }
 
