@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/turnaround-report.sh RESULTS OUT: the turnaround section of OUT
-# (docs/benchmarks.md) from bench/turnaround.sh's results, replacing the
-# section between the turnaround markers (appended when OUT has none).
+# (docs/benchmarks.md) from bench/turnaround.sh's results, followed by
+# bench/turnaround-analysis.md when it exists, replacing the section
+# between the turnaround markers (appended when OUT has none).
 set -euo pipefail
 export LC_ALL=C
 RESULTS=$1
@@ -22,7 +23,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–" else (($a /
 | [.[] | select(.kind == "background") | "\(.when): \(.loadavg)"] as $bg
 | def med($way; $f): [$ch[] | select(.way == $way) | .[$f] | select(. != null)] | median;
   def cold($way; $f): [$cold[] | select(.way == $way) | .[$f] | select(. != null)] | median;
-  def wayname($w): {"A": "A: docker build", "B": "B: envreg (gzip layers)", "B-tar": "B: envreg, layers uncompressed (layerCompression: none)", "B-pre": "B: envreg, prefetched (only docker run at the switch)"}[$w] // $w;
+  def wayname($w): {"A": "A: docker build", "B": "B: envreg (gzip layers)", "B-tar": "B: envreg, layers uncompressed (layerCompression: none)", "B-split": "B: envreg, php split: its unchanged libraries in a layer of their own", "B-pre": "B: envreg, prefetched (only docker run at the switch)"}[$w] // $w;
   [$m.ways[] | select(. != "A")] as $bs
 | [
   $open,
@@ -45,6 +46,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–" else (($a /
   "| change, build (A) or pull (B) (s) | " + ([$m.ways[] | med(.; "pull_s") | r2] | join(" | ")) + " |",
   "| change, docker run (s) | " + ([$m.ways[] | med(.; "run_s") | r2] | join(" | ")) + " |",
   "| change, prefetch before the switch (s, not in the switch) | " + ([$m.ways[] | if . == "B-pre" then med(.; "prefetch_s") | r2 else "–" end] | join(" | ")) + " |",
+  "| prefetch: blobs and bytes the API'"'"'s from answer listed / blob bytes the prefetch pulled | " + ([$m.ways[] | if . == "B-pre" then "\(med(.; "prefetch_listed_blobs") // "–") blob(s), \(med(.; "prefetch_listed_bytes") | mb) / \(med(.; "prefetch_blob_bytes") | mb)" else "–" end] | join(" | ")) + " |",
   "| bytes a node downloads per change | " + ([$m.ways[] | if . == "B-pre" then "(\(med(.; "bytes") | mb) at the switch)" else med(.; "bytes") | mb end] | join(" | ")) + " |",
   "| cold, end to end (s) | " + ([$m.ways[] | cold(.; "total_s") | r2] | join(" | ")) + " |",
   "| cold, import + build (A) or pull (B) (s) | " + ([$m.ways[] | cold(.; "pull_s") | r2] | join(" | ")) + " |",
@@ -54,9 +56,9 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–" else (($a /
   "",
   "Ratios (A / B, from the medians above):",
   "",
-  "| B way | change end to end | build vs pull alone | bytes per change | cold end to end |",
-  "|---|--:|--:|--:|--:|",
-  ($bs[] as $b | "| \(wayname($b)) | \(ratio(med("A"; "total_s"); med($b; "total_s"))) | \(if $b == "B-pre" then "–" else ratio(med("A"; "pull_s"); med($b; "pull_s")) end) | \(ratio(med("A"; "bytes"); med($b; "bytes"))) | \(ratio(cold("A"; "total_s"); cold($b; "total_s"))) |"),
+  "| B way | change end to end | build vs pull alone | bytes per change | cold end to end | the lever: B'"'"'s pull / this way'"'"'s pull at the switch | B'"'"'s change / this way'"'"'s change |",
+  "|---|--:|--:|--:|--:|--:|--:|",
+  ($bs[] as $b | "| \(wayname($b)) | \(ratio(med("A"; "total_s"); med($b; "total_s"))) | \(if $b == "B-pre" then "–" else ratio(med("A"; "pull_s"); med($b; "pull_s")) end) | \(if $b == "B-pre" then "–" else ratio(med("A"; "bytes"); med($b; "bytes")) end) | \(ratio(cold("A"; "total_s"); cold($b; "total_s"))) | \(if $b == "B" then "1×" elif $b == "B-pre" then "∞ (no pull left)" else ratio(med("B"; "pull_s"); med($b; "pull_s")) end) | \(ratio(med("B"; "total_s"); med($b; "total_s"))) |"),
   "",
   "Each change:",
   "",
@@ -65,6 +67,14 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–" else (($a /
   ($ch | sort_by(.round)[] | "| \(.round) | \(.way) | \(.from) → \(.to) | \(.pull_s | r2) | \(.run_s | r2) | \(.total_s | r2) | \(.bytes | mb) |"),
   $close
 ] | join("\n")' "$RESULTS")
+
+# The hand-written reading of the numbers (which lever did what, and why),
+# kept between runs.
+ANALYSIS=$(dirname "$0")/turnaround-analysis.md
+if [ -f "$ANALYSIS" ]; then
+	section=$(printf '%s\n' "$section" | sed '$d')
+	section=$(printf '%s\n\n%s\n%s' "$section" "$(cat "$ANALYSIS")" "$END")
+fi
 
 touch "$OUT"
 if grep -qF "$BEGIN" "$OUT"; then
