@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/turnaround.sh: the time between "the customer changed php 8.2.X to
 # 8.2.Y" and "the new environment runs", the classic way against envreg
-# (issue 21). Not part of CI (about 20 minutes on 2 cores); run it by hand:
+# (issue 21). Not part of CI (about 25 minutes on 2 cores); run it by hand:
 #
 #   bash bench/turnaround.sh
 #
@@ -13,14 +13,17 @@
 #      tar in $TURNAROUND_WORK between runs).
 #   3. envreg: a fresh data directory seeded with the bundled recipes
 #      (envreg serve --seed bundled; the Debian download cache is kept), and
-#      one stack per layer form besides "env" (gzip, the default): "envtar"
-#      (layerCompression: none). The two php versions are the two newest
+#      one stack per lever besides "env" (gzip, the default): "envtar"
+#      (layerCompression: none) and "envsplit" (php split in two packages,
+#      see B-split below). The two php versions are the two newest
 #      8.2 patches the catalog has (derived from /api/v1/packages/php, and
 #      their Debian versions from the io.envreg.debian.version label), so
 #      the script follows the archive when it moves.
 #   4. A second dockerd with its own --data-root, --exec-root, --pidfile,
 #      socket and (empty) --config-file, --bridge none, --iptables=false and
-#      the storage driver the machine's engine uses; the machine's engine,
+#      the storage driver the machine's engine uses, logging at debug level
+#      (run/dockerd.log: when each layer was downloaded and applied, to
+#      read against the start_ns of each pull); the machine's engine,
 #      its images and its docker0 are never touched. Stopped by PID at exit.
 #   5. Cold runs (the engine holds nothing): way A is docker import of the
 #      base tar + docker build --network host of bench/Dockerfile.turnaround
@@ -34,6 +37,14 @@
 #        B        docker pull 127.0.0.1:PORT/env:php-8.2.Y_node-18_gm, then
 #                 the same docker run;
 #        B-tar    the same from stack envtar (layers served uncompressed);
+#        B-split  the same from stack envsplit, whose php is published as
+#                 two packages: "phpdeps", the libraries php depends on
+#                 that do not change with a php patch (libicu72, libxml2,
+#                 …, from the php release's io.envreg.debian.packages
+#                 label), and "phpslim", the php8.2-* packages on top (the
+#                 recipes are written by this script, linux/amd64 only, and
+#                 published into the same store); the same files, but a
+#                 change downloads only the php8.2-* layer;
 #        B-pre    prefetched: the platform pinned the new environment with
 #                 the provisioning API (POST /api/v1/stacks/env/resolve with
 #                 "from") and pulled env@sha256:… ahead of time (not timed);
@@ -44,15 +55,16 @@
 #      is removed. Every docker run must print the expected version.
 #   7. Bytes a node downloads per change: for A the changed layer (the RUN
 #      layer, from docker save) gzipped (gzip -6); for B the delta of the
-#      registry's envreg_http_response_bytes_total counter (all routes;
-#      route="blob" separately). Image sizes from docker image inspect.
+#      registry's envreg_http_response_bytes_total counter (the routes a
+#      pull uses: blob, manifest, base; route="blob" separately). Image
+#      sizes from docker image inspect.
 #   8. Writes the tables and the ratios into the turnaround section of
 #      $TURNAROUND_OUT (docs/benchmarks.md), replacing the previous one.
 #
 # Environment (defaults in brackets):
 #   TURNAROUND_WORK [bench/.work/turnaround]  base tar, download cache, binaries (kept) and run data (replaced)
 #   TURNAROUND_CHANGES [3]                    changes in each direction
-#   TURNAROUND_WAYS ["A B B-tar B-pre"]       the ways measured
+#   TURNAROUND_WAYS ["A B B-tar B-split B-pre"] the ways measured
 #   TURNAROUND_OUT [docs/benchmarks.md]
 set -euo pipefail
 export LC_ALL=C
@@ -61,7 +73,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${TURNAROUND_WORK:-$ROOT/bench/.work/turnaround}
 CHANGES=${TURNAROUND_CHANGES:-3}
-read -r -a WAYS <<<"${TURNAROUND_WAYS:-A B B-tar B-pre}"
+read -r -a WAYS <<<"${TURNAROUND_WAYS:-A B B-tar B-split B-pre}"
 OUT=${TURNAROUND_OUT:-$ROOT/docs/benchmarks.md}
 BIN=$WORK/bin
 RUN=$WORK/run
@@ -184,6 +196,43 @@ NEW=${PHP[1]}
 log "php $PREV (Debian ${DEBVER[$PREV]}) ↔ $NEW (Debian ${DEBVER[$NEW]})"
 tag() { echo "php-${SEMVER[$1]}_node-18_gm"; } # tag VERSION
 
+# The split php of B-split: phpdeps (what php8.2-cli needs besides the
+# php8.2-* packages, as the newest php release's label lists it) and
+# phpslim (one recipe per php version, the bundled recipe's symlinks) on
+# top of it; stack envsplit maps php to phpslim.
+if has_way B-split; then
+	R=$RUN/recipes
+	mkdir -p "$R/base" "$R/phpdeps" "$R/phpslim"
+	cp "$ROOT/packages/base/recipe.yaml" "$R/base/recipe.yaml"
+	# libxml2 first: the main package, whose version phpdeps takes.
+	deps=$(jq -r --arg v "$NEW" '.versions[] | select(.version == $v) | .labels["io.envreg.debian.packages"]' "$RUN/php.json" |
+		tr ' ' '\n' | grep -v '^php8\.2-' | sort | awk '/^libxml2=/ {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' |
+		paste -sd, -)
+	base_major=$(sed -n 's/^version: \([0-9]*\)\..*/\1/p' "$R/base/recipe.yaml")
+	deps_major=$(tr ',' '\n' <<<"$deps" | sed -n 's/^libxml2=\([0-9]*\)\..*/\1/p')
+	[ -n "$deps_major" ] && [ -n "$base_major" ] || die "php $NEW does not depend on libxml2, or base has no version: $deps"
+	printf 'name: phpdeps\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [%s]\n    base: ../base/recipe.yaml\nrequires: ["base ^%s"]\n' \
+		"$deps" "$base_major" >"$R/phpdeps/recipe.yaml"
+	for v in "${PHP[@]}"; do
+		bundled=$(grep -l "php8.2-cli=${DEBVER[$v]}\]" "$ROOT"/packages/php/*.yaml | head -1)
+		[ -n "$bundled" ] || die "no bundled php recipe pins php8.2-cli=${DEBVER[$v]}"
+		sed -e 's/^name: php$/name: phpslim/' -e 's/^platforms: .*/platforms: [linux\/amd64]/' \
+			-e 's|base: ../base/recipe.yaml|base: ../phpdeps/recipe.yaml|' \
+			-e "s/^requires: .*/requires: [\"phpdeps ^$deps_major\"]/" "$bundled" >"$R/phpslim/${SEMVER[$v]}.yaml"
+	done
+	printf 'name: envsplit\nbase: [base]\naliases: {php: phpslim, node: nodejs, gm: graphicsmagick}\nimage: {cmd: [/bin/sh]}\n' \
+		>"$RUN/envsplit.yaml"
+	log "publishing the split php (phpdeps + phpslim, linux/amd64) and stack envsplit"
+	"$ENVREG" publish --data "$DATA" --cache-dir "$WORK/cache" "$R" >"$RUN/publish-split.log" 2>&1 ||
+		die "publishing the split php failed: $(tail -5 "$RUN/publish-split.log")"
+	"$ENVREG" stack --data "$DATA" "$RUN/envsplit.yaml" >/dev/null
+	for _ in $(seq 300); do # the server sees the new generation within a second
+		curl -fs -o /dev/null "http://$E/v2/envsplit/manifests/$(tag "$NEW")" && break
+		sleep 0.1
+	done
+	curl -fsS -o /dev/null "http://$E/v2/envsplit/manifests/$(tag "$NEW")" || die "envsplit:$(tag "$NEW") does not resolve"
+fi
+
 # --- 4. an engine of our own --------------------------------------------------------
 DRIVER=$(docker info --format '{{.Driver}}' 2>/dev/null || true)
 [ -n "$DRIVER" ] || die "cannot read the machine engine's storage driver (docker info)"
@@ -193,7 +242,7 @@ SOCK=$EXEC_ROOT/docker.sock
 log "starting a dockerd of our own (storage driver $DRIVER, socket $SOCK)"
 dockerd --config-file "$EXEC_ROOT/daemon.json" --data-root "$WORK/docker" --exec-root "$EXEC_ROOT/exec" \
 	--pidfile "$EXEC_ROOT/docker.pid" --host "unix://$SOCK" --bridge none --iptables=false --ip-masq=false \
-	--storage-driver "$DRIVER" >"$RUN/dockerd.log" 2>&1 &
+	--storage-driver "$DRIVER" --debug >"$RUN/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$EXEC_ROOT/cli DOCKER_BUILDKIT=0
 for i in $(seq 600); do
@@ -217,10 +266,11 @@ reset_engine
 now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) / 1e9}'; }
 # served_bytes [ROUTE]: the registry's served-bytes counter, summed over
-# its series (one route, or all).
+# its series (one route, or all that a pull uses: not "ops", which counts
+# the /metrics answers this script reads, nor "api").
 served_bytes() {
 	curl -fsS "http://$E/metrics" | awk -v route="${1:-}" '
-		/^envreg_http_response_bytes_total[{ ]/ && (route == "" || index($0, "route=\"" route "\"")) {s += $NF}
+		/^envreg_http_response_bytes_total[{ ]/ && !/route="(ops|api)"/ && (route == "" || index($0, "route=\"" route "\"")) {s += $NF}
 		END {printf "%.0f", s}'
 }
 record() { jq -cn "$@" | tee -a "$RESULTS" >&2; }
@@ -259,6 +309,7 @@ ref() {
 	case $1 in
 	B) echo "$E/env:$(tag "$2")" ;;
 	B-tar) echo "$E/envtar:$(tag "$2")" ;;
+	B-split) echo "$E/envsplit:$(tag "$2")" ;;
 	B-pre) echo "$E/env@${PINNED[$2]}" ;;
 	esac
 }
@@ -268,11 +319,20 @@ ref() {
 pull_b() {
 	local way=$1 v=$2 kind=$3 round=$4 from=$5 r t0 t1 t2 b0 b1 bb0 bb1 pre=0 p0 p1
 	r=$(ref "$way" "$v")
+	local listed=0 listed_n=0 pb0 pb1 pre_bytes=0
 	if [ "$way" = B-pre ]; then
+		# What the provisioning API tells the platform to prefetch (the
+		# "from" answer), then the prefetch: a pull by digest.
+		[ "$(pin "$v" "${PINNED[$from]}")" = "${PINNED[$v]}" ] || die "the pin of $v moved"
+		listed=$(jq '[.platforms[] | select(.platform == "linux/amd64") | .download.prefetch[].size] | add // 0' "$RUN/pin.json")
+		listed_n=$(jq '[.platforms[] | select(.platform == "linux/amd64") | .download.prefetch[]] | length' "$RUN/pin.json")
+		pb0=$(served_bytes blob)
 		p0=$(now)
 		docker pull -q "$r" >/dev/null
 		p1=$(now)
+		pb1=$(served_bytes blob)
 		pre=$(secs "$p0" "$p1")
+		pre_bytes=$((pb1 - pb0))
 	fi
 	b0=$(served_bytes)
 	bb0=$(served_bytes blob)
@@ -285,10 +345,10 @@ pull_b() {
 	t2=$(now)
 	record --arg way "$way" --arg kind "$kind" --argjson round "$round" --arg from "$from" --arg to "$v" \
 		--argjson pull "$(secs "$t0" "$t1")" --argjson run "$(secs "$t1" "$t2")" --argjson total "$(secs "$t0" "$t2")" \
-		--argjson prefetch "$pre" --argjson bytes "$((b1 - b0))" --argjson blob_bytes "$((bb1 - bb0))" \
-		--argjson image "$(image_size "$r")" \
-		'{kind:$kind, way:$way, round:$round, from:$from, to:$to, pull_s:$pull, run_s:$run, total_s:$total,
-		  prefetch_s:$prefetch, bytes:$bytes, blob_bytes:$blob_bytes, image_bytes:$image}'
+		--argjson prefetch "$pre" --argjson listed "$listed" --argjson listed_n "$listed_n" --argjson pre_bytes "$pre_bytes" --argjson bytes "$((b1 - b0))" --argjson blob_bytes "$((bb1 - bb0))" \
+		--argjson image "$(image_size "$r")" --argjson start "$t0" \
+		'{kind:$kind, way:$way, round:$round, from:$from, to:$to, start_ns:$start, pull_s:$pull, run_s:$run, total_s:$total,
+		  prefetch_s:$prefetch, prefetch_listed_bytes:$listed, prefetch_listed_blobs:$listed_n, prefetch_blob_bytes:$pre_bytes, bytes:$bytes, blob_bytes:$blob_bytes, image_bytes:$image}'
 }
 
 # change_a VERSION KIND ROUND FROM: docker build then docker run.
@@ -315,7 +375,7 @@ change_a() {
 # remove_b VERSION: the images of every B way for VERSION leave the engine.
 remove_b() {
 	local w
-	for w in B B-tar B-pre; do
+	for w in B B-tar B-split B-pre; do
 		has_way "$w" || continue
 		docker rmi -f "$(ref "$w" "$1")" >/dev/null 2>&1 || true
 	done
@@ -350,7 +410,7 @@ if has_way A; then
 	log "cold A: docker import of the base + docker build (php ${DEBVER[$PREV]}) + docker run"
 	change_a "$PREV" cold 0 ""
 fi
-for w in B B-tar; do
+for w in B B-tar B-split; do
 	has_way "$w" || continue
 	log "cold $w: docker pull $(ref "$w" "$PREV") + docker run"
 	pull_b "$w" "$PREV" cold 0 ""
@@ -359,7 +419,7 @@ for w in B B-tar; do
 	docker image prune -f >/dev/null
 done
 # The old environment of every B way.
-for w in B B-tar B-pre; do
+for w in B B-tar B-split B-pre; do
 	has_way "$w" || continue
 	docker pull -q "$(ref "$w" "$PREV")" >/dev/null
 done
@@ -375,14 +435,14 @@ for round in $(seq $((2 * CHANGES))); do
 		docker rmi -f "$A_IMAGE:${SEMVER[$to]}" >/dev/null 2>&1 || true
 		change_a "$to" change "$round" "$from"
 	fi
-	for w in B B-tar B-pre; do
+	for w in B B-tar B-split B-pre; do
 		has_way "$w" || continue
 		remove_b "$to"
 		log "change $round, $w: $(ref "$w" "$to")"
 		pull_b "$w" "$to" change "$round" "$from"
 	done
 	# Every B way holds the new environment again: the next change starts there.
-	for w in B B-tar B-pre; do
+	for w in B B-tar B-split B-pre; do
 		has_way "$w" || continue
 		docker pull -q "$(ref "$w" "$to")" >/dev/null
 	done
