@@ -60,6 +60,13 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–" else (($a /
   "|---|--:|--:|--:|--:|--:|--:|",
   ($bs[] as $b | "| \(wayname($b)) | \(ratio(med("A"; "total_s"); med($b; "total_s"))) | \(if $b == "B-pre" then "–" else ratio(med("A"; "pull_s"); med($b; "pull_s")) end) | \(if $b == "B-pre" then "–" else ratio(med("A"; "bytes"); med($b; "bytes")) end) | \(ratio(cold("A"; "total_s"); cold($b; "total_s"))) | \(if $b == "B" then "1×" elif $b == "B-pre" then "∞ (no pull left)" else ratio(med("B"; "pull_s"); med($b; "pull_s")) end) | \(ratio(med("B"; "total_s"); med($b; "total_s"))) |"),
   "",
+  "Where `docker pull` spends its time, from the debug log of the script'"'"'s dockerd (medians; [bench/turnaround-phases.sh](../bench/turnaround-phases.sh) defines the phases):",
+  "",
+  "| pull | resolve (s) | download (s) | apply: decompress + untar + diff ID, layer after layer (s) | rest (s) | total (s; download and apply overlap when several layers come) |",
+  "|---|--:|--:|--:|--:|--:|",
+  ([.[] | select(.kind == "phases")] as $ph | ["cold", "change"][] as $k | $bs[] as $b | [$ph[] | select(.of == $k and .way == $b)] as $rows | select($rows | length > 0) |
+    "| \($k), \(wayname($b)) | \([$rows[].resolve_s] | median | r2) | \([$rows[].download_s] | median | r2) | \([$rows[].apply_s] | median | r2) | \([$rows[].rest_s] | median | r2) | \([$rows[].pull_s] | median | r2) |"),
+  "",
   "Each change:",
   "",
   "| change | way | from → to | build or pull (s) | run (s) | end to end (s) | bytes |",

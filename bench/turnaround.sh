@@ -58,8 +58,11 @@
 #      registry's envreg_http_response_bytes_total counter (the routes a
 #      pull uses: blob, manifest, base; route="blob" separately). Image
 #      sizes from docker image inspect.
-#   8. Writes the tables and the ratios into the turnaround section of
-#      $TURNAROUND_OUT (docs/benchmarks.md), replacing the previous one.
+#   8. Where each pull spent its time (bench/turnaround-phases.sh, from
+#      the dockerd debug log). Writes the tables and the ratios, then
+#      bench/turnaround-analysis.md, into the turnaround section of
+#      $TURNAROUND_OUT (docs/benchmarks.md), replacing the previous one
+#      (bench/turnaround-report.sh; bench/run.sh's report keeps it).
 #
 # Environment (defaults in brackets):
 #   TURNAROUND_WORK [bench/.work/turnaround]  base tar, download cache, binaries (kept) and run data (replaced)
@@ -451,5 +454,6 @@ done
 grep -q . "$RUN/envreg.log" && grep -v 'level=INFO' "$RUN/envreg.log" | head -20 >&2 || true
 
 # --- 8. report --------------------------------------------------------------------------
+bash "$ROOT/bench/turnaround-phases.sh" "$RESULTS" "$RUN/dockerd.log"
 bash "$ROOT/bench/turnaround-report.sh" "$RESULTS" "$OUT"
 log "wrote $OUT; results in $RESULTS; took $(($(date +%s) - START))s"
