@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/envreg/envreg/sbom"
 )
 
 // TestLayerCompressionNone: a stack with layerCompression none serves the
@@ -38,6 +40,13 @@ func TestLayerCompressionNone(t *testing.T) {
 	manifests, blobs := existingContent(t, s, "envtar", tag)
 	if len(blobs) != len(gzBlobs) {
 		t.Errorf("envtar has %d blobs, env %d", len(blobs), len(gzBlobs))
+	}
+
+	// Each platform manifest has its SBOM, as in the gzip stack.
+	for _, m := range manifests[1:] {
+		if _, body := s.get(t, "/v2/envtar/referrers/"+m, ""); !strings.Contains(string(body), `"artifactType":"`+sbom.MediaType+`"`) {
+			t.Errorf("referrers of envtar manifest %s: %s", m, body)
+		}
 	}
 
 	t.Run("crane", func(t *testing.T) {
