@@ -110,7 +110,8 @@ type PlatformResult struct {
 	Platform string `json:"platform"`
 	// Digest of the platform's manifest.
 	Digest string `json:"digest"`
-	// Size is the total compressed size of the layers.
+	// Size is the total size of the layers in the form the stack serves
+	// them (compressed, unless its layerCompression is none).
 	Size   int64         `json:"size"`
 	Layers []LayerResult `json:"layers"`
 	// Download is present with "from": what a node that has the from
