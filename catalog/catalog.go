@@ -93,6 +93,11 @@ type Layer struct {
 	DiffID    digest.Digest `json:"diffID"`    // digest of the uncompressed tar
 	Size      int64         `json:"size"`      // size of the compressed blob in bytes
 	MediaType string        `json:"mediaType"` // OCI layer media type, e.g. application/vnd.oci.image.layer.v1.tar+gzip
+	// TarSize is the size of the uncompressed tar when the publishing job
+	// stored it too, as the blob whose digest is DiffID: the form a stack
+	// with layerCompression "none" serves. 0: only the compressed form is
+	// stored. Equal ignores it (one diffID, one tar).
+	TarSize int64 `json:"tarSize,omitempty"`
 	// Files records what the layer writes: path (relative, no leading '/')
 	// → fingerprint of the entry (content digest and mode for a file, target
 	// for a symlink; directories are not listed). Recorded at publish time so
@@ -135,7 +140,8 @@ func (c Component) Equal(o Component) bool {
 // Equal reports whether l and o describe the same layer, file list included.
 // Components and Distro are not compared: they are read from the content,
 // which the digest names, and a layer published before envreg recorded
-// them is the same layer (Merge fills them in).
+// them is the same layer (Merge fills them in). Nor is TarSize: one diffID
+// is one tar, stored or not.
 func (l Layer) Equal(o Layer) bool {
 	return l.Platform == o.Platform && l.Digest == o.Digest && l.DiffID == o.DiffID &&
 		l.Size == o.Size && l.MediaType == o.MediaType && maps.Equal(l.Files, o.Files)

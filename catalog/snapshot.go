@@ -36,7 +36,9 @@ func NewSnapshot(generation uint64, releases []Release, stacks []Stack) *Snapsho
 	s.layers = map[digest.Digest]bool{}
 	for _, r := range releases {
 		for _, l := range r.Layers {
-			s.layers[l.Digest] = true
+			for _, b := range l.Blobs() {
+				s.layers[b.Digest] = true
+			}
 		}
 	}
 	for name, rs := range s.releases {

@@ -37,6 +37,10 @@ type Stack struct {
 	// different content (the upper layer wins). Off by default: such a
 	// resolution is refused, because the result would depend on layer order.
 	AllowOverlap bool `json:"allowOverlap,omitempty" yaml:"allowOverlap,omitempty"`
+	// LayerCompression is the form the stack serves layers in: gzip (""
+	// means gzip) or none (the uncompressed tar, for nodes close to the
+	// registry). See CompressionNone.
+	LayerCompression string `json:"layerCompression,omitempty" yaml:"layerCompression,omitempty"`
 }
 
 // ImageDefaults go into every image config of the stack.
@@ -98,6 +102,9 @@ func (s Stack) Validate() error {
 	if s.MaxLayers < 0 {
 		errs = append(errs, fmt.Errorf("stack %s: maxLayers %d < 0", s.Name, s.MaxLayers))
 	}
+	if err := validCompression(s.LayerCompression); err != nil {
+		errs = append(errs, fmt.Errorf("stack %s: %w", s.Name, err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -113,6 +120,7 @@ func (s Stack) Validate() error {
 //	  cmd: [/bin/sh]
 //	maxLayers: 100
 //	allowOverlap: false
+//	layerCompression: gzip
 type stackYAML struct {
 	Stack  `yaml:",inline"`
 	Base   []string `yaml:"base,omitempty"`

@@ -140,7 +140,9 @@ func readUsers(ctx context.Context, cat catalog.Store, rel catalog.Release) (*us
 	}
 	layers := map[digest.Digest]bool{}
 	for _, l := range rel.Layers {
-		layers[l.Digest] = true
+		for _, b := range l.Blobs() {
+			layers[b.Digest] = true
+		}
 	}
 	u := &users{marks: map[string][]digest.Digest{}}
 	for _, dgst := range slices.Sorted(maps.Keys(docs)) {

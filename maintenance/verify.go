@@ -172,8 +172,10 @@ func (v *verifier) checkReleases(ctx context.Context) error {
 	for _, r := range rels {
 		for _, l := range r.Layers {
 			v.r.Layers++
-			v.diffIDs[l.Digest] = l.DiffID
-			v.checkBlob(fmt.Sprintf("%s %s: layer blob %s", r.ID(), l.Platform, l.Digest), l.Digest, l.Size)
+			for _, b := range l.Blobs() {
+				v.diffIDs[b.Digest] = l.DiffID
+				v.checkBlob(fmt.Sprintf("%s %s: layer blob %s", r.ID(), l.Platform, b.Digest), b.Digest, b.Size)
+			}
 		}
 	}
 	v.r.Releases = len(rels)

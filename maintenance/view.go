@@ -117,7 +117,9 @@ func (v *view) readCatalog(ctx context.Context, cat catalog.Reader) error {
 	}
 	for _, r := range snap.AllReleases() {
 		for _, l := range r.Layers {
-			v.refs[l.Digest] = true
+			for _, b := range l.Blobs() {
+				v.refs[b.Digest] = true
+			}
 		}
 	}
 	for _, st := range snap.Stacks() {

@@ -18,7 +18,9 @@
 //
 //	index        mediaType, one descriptor per platform (in Resolution.Platforms order),
 //	             annotations io.envreg.stack=env, io.envreg.package.php=8.2.36, …
-//	manifest     per platform: config descriptor, layers base, nodejs, php
+//	manifest     per platform: config descriptor, layers base, nodejs, php, each in
+//	             the stack's layer form (LayerDescriptor: gzip as published, or with
+//	             layerCompression none the stored tar, digest = diff ID)
 //	config       architecture/os/variant of the platform
 //	             created      = newest Published of the releases (UTC, seconds)
 //	             rootfs       = diff IDs in layer order

@@ -106,7 +106,7 @@ func Generate(res *resolver.Resolution, f Format) (*Image, error) {
 		diffIDs := make([]digest.Digest, len(res.Releases))
 		for i, r := range res.Releases {
 			l, _ := r.Layer(p) // presence checked by check
-			layers[i] = ocispec.Descriptor{MediaType: f.LayerMediaType(l.MediaType), Digest: l.Digest, Size: l.Size}
+			layers[i] = LayerDescriptor(res.Stack, l, f)
 			diffIDs[i] = l.DiffID
 		}
 
@@ -164,6 +164,14 @@ func composeHistory(res *resolver.Resolution) []ocispec.History {
 }
 
 // check validates what Generate relies on.
+// LayerDescriptor describes layer l as stack st serves it in format f: in
+// the stack's layer compression when l is stored in that form (see
+// catalog.CompressionNone), else as published.
+func LayerDescriptor(st catalog.Stack, l catalog.Layer, f Format) ocispec.Descriptor {
+	b := l.Served(st.LayerCompression)
+	return ocispec.Descriptor{MediaType: f.LayerMediaType(b.MediaType), Digest: b.Digest, Size: b.Size}
+}
+
 func check(res *resolver.Resolution) error {
 	if res == nil {
 		return fmt.Errorf("%w: nil", ErrInvalidResolution)

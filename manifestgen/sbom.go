@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -169,8 +170,14 @@ func readConfig(ctx context.Context, configs layerstore.Reader, d ocispec.Descri
 	return &img, nil
 }
 
+// servedAs reports whether d is one of the forms l is stored in (the
+// published blob, or the tar a stack with layerCompression none serves).
+func servedAs(l catalog.Layer, d digest.Digest) bool {
+	return slices.ContainsFunc(l.Blobs(), func(b catalog.LayerBlob) bool { return b.Digest == d })
+}
+
 // releaseOf finds the release whose version a composed config's labels
-// name and whose layer for p is layer.
+// name and whose layer for p is layer (in any form).
 func releaseOf(snap *catalog.Snapshot, labels map[string]string, p catalog.Platform, layer digest.Digest) (catalog.Release, bool) {
 	for k, v := range labels {
 		name, ok := strings.CutPrefix(k, KeyPackagePrefix)
@@ -178,7 +185,7 @@ func releaseOf(snap *catalog.Snapshot, labels map[string]string, p catalog.Platf
 			continue
 		}
 		for _, r := range snap.Releases(name) {
-			if l, ok := r.Layer(p); ok && l.Digest == layer && r.Version.String() == v {
+			if l, ok := r.Layer(p); ok && servedAs(l, layer) && r.Version.String() == v {
 				return r, true
 			}
 		}

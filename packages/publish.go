@@ -2,6 +2,7 @@ package packages
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -240,6 +241,10 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 	if err := p.Blobs.Put(ctx, d, cw.n, f); err != nil {
 		return catalog.Layer{}, fmt.Errorf("storing layer blob %s: %w", d, err)
 	}
+	tarSize, err := p.storeTar(ctx, f, diffID)
+	if err != nil {
+		return catalog.Layer{}, err
+	}
 	return catalog.Layer{
 		Platform:  t.platform,
 		Digest:    d,
@@ -250,6 +255,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 		// What the layer carries of Debian's, for its SBOM (package sbom).
 		Components: contents.Components,
 		Distro:     contents.Distro,
+		TarSize:    tarSize,
 	}, nil
 }
 
@@ -267,6 +273,38 @@ func scanContents(ctx context.Context, f *os.File) (sbom.Contents, error) {
 		return sbom.Contents{}, fmt.Errorf("rewinding temporary layer file: %w", err)
 	}
 	return c, nil
+}
+
+// storeTar stores the uncompressed form of the gzip layer in f beside it,
+// as the blob diffID (what a stack with layerCompression "none" serves;
+// the blob store verifies the digest), and returns its size.
+func (p *Publisher) storeTar(ctx context.Context, f *os.File, diffID digest.Digest) (int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("rewinding temporary layer file: %w", err)
+	}
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("reading the layer: %w", err)
+	}
+	t, err := os.CreateTemp(p.TempDir, "envreg-layer-*.tar")
+	if err != nil {
+		return 0, fmt.Errorf("creating temporary layer file: %w", err)
+	}
+	defer func() {
+		t.Close()
+		os.Remove(t.Name())
+	}()
+	n, err := io.Copy(t, zr)
+	if err != nil {
+		return 0, fmt.Errorf("uncompressing the layer: %w", err)
+	}
+	if _, err := t.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("rewinding temporary layer file: %w", err)
+	}
+	if err := p.Blobs.Put(ctx, diffID, n, t); err != nil {
+		return 0, fmt.Errorf("storing the uncompressed layer blob %s: %w", diffID, err)
+	}
+	return n, nil
 }
 
 // buildFromTar writes the canonical layer of the tar file, spooling its

@@ -180,8 +180,16 @@ func TestPublishRecipe(t *testing.T) {
 	if rels[0].Layers[0].Digest == rels[1].Layers[0].Digest {
 		t.Error("amd64 and arm64 layers have the same digest")
 	}
-	if cat.calls != 1 || len(blobs.blobs) != 2 {
-		t.Errorf("%d catalog calls and %d blobs, want 1 and 2", cat.calls, len(blobs.blobs))
+	// Each layer is stored twice: gzip, and the uncompressed tar beside
+	// it as the blob diffID (what a stack with layerCompression none serves).
+	if cat.calls != 1 || len(blobs.blobs) != 4 {
+		t.Errorf("%d catalog calls and %d blobs, want 1 and 4", cat.calls, len(blobs.blobs))
+	}
+	for _, r := range rels {
+		l := r.Layers[0]
+		if tar, ok := blobs.blobs[l.DiffID]; !ok || int64(len(tar)) != l.TarSize || l.TarSize <= l.Size {
+			t.Errorf("%s: tar blob %s stored %v, %d bytes, want TarSize %d (> gzip %d)", l.Platform, l.DiffID, ok, len(tar), l.TarSize, l.Size)
+		}
 	}
 	stored := cat.get(t, "php", "8.2.36")
 	if len(stored.Layers) != 2 || !stored.Layers[0].Equal(rels[0].Layers[0]) || !stored.Layers[1].Equal(rels[1].Layers[0]) {

@@ -45,6 +45,7 @@ func commands() []command {
 		{"sync", "publish every recipe version the catalog lacks, once or --every DURATION as a long-lived job", "[flags] [bundled|RECIPE.yaml|DIR ...]   (default: bundled)", runSync},
 		{"resolve", "resolve requirements or a tag to exact versions and a pinned digest", "[flags] (--tag TAG | NAME[=CONSTRAINT] ...)", runResolve},
 		{"stack", "add or replace a stack from a YAML file, or print the stacks", "[flags] [STACK.yaml ...]", runStack},
+		{"prefetch", "list (or download) the layer blobs a node running --from needs for --to", "--registry URL [--stack env] --from DIGEST --to DIGEST [--platform linux/amd64] [--dir DIR] [--json]", runPrefetch},
 		{"migrate", "copy a --data directory into Redis + S3 (--catalog, --blobs) and verify the copy", "--data DIR --catalog URL --blobs URL", runMigrate},
 		{"verify", "recheck every blob, package version and stored manifest; exit 1 on damage", "[--data DIR | --catalog URL --blobs URL]", runVerify},
 		{"yank", "stop resolving a package version (pinned digests stay pullable); --undo reverts", "[--undo] [--data DIR | --catalog URL --blobs URL] NAME VERSION", runYank},

@@ -153,7 +153,7 @@ func resolveLocal(ctx context.Context, env *cliEnv, store *storage, stackName, t
 		var size int64
 		for _, r := range res.Releases {
 			l, _ := r.Layer(p)
-			size += l.Size
+			size += manifestgen.LayerDescriptor(st, l, manifestgen.FormatOCI).Size // the form the stack serves
 		}
 		out.Manifests = append(out.Manifests, resolvedManifest{p.String(), m.Descriptor.Digest.String(), len(res.Releases), size})
 	}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -368,18 +369,19 @@ func TestResolveFrom(t *testing.T) {
 				for _, l := range old.Platforms[i].Layers {
 					oldLayers[l.Digest] = true
 				}
-				var want api.Download
+				want := api.Download{Prefetch: []api.PrefetchBlob{}}
 				for _, l := range pr.Layers {
 					if !oldLayers[l.Digest] {
 						want.Size += l.Size
 						want.Layers++
+						want.Prefetch = append(want.Prefetch, api.PrefetchBlob{Digest: l.Digest, Size: l.Size, URL: "/v2/env/blobs/" + l.Digest})
 					}
 					if l.Download == nil || *l.Download != !oldLayers[l.Digest] {
 						t.Errorf("%s: layer %s %s marked download %v, want %v", pr.Platform, l.Package, l.Version, l.Download, !oldLayers[l.Digest])
 					}
 				}
 				want.FromManifest = old.Platforms[i].Digest
-				if pr.Download == nil || *pr.Download != want {
+				if pr.Download == nil || !reflect.DeepEqual(*pr.Download, want) {
 					t.Errorf("%s: download %+v, want %+v", pr.Platform, pr.Download, want)
 				}
 				if len(tc.changes) > 0 && want.Layers != len(tc.changes)-countRemoved(tc.changes) {

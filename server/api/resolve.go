@@ -110,7 +110,8 @@ type PlatformResult struct {
 	Platform string `json:"platform"`
 	// Digest of the platform's manifest.
 	Digest string `json:"digest"`
-	// Size is the total compressed size of the layers.
+	// Size is the total size of the layers in the form the stack serves
+	// them (compressed, unless its layerCompression is none).
 	Size   int64         `json:"size"`
 	Layers []LayerResult `json:"layers"`
 	// Download is present with "from": what a node that has the from
@@ -147,6 +148,30 @@ type Download struct {
 	// FromManifest is the from image's manifest for this platform, empty
 	// when it had none.
 	FromManifest string `json:"fromManifest,omitempty"`
+	// Prefetch lists the blobs counted in Layers and Size, in manifest
+	// order: what a platform fetches before it switches the node, so that
+	// only starting the container is left (see docs/api.md, Prefetch).
+	Prefetch []PrefetchBlob `json:"prefetch"`
+}
+
+// PrefetchBlob is one layer blob a node must download.
+type PrefetchBlob struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	// URL is the blob's path on this registry (/v2/STACK/blobs/DIGEST),
+	// relative to the registry's address in the response's reference.
+	URL string `json:"url"`
+}
+
+// prefetch lists the layers marked for download.
+func prefetch(stack string, layers []LayerResult) []PrefetchBlob {
+	out := []PrefetchBlob{}
+	for _, l := range layers {
+		if l.Download != nil && *l.Download {
+			out = append(out, PrefetchBlob{Digest: l.Digest, Size: l.Size, URL: "/v2/" + stack + "/blobs/" + l.Digest})
+		}
+	}
+	return out
 }
 
 // FromResult describes the from image and the changes.
@@ -296,14 +321,16 @@ func (a *API) platforms(ctx context.Context, index string, img *manifestgen.Imag
 		pr := PlatformResult{Platform: p.String(), Digest: m.Descriptor.Digest.String(), Layers: make([]LayerResult, len(res.Releases))}
 		for i, rel := range res.Releases {
 			l, _ := rel.Layer(p)
-			pr.Layers[i] = LayerResult{Package: rel.Name, Version: rel.Version.String(), Digest: l.Digest.String(), Size: l.Size, MediaType: l.MediaType}
-			pr.Size += l.Size
+			d := manifestgen.LayerDescriptor(res.Stack, l, manifestgen.FormatOCI) // the form the stack serves
+			pr.Layers[i] = LayerResult{Package: rel.Name, Version: rel.Version.String(), Digest: d.Digest.String(), Size: d.Size, MediaType: d.MediaType}
+			pr.Size += d.Size
 		}
 		if from != nil {
 			var err error
 			if pr.Download, err = a.download(ctx, from, p, pr.Layers); err != nil {
 				return nil, err
 			}
+			pr.Download.Prefetch = prefetch(res.Stack.Name, pr.Layers)
 		}
 		out = append(out, pr)
 	}

@@ -91,9 +91,24 @@ func runReport(args []string) error {
 	md := rep.markdown()
 	fmt.Print(rep.console())
 	if *out != "" {
-		return os.WriteFile(*out, []byte(md), 0o644)
+		return os.WriteFile(*out, []byte(md+keptSection(*out)), 0o644)
 	}
 	return nil
+}
+
+// keptSection returns the section of file that bench/turnaround.sh writes
+// (from its marker to the end), so that this report does not erase it.
+func keptSection(file string) string {
+	const marker = "<!-- turnaround: written by bench/turnaround.sh -->"
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	i := strings.Index(string(old), marker)
+	if i < 0 {
+		return ""
+	}
+	return "\n" + string(old[i:])
 }
 
 func readResults(name string) ([]result, error) {
