@@ -175,7 +175,7 @@ EOF
 fi
 log "seeding envreg with the bundled recipes (envreg serve --seed bundled)"
 SEED_START=$(date +%s)
-"$ENVREG" serve --data "$DATA" --seed bundled --cache-dir "$WORK/cache" --addr 127.0.0.1:0 \
+"$ENVREG" serve --data "$DATA" --seed bundled --uncompressed-layers --cache-dir "$WORK/cache" --addr 127.0.0.1:0 \
 	--addr-file "$RUN/envreg.addr" --compose-budget 0 2>"$RUN/envreg.log" &
 ENVREG_PID=$!
 PIDS+=("$ENVREG_PID")
@@ -226,7 +226,7 @@ if has_way B-split; then
 	printf 'name: envsplit\nbase: [base]\naliases: {php: phpslim, node: nodejs, gm: graphicsmagick}\nimage: {cmd: [/bin/sh]}\n' \
 		>"$RUN/envsplit.yaml"
 	log "publishing the split php (phpdeps + phpslim, linux/amd64) and stack envsplit"
-	"$ENVREG" publish --data "$DATA" --cache-dir "$WORK/cache" "$R" >"$RUN/publish-split.log" 2>&1 ||
+	"$ENVREG" publish --data "$DATA" --uncompressed-layers --cache-dir "$WORK/cache" "$R" >"$RUN/publish-split.log" 2>&1 ||
 		die "publishing the split php failed: $(tail -5 "$RUN/publish-split.log")"
 	"$ENVREG" stack --data "$DATA" "$RUN/envsplit.yaml" >/dev/null
 	for _ in $(seq 300); do # the server sees the new generation within a second

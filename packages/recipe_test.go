@@ -180,15 +180,33 @@ func TestPublishRecipe(t *testing.T) {
 	if rels[0].Layers[0].Digest == rels[1].Layers[0].Digest {
 		t.Error("amd64 and arm64 layers have the same digest")
 	}
-	// Each layer is stored twice: gzip, and the uncompressed tar beside
-	// it as the blob diffID (what a stack with layerCompression none serves).
-	if cat.calls != 1 || len(blobs.blobs) != 4 {
-		t.Errorf("%d catalog calls and %d blobs, want 1 and 4", cat.calls, len(blobs.blobs))
+	// By default each layer is stored once, gzip.
+	if cat.calls != 1 || len(blobs.blobs) != 2 {
+		t.Errorf("%d catalog calls and %d blobs, want 1 and 2", cat.calls, len(blobs.blobs))
 	}
 	for _, r := range rels {
+		if l := r.Layers[0]; l.TarSize != 0 {
+			t.Errorf("%s: TarSize %d without Uncompressed", l.Platform, l.TarSize)
+		}
+	}
+	// With Uncompressed, twice: gzip, and the uncompressed tar beside it as
+	// the blob diffID (what a stack with layerCompression none serves).
+	upub, ublobs, _ := newPublisher(t)
+	upub.Uncompressed = true
+	urels, err := upub.PublishRecipe(t.Context(), recipes[0], dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ublobs.blobs) != 4 {
+		t.Errorf("Uncompressed: %d blobs, want 4", len(ublobs.blobs))
+	}
+	for i, r := range urels {
 		l := r.Layers[0]
-		if tar, ok := blobs.blobs[l.DiffID]; !ok || int64(len(tar)) != l.TarSize || l.TarSize <= l.Size {
+		if tar, ok := ublobs.blobs[l.DiffID]; !ok || int64(len(tar)) != l.TarSize || l.TarSize <= l.Size {
 			t.Errorf("%s: tar blob %s stored %v, %d bytes, want TarSize %d (> gzip %d)", l.Platform, l.DiffID, ok, len(tar), l.TarSize, l.Size)
+		}
+		if l.Digest != rels[i].Layers[0].Digest {
+			t.Errorf("%s: the gzip layer differs with Uncompressed", l.Platform)
 		}
 	}
 	stored := cat.get(t, "php", "8.2.36")

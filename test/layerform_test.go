@@ -14,17 +14,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/envreg/envreg/sbom"
+	"github.com/envreg/envreg/test/fixtures"
 )
 
 // TestLayerCompressionNone: a stack with layerCompression none serves the
-// uncompressed tar the publishing job stored beside each gzip layer (digest
+// uncompressed tar the publishing job stored beside each gzip layer (publish --uncompressed-layers) (digest
 // = diffID, application/vnd.oci.image.layer.v1.tar), and the client matrix
 // reads it: crane and skopeo pull it into OCI layouts that validate layer
 // by layer, the Docker engine pulls it (when one answers) with the same
 // layers as the gzip stack's image, and the conformance suite's pull
 // workflow passes against it.
 func TestLayerCompressionNone(t *testing.T) {
-	data := publishAll(t)
+	// The uncompressed form is stored only when asked for.
+	data := filepath.Join(t.TempDir(), "data")
+	for _, p := range fixtures.All() {
+		publishFixtureTo(t, []string{"--data", data, "--uncompressed-layers"}, p)
+	}
 	stackFile := filepath.Join(t.TempDir(), "envtar.yaml")
 	if err := os.WriteFile(stackFile, []byte("name: envtar\nbase: [base]\naliases: {node: nodejs, gm: graphicsmagick}\nlayerCompression: none\n"), 0o644); err != nil {
 		t.Fatal(err)

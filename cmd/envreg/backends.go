@@ -31,6 +31,15 @@ type storage struct {
 	blobs   string
 	// metrics, when set (serve), observe every backend operation.
 	metrics *server.Metrics
+	// uncompressed: what is published also gets its uncompressed layer
+	// form (--uncompressed-layers of publish, sync and serve --seed).
+	uncompressed bool
+}
+
+// uncompressedFlag registers --uncompressed-layers on the commands that
+// publish (packages.Publisher.Uncompressed).
+func (s *storage) uncompressedFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&s.uncompressed, "uncompressed-layers", false, "also store each published layer's uncompressed tar beside the gzip one, for stacks with layerCompression: none (about 3x the bytes per layer; without it such a stack serves gzip)")
 }
 
 // storageFlags registers --data, --catalog and --blobs.

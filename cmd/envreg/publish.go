@@ -26,6 +26,7 @@ type publishOptions struct {
 
 func publishFlags(fs *flag.FlagSet) *publishOptions {
 	o := &publishOptions{store: storageFlags(fs)}
+	o.store.uncompressedFlag(fs)
 	fs.StringVar(&o.in.Name, "name", "", "package name (with --from-dir or --from-tar)")
 	fs.StringVar(&o.in.Version, "version", "", "package version, strict semver MAJOR.MINOR.PATCH")
 	fs.StringVar(&o.platform, "platform", "linux/amd64", "platform of the layer: os/arch[/variant]")
@@ -86,7 +87,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
 			}
 		}()
 	}
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: o.store.tempDir(), Policy: o.policy,
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: o.store.tempDir(), Policy: o.policy, Uncompressed: o.store.uncompressed,
 		CacheDir: o.cacheDir, DebianSources: o.debianSources, Progress: terminalProgress(env.stderr)}
 	if fromFlags {
 		return o.publishInput(ctx, env, pub)

@@ -63,6 +63,7 @@ func syncFlags(fs *flag.FlagSet) *syncSettings {
 func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "sync")
 	store := storageFlags(fs)
+	store.uncompressedFlag(fs)
 	set := syncFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -121,7 +122,7 @@ func syncTarget(ctx context.Context, s *packages.Syncer, store *storage, set *sy
 	s.Catalog = b.catalog
 	s.NewPublisher = func() (*packages.Publisher, error) {
 		return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-			CacheDir: set.cacheDir, DebianSources: set.debianSources}, nil
+			CacheDir: set.cacheDir, DebianSources: set.debianSources, Uncompressed: store.uncompressed}, nil
 	}
 	return func() { b.Close() }, nil
 }
