@@ -358,10 +358,14 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 }
 
 // crossRelease reports whether d takes its packages from other sources
-// than its base.
+// than one of its bases.
 func crossRelease(d *DebianSource) bool {
-	return d.BaseRecipe != nil && d.BaseRecipe.Source.Debian != nil &&
-		!slices.Equal(d.Sources, d.BaseRecipe.Source.Debian.Sources)
+	for b := d.BaseRecipe; b != nil && b.Source.Debian != nil; b = b.Source.Debian.BaseRecipe {
+		if !slices.Equal(d.Sources, b.Source.Debian.Sources) {
+			return true
+		}
+	}
+	return false
 }
 
 // publishDebian resolves and downloads the packages of every platform
