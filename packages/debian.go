@@ -162,6 +162,11 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 			add("source.debian.files: %s is also in symlinks", p)
 		}
 	}
+	for i, pat := range d.InPlace {
+		if _, err := path.Match(pat, ""); err != nil || d.Base == "" {
+			add("source.debian.inPlace[%d]: %q: want a path.Match pattern, in a recipe with a base", i, pat)
+		}
+	}
 	switch {
 	case d.Keyring != "" && d.Sources == nil:
 		add("source.debian.keyring: only used with source.debian.sources")
@@ -368,20 +373,28 @@ func crossRelease(d *DebianSource) bool {
 	return false
 }
 
-// publishDebian resolves and downloads the packages of every platform
-// before building any layer, then publishes like any other recipe.
+// publishDebian resolves the packages of every platform, then downloads
+// them, before building any layer, then publishes like any other recipe.
 func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalog.Release, force bool) ([]catalog.Release, error) {
 	d := rc.Source.Debian
 	reqs, _ := d.requests()
 	closures := make(map[catalog.Platform][]debian.Package, len(rc.Platforms))
-	var targets []target
+	apts := make(map[catalog.Platform]*debian.Apt, len(rc.Platforms))
+	var plats []catalog.Platform
 	for _, s := range rc.Platforms {
 		plat, _ := catalog.ParsePlatform(s)
-		t, closure, err := p.debianTarget(ctx, rc, plat)
+		a, closure, _, err := p.resolveDebian(ctx, rc, plat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", plat, err)
+		}
+		plats, apts[plat], closures[plat] = append(plats, plat), a, closure
+	}
+	var targets []target
+	for _, plat := range plats {
+		t, err := p.debianTarget(ctx, rc, plat, apts[plat], closures[plat])
 		if err != nil {
 			return nil, err
 		}
-		closures[plat] = closure
 		targets = append(targets, t)
 	}
 	if err := p.labelClosures(ctx, rc, closures); err != nil {
@@ -399,24 +412,21 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 	return p.publish(ctx, release, targets, force)
 }
 
-// debianTarget resolves and downloads rc's closure for plat and returns
-// the target that builds its layer. The errors name the platform.
-func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, plat catalog.Platform) (target, []debian.Package, error) {
+// debianTarget downloads rc's closure for plat and returns the target that
+// builds its layer. The errors name the platform.
+func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, plat catalog.Platform, a *debian.Apt, closure []debian.Package) (target, error) {
 	d := rc.Source.Debian
-	a, closure, _, err := p.resolveDebian(ctx, rc, plat)
-	if err != nil {
-		return target{}, nil, fmt.Errorf("%s: %w", plat, err)
-	}
 	if err := a.Fetch(ctx, closure); err != nil {
-		return target{}, nil, fmt.Errorf("%s: %w", plat, err)
+		return target{}, fmt.Errorf("%s: %w", plat, err)
 	}
 	l := debianLayer{symlinks: d.Symlinks, files: d.Files, tempDir: p.TempDir}
 	for _, pk := range closure {
 		l.debs = append(l.debs, pk.File)
 	}
 	if d.BaseRecipe != nil {
+		var err error
 		if l.reloc, err = relocationFor(rc, a.Arch(), closure); err != nil {
-			return target{}, nil, fmt.Errorf("%s: %w", plat, err)
+			return target{}, fmt.Errorf("%s: %w", plat, err)
 		}
 	}
 	build := func(ctx context.Context, w io.Writer) (digest.Digest, error) {
@@ -426,7 +436,7 @@ func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, plat catalog.Pl
 		}
 		return dgst, nil
 	}
-	return target{platform: plat, build: build}, closure, nil
+	return target{platform: plat, build: build}, nil
 }
 
 // relocationFor is the relocation of rc's layer: its prefix is
