@@ -226,11 +226,21 @@ func New(cfg Config) (*Apt, error) {
 			return nil, fmt.Errorf("apt: %w", err)
 		}
 	}
+	if err := a.writeConf(sources, abs); err != nil {
+		return nil, fmt.Errorf("apt: %w", err)
+	}
+	return a, nil
+}
+
+// writeConf writes the APT_CONFIG file (and the generated sources.list)
+// of a private configuration; abs is the absolute CacheDir.
+func (a *Apt) writeConf(sources, abs string) error {
+	cfg := a.cfg
 	srcList, srcParts := "/etc/apt/sources.list", "/etc/apt/sources.list.d"
 	if cfg.Sources != nil {
 		srcList, srcParts = filepath.Join(a.state, "sources.list"), filepath.Join(a.state, "empty.d")
 		if err := writeFile(srcList, []byte(sources)); err != nil {
-			return nil, fmt.Errorf("apt: %w", err)
+			return err
 		}
 	}
 	conf := []struct{ k, v string }{
@@ -262,15 +272,12 @@ func New(cfg Config) (*Apt, error) {
 	var b strings.Builder
 	for _, kv := range conf {
 		if strings.ContainsAny(kv.v, "\"\n") {
-			return nil, fmt.Errorf("apt: %s %q: quotes and newlines are not supported", kv.k, kv.v)
+			return fmt.Errorf("%s %q: quotes and newlines are not supported", kv.k, kv.v)
 		}
 		fmt.Fprintf(&b, "%s \"%s\";\n", kv.k, kv.v)
 	}
 	fmt.Fprintf(&b, "APT::Architectures { \"%s\"; };\n", cfg.Arch)
-	if err := writeFile(a.conf, []byte(b.String())); err != nil {
-		return nil, fmt.Errorf("apt: %w", err)
-	}
-	return a, nil
+	return writeFile(a.conf, []byte(b.String()))
 }
 
 // Arch returns the Debian architecture.
