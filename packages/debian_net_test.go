@@ -77,25 +77,35 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestPublishDebianBadInput: a missing package or version, or dependencies
-// that cannot be satisfied, fail naming them, and nothing is published.
+// TestPublishDebianBadInput: a missing package or version, a package
+// missing for one platform, a release the archive does not have, or
+// dependencies that cannot be satisfied fail naming the package and the
+// platform, and nothing is published.
 func TestPublishDebianBadInput(t *testing.T) {
 	cache := debianCache(t)
 	base := "name: base\nversion: 12.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [libc6]\n"
+	amd64 := "[linux/amd64]"
 	tests := []struct {
-		name, packages string
-		want           []string
+		name, platforms, packages, sources string
+		want                               []string
 	}{
-		{"missing version", "[dash=0.0.1-99]", []string{"debian package dash version 0.0.1-99 not found for amd64 (available: "}},
-		{"missing package", "[envreg-no-such-package]", []string{"debian package envreg-no-such-package not found for amd64"}},
-		{"unsatisfiable", "[exim4-daemon-light, exim4-daemon-heavy]", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
+		{"missing version", amd64, "[dash=0.0.1-99]", "", []string{"linux/amd64: debian package dash version 0.0.1-99 not found for amd64 (available: "}},
+		{"missing package", amd64, "[envreg-no-such-package]", "", []string{"linux/amd64: debian package envreg-no-such-package not found for amd64"}},
+		{"missing for one platform", "[linux/amd64, linux/arm64]", "[libc6-i386]", "", []string{"linux/arm64: debian package libc6-i386 not found for arm64"}},
+		{"release the archive does not have", amd64, "[dash]", "[deb http://deb.debian.org/debian envreg-no-such-release main]",
+			[]string{"linux/amd64: updating Debian package lists for amd64", "envreg-no-such-release"}},
+		{"unsatisfiable", amd64, "[exim4-daemon-light, exim4-daemon-heavy]", "", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			x := "name: x\nversion: 1.0.0\nplatforms: " + tc.platforms + "\nsource:\n  debian:\n    packages: " +
+				tc.packages + "\n    base: ../base/recipe.yaml\n"
+			if tc.sources != "" {
+				x += "    sources: " + tc.sources + "\n"
+			}
 			recipes, err := packages.LoadRecipes(fstest.MapFS{
 				"base/recipe.yaml": {Data: []byte(base)},
-				"x/recipe.yaml": {Data: []byte("name: x\nversion: 1.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: " +
-					tc.packages + "\n    base: ../base/recipe.yaml\nrequires: [base ^12]\n")},
+				"x/recipe.yaml":    {Data: []byte(x + "requires: [base ^12]\n")},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +116,8 @@ func TestPublishDebianBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatal("published")
 			}
-			for _, w := range append(tc.want, "publishing x 1.0.0 for linux/amd64: ") {
+			platforms := strings.Trim(tc.platforms, "[]")
+			for _, w := range append(tc.want, "publishing x 1.0.0 for "+platforms+": ") {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("err = %q, want it to contain %q", err, w)
 				}
@@ -118,12 +129,6 @@ func TestPublishDebianBadInput(t *testing.T) {
 	}
 }
 
-// TestPublishBundledDebian publishes the bundled recipes from the real
-// archive, checks the layers, and runs php, node and gm from the composed
-// amd64 tree (as root, with chroot). It takes about a minute with a warm
-// cache, so it runs only with ENVREG_TEST_DEBIAN=1; without
-// ENVREG_TEST_CACHE it uses the publisher's default cache
-// (~/.cache/envreg), like `envreg publish`.
 func TestPublishBundledDebian(t *testing.T) {
 	if os.Getenv("ENVREG_TEST_DEBIAN") != "1" {
 		t.Skip("set ENVREG_TEST_DEBIAN=1 to publish the bundled recipes from the Debian archive")
