@@ -147,16 +147,16 @@ func TestPublishBundledDebian(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("published %d recipes for 2 platforms in %s", len(recipes), time.Since(start).Round(time.Second))
+	t.Logf("published %d recipes for 3 platforms in %s", len(recipes), time.Since(start).Round(time.Second))
 
 	rel := func(name, version string) catalog.Release { return cat.get(t, name, version) }
-	base, php, php32 := rel("base", "12.15.0"), rel("php", "8.2.36+1.deb12u1"), rel("php", "8.2.32+1.deb12u1")
+	base, php, php32 := rel("base", "13.8.0"), rel("php", "8.2.36+1.deb12u1"), rel("php", "8.2.32+1.deb12u1")
 	node, gm := rel("nodejs", "18.20.4+dfsg.1.deb12u3"), rel("graphicsmagick", "1.3.40+4.deb12u1")
 	for _, c := range []struct {
 		r                      catalog.Release
 		pkg, version, has, not string
 	}{
-		{base, "base-files", "12.4+deb12u15", "libc6=", ""},
+		{base, "base-files", "13.8+deb13u8", "libc6=", ""},
 		{php, "php8.2-cli", "8.2.36-1~deb12u1", "php8.2-common=8.2.36-1~deb12u1", "libc6="},
 		{php32, "php8.2-cli", "8.2.32-1~deb12u1", "php8.2-common=8.2.32-1~deb12u1", "libc6="},
 		{node, "nodejs", "18.20.4+dfsg-1~deb12u3", "libnode108=", "libssl3="},
@@ -170,13 +170,14 @@ func TestPublishBundledDebian(t *testing.T) {
 		if !strings.Contains(list, " "+c.has) || (c.not != "" && strings.Contains(list, " "+c.not)) {
 			t.Errorf("%s: %s = %q, want %q in it and not %q (the base provides it)", c.r.ID(), packages.LabelDebianPackages, list, c.has, c.not)
 		}
-		if len(c.r.Layers) != 2 {
-			t.Errorf("%s has %d layers, want amd64 and arm64", c.r.ID(), len(c.r.Layers))
+		if len(c.r.Layers) != 3 {
+			t.Errorf("%s has %d layers, want amd64, arm64 and arm/v7", c.r.ID(), len(c.r.Layers))
 		}
 	}
 
 	amd64 := catalog.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 := catalog.Platform{OS: "linux", Architecture: "arm64"}
+	armv7 := catalog.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
 	layer := func(r catalog.Release, p catalog.Platform) catalog.Layer {
 		l, ok := r.Layer(p)
 		if !ok {
@@ -186,7 +187,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	}
 	// The base has the shell and the dynamic loader; scanners find the
 	// packages in status.d.
-	for p, loader := range map[catalog.Platform]string{amd64: "lib64/ld-linux-x86-64.so.2", arm64: "lib/ld-linux-aarch64.so.1"} {
+	for p, loader := range map[catalog.Platform]string{amd64: "lib64/ld-linux-x86-64.so.2", arm64: "lib/ld-linux-aarch64.so.1", armv7: "lib/ld-linux-armhf.so.3"} {
 		files := layer(base, p).Files
 		for _, f := range []string{"bin/sh", "bin/dash", loader, "etc/ssl/certs/ca-certificates.crt", "var/lib/dpkg/status.d/libc6", "etc/os-release"} {
 			if files[f] == "" {
@@ -201,7 +202,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	}
 	// No two layers of one image write a path differently (the resolver
 	// would refuse the composition).
-	for _, p := range []catalog.Platform{amd64, arm64} {
+	for _, p := range []catalog.Platform{amd64, arm64, armv7} {
 		seen := map[string]string{}
 		for _, r := range []catalog.Release{base, php, node, gm} {
 			for f, fp := range layer(r, p).Files {
@@ -216,7 +217,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	// Same .debs, same layers: a new run republishes identically (the
 	// catalog refuses different content), even after a cached .deb was
 	// corrupted (it is downloaded again).
-	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_*_amd64.deb"))
+	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_1.4+really1.3.40-*_amd64.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("cached graphicsmagick .debs: %v", debs)
 	}
