@@ -593,6 +593,9 @@ func (t *tree) addDeb(ctx context.Context, pd pkgDeb, dir string, r *relocation)
 		return fmt.Errorf("unpacking %s: %w", name, err)
 	}
 	entries = slices.DeleteFunc(entries, func(e entry) bool { return droppedDoc(e.name) })
+	if r != nil {
+		entries = usrMerge(entries)
+	}
 	record, recordName := debian.StatusRecord(pd.deb.Control), name
 	if r.moves(pd.deb.Control) {
 		entries = r.move(entries)

@@ -1,6 +1,7 @@
 package packages
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -79,13 +80,38 @@ func (r *relocation) move(entries []entry) []entry {
 	}
 	out := make([]entry, len(entries))
 	for i, e := range entries {
-		if e.typ == '2' && path.IsAbs(e.linkname) { // tar.TypeSymlink
+		if e.typ == tar.TypeSymlink && path.IsAbs(e.linkname) {
 			if target := strings.TrimPrefix(path.Clean(e.linkname), "/"); own[target] {
 				e.linkname = "/" + r.prefix + "/" + target
 			}
 		}
 		e.name = r.prefix + "/" + e.name
 		out[i] = e
+	}
+	return out
+}
+
+// usrMerged are the top-level directories that a usr-merged system (the
+// trixie base: base-files ships /bin -> usr/bin) has as symbolic links
+// into /usr.
+var usrMerged = []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+
+// usrMerge moves the entries under /bin, /sbin and /lib* of a package to
+// /usr, as dpkg does on a usr-merged system: a layer writing /lib as a
+// directory would replace the base's /lib -> usr/lib symbolic link (the
+// overlap check refuses it). Bookworm's php8.2-fpm ships
+// /lib/systemd/system/php8.2-fpm.service.
+func usrMerge(entries []entry) []entry {
+	out := entries[:0]
+	for _, e := range entries {
+		top, rest, _ := strings.Cut(e.name, "/")
+		if slices.Contains(usrMerged, top) {
+			if rest == "" && e.typ == tar.TypeDir { // /usr/lib is the base's
+				continue
+			}
+			e.name = "usr/" + e.name
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -98,7 +124,7 @@ func (t *tree) setRPaths(ctx context.Context, r *relocation, dir string) error {
 		return err
 	}
 	for i, e := range t.entries {
-		if e.typ != '0' || e.size < 64 { // tar.TypeReg
+		if e.typ != tar.TypeReg || e.size < 64 {
 			continue
 		}
 		file := filepath.Join(dir, strconv.Itoa(i))

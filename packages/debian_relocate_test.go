@@ -43,7 +43,8 @@ func TestBuildRelocatedDebianLayer(t *testing.T) {
 	dir := t.TempDir()
 	debs := []string{
 		debtest.Build(t, dir, debtest.Package{Name: "tool", Version: "1", Arch: arch, Depends: "libdep1",
-			Files: []debtest.File{{Path: "usr/bin/tool", Mode: 0o755, Content: string(sample)}}}),
+			Files: []debtest.File{{Path: "usr/bin/tool", Mode: 0o755, Content: string(sample)},
+				{Path: "lib/systemd/system/tool.service", Content: "[Service]\n"}}}),
 		debtest.Build(t, dir, debtest.Package{Name: "libdep1", Version: "2", Arch: arch,
 			Files: []debtest.File{
 				{Path: "usr/lib/" + tuple + "/libdep.so.1.0", Content: string(sample)},
@@ -60,12 +61,13 @@ func TestBuildRelocatedDebianLayer(t *testing.T) {
 	hdrs, contents := layerEntries(t, layer.Bytes())
 	prefix := "opt/envreg/tool-1.0.0/"
 	for _, name := range []string{"usr/bin/tool", prefix + "usr/lib/" + tuple + "/libdep.so.1.0", prefix + "usr/share/dep/data",
+		"usr/lib/systemd/system/tool.service", // usr-merged, like the base
 		"var/lib/dpkg/status.d/tool", "var/lib/dpkg/status.d/libdep1_tool-1.0.0", "var/lib/dpkg/status.d/libdep1_tool-1.0.0.md5sums"} {
 		if hdrs[name] == nil {
 			t.Errorf("no /%s in the layer", name)
 		}
 	}
-	for _, name := range []string{"usr/lib/" + tuple + "/libdep.so.1.0", "usr/share/dep/data", "var/lib/dpkg/status.d/libdep1"} {
+	for _, name := range []string{"usr/lib/" + tuple + "/libdep.so.1.0", "usr/share/dep/data", "var/lib/dpkg/status.d/libdep1", "lib/", "lib/systemd/system/tool.service"} {
 		if hdrs[name] != nil {
 			t.Errorf("/%s is in the layer: the dependency was not moved", name)
 		}

@@ -124,9 +124,12 @@
 // libraries it needs rather than finding them in a fatter base. docs/
 // publishing.md has the sizes per platform.
 //
-// Paths stay as the .debs have them (/bin, /lib and /lib64 are directories,
-// not usr-merge symlinks): a layer directory entry would replace a
-// symlink of a lower layer in an overlay filesystem.
+// A base's paths stay as the .debs have them (trixie's base-files ships
+// /bin -> usr/bin and the other usr-merge links itself). A layer on a base
+// is usr-merged as dpkg would on such a system: the files a package ships
+// under /bin, /sbin and /lib* go under /usr (bookworm's php8.2-fpm ships
+// /lib/systemd/system/php8.2-fpm.service), because a layer directory entry
+// /lib would replace the base's symbolic link in an overlay filesystem.
 //
 // The release version is the recipe's, or, when the recipe has none, derived
 // from the main (first) package's pinned Debian version: 8.2.36-1~deb12u1
