@@ -379,19 +379,19 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 	d := rc.Source.Debian
 	reqs, _ := d.requests()
 	closures := make(map[catalog.Platform][]debian.Package, len(rc.Platforms))
-	apts := make(map[catalog.Platform]*debian.Apt, len(rc.Platforms))
-	var plats []catalog.Platform
+	var resolved []resolution
 	for _, s := range rc.Platforms {
 		plat, _ := catalog.ParsePlatform(s)
-		a, closure, _, err := p.resolveDebian(ctx, rc, plat)
+		a, closure, below, err := p.resolveDebian(ctx, rc, plat)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", plat, err)
 		}
-		plats, apts[plat], closures[plat] = append(plats, plat), a, closure
+		resolved = append(resolved, resolution{plat, a, closure, below})
+		closures[plat] = closure
 	}
 	var targets []target
-	for _, plat := range plats {
-		t, err := p.debianTarget(ctx, rc, plat, apts[plat], closures[plat])
+	for _, r := range resolved {
+		t, err := p.debianTarget(ctx, rc, r)
 		if err != nil {
 			return nil, err
 		}
@@ -412,14 +412,22 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 	return p.publish(ctx, release, targets, force)
 }
 
-// debianTarget downloads rc's closure for plat and returns the target that
+// resolution is a recipe's closure on one platform and what its bases
+// provide there.
+type resolution struct {
+	plat           catalog.Platform
+	apt            *debian.Apt
+	closure, below []debian.Package
+}
+
+// debianTarget downloads rc's closure for r.plat and returns the target that
 // builds its layer. The errors name the platform.
-func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, plat catalog.Platform, a *debian.Apt, closure []debian.Package) (target, error) {
-	d := rc.Source.Debian
+func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, r resolution) (target, error) {
+	d, plat, a, closure := rc.Source.Debian, r.plat, r.apt, r.closure
 	if err := a.Fetch(ctx, closure); err != nil {
 		return target{}, fmt.Errorf("%s: %w", plat, err)
 	}
-	l := debianLayer{symlinks: d.Symlinks, files: d.Files, tempDir: p.TempDir}
+	l := debianLayer{symlinks: d.Symlinks, files: d.Files, tempDir: p.TempDir, base: r.below}
 	for _, pk := range closure {
 		l.debs = append(l.debs, pk.File)
 	}
@@ -508,7 +516,8 @@ type debianLayer struct {
 	debs            []string          // the .deb files
 	symlinks, files map[string]string // source.debian.symlinks and files
 	tempDir         string
-	reloc           *relocation // nil: every package at its own paths (a base layer)
+	reloc           *relocation      // nil: every package at its own paths (a base layer)
+	base            []debian.Package // what the layers below provide, checked against (if cached)
 }
 
 // pkgDeb is one .deb with its control data.
@@ -545,6 +554,9 @@ func buildDebianLayer(ctx context.Context, l debianLayer, w io.Writer) (digest.D
 		if err := t.addDeb(ctx, pd, filepath.Join(spool, strconv.Itoa(i)), l.reloc); err != nil {
 			return "", err
 		}
+	}
+	if err := t.checkBase(ctx, l.base); err != nil {
+		return "", err
 	}
 	if l.reloc != nil {
 		if err := t.setRPaths(ctx, l.reloc, filepath.Join(spool, "elf")); err != nil {

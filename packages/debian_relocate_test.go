@@ -2,7 +2,10 @@ package packages_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/packages/internal/debian"
 	"github.com/envreg/envreg/packages/internal/debian/debtest"
 )
 
@@ -103,5 +107,38 @@ func TestBuildRelocatedDebianLayer(t *testing.T) {
 	_, err = packages.BuildRelocatedDebianLayer(t.Context(), debs, "opt/envreg/tool-1.0.0", other, []string{"tool"}, t.TempDir(), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "/opt/envreg/tool-1.0.0/usr/lib/"+tuple+"/libdep.so.1.0 (package libdep1): ELF machine") {
 		t.Errorf("a layer for %s with %s ELF files: err = %v", other, arch, err)
+	}
+}
+
+// TestBuildDebianLayerAgainstBase: a layer that writes a path its base's
+// packages write differently, or that needs a directory where the base
+// has a symbolic link (trixie's /lib -> usr/lib), fails naming the path
+// and both packages.
+func TestBuildDebianLayerAgainstBase(t *testing.T) {
+	dir := t.TempDir()
+	baseDeb := debtest.Build(t, dir, debtest.Package{Name: "basefiles", Version: "1", Files: []debtest.File{
+		{Path: "lib", Link: "usr/lib"}, {Path: "etc/x", Content: "a"}, {Path: "etc/same", Content: "same"}}})
+	data, err := os.ReadFile(baseDeb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	base := []debian.Package{{Name: "basefiles", Version: "1", Architecture: "all", File: baseDeb, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}}
+	for _, tc := range []struct {
+		name  string
+		files []debtest.File
+		want  string
+	}{
+		{"same file", []debtest.File{{Path: "etc/same", Content: "same"}}, ""},
+		{"other file", []debtest.File{{Path: "etc/x", Content: "bb"}}, "/etc/x is written by package layerpkg and, differently, by the base's package basefiles"},
+		{"under a link", []debtest.File{{Path: "lib/systemd/x.service", Content: "x"}}, "of package layerpkg needs /lib to be a directory, but the base's package basefiles has a file or symbolic link there"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deb := debtest.Build(t, t.TempDir(), debtest.Package{Name: "layerpkg", Version: "1", Files: tc.files})
+			_, err := packages.BuildDebianLayerOnBase(t.Context(), []string{deb}, base, t.TempDir(), io.Discard)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

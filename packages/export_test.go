@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/packages/internal/debian"
 )
 
 // BuildDebianLayer exposes buildDebianLayer to the black-box tests, which
@@ -26,3 +28,9 @@ func BuildRelocatedDebianLayer(ctx context.Context, debs []string, prefix, arch 
 
 // AptWriter exposes where a Publisher lets apt print its progress.
 func AptWriter(p *Publisher) io.Writer { return p.aptOutput() }
+
+// BuildDebianLayerOnBase is BuildDebianLayer for a layer whose base
+// provides the packages base (with their .deb files).
+func BuildDebianLayerOnBase(ctx context.Context, debs []string, base []debian.Package, tempDir string, w io.Writer) (digest.Digest, error) {
+	return buildDebianLayer(ctx, debianLayer{debs: debs, base: base, tempDir: tempDir}, w)
+}
