@@ -165,6 +165,28 @@ func TestBundledPackages(t *testing.T) {
 		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": newest(versions["base"]).String(),
 			"php": fullVersion(t, "php", php82), "nodejs": fullVersion(t, "nodejs", node20)})
 	})
+	t.Run("every combination composes", func(t *testing.T) {
+		// The overlap check refuses a composition in which two layers
+		// write one path differently: every php, nodejs, gm (none,
+		// bookworm's, trixie's) and composer (or none) must compose.
+		gms := []string{""}
+		for _, v := range versions["graphicsmagick"] {
+			gms = append(gms, "_gm-"+v.String())
+		}
+		for _, php := range []string{"php-8.2", "php-8.4"} {
+			for _, node := range []string{"_node-18", "_node-20"} {
+				for _, gm := range gms {
+					for _, composer := range []string{"", "_composer"} {
+						tag := php + node + gm + composer
+						resp, body := s.get(t, "/v2/env/manifests/"+tag, "application/vnd.oci.image.index.v1+json")
+						if resp.StatusCode != 200 {
+							t.Errorf("%s: %d %s", tag, resp.StatusCode, body)
+						}
+					}
+				}
+			}
+		}
+	})
 	docker := dockerEngine(t)
 	t.Run("docker run", func(t *testing.T) {
 		out := runImage(t, docker, s.host+"/env:php-8.2_node-20", `php -r 'echo PHP_VERSION;'; echo; node -v`)
