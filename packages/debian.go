@@ -62,6 +62,12 @@ type DebianSource struct {
 	// used instead of the Publisher's DebianSources or the machine's apt
 	// sources. Options that skip signature checks are refused.
 	Sources []string `yaml:"sources,omitempty"`
+	// InPlace are patterns (path.Match) of binary packages of the closure
+	// that stay at their own paths although the recipe did not request
+	// them, e.g. "php-*" for composer's PHP libraries, which it loads from
+	// /usr/share/php. Every other dependency of a recipe with a Base goes
+	// into the layer's prefix (see relocation).
+	InPlace []string `yaml:"inPlace,omitempty"`
 	// Keyring verifies Sources entries that have no signed-by option
 	// (default /usr/share/keyrings/debian-archive-keyring.gpg).
 	Keyring string `yaml:"keyring,omitempty"`
@@ -154,6 +160,11 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 			add("source.debian.files: %v", err)
 		} else if _, dup := d.Symlinks[p]; dup {
 			add("source.debian.files: %s is also in symlinks", p)
+		}
+	}
+	for i, pat := range d.InPlace {
+		if _, err := path.Match(pat, ""); err != nil || d.Base == "" {
+			add("source.debian.inPlace[%d]: %q: want a path.Match pattern, in a recipe with a base", i, pat)
 		}
 	}
 	switch {
@@ -332,6 +343,14 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 	installed := make([]debian.Paragraph, len(below))
 	for i, b := range below {
 		installed[i] = b.Installed()
+		if crossRelease(d) {
+			// A relocated closure shares no file with the base: the
+			// base's Conflicts, Breaks and Replaces (trixie's libssl3t64
+			// against bookworm's libssl3) do not apply to it. (Within one
+			// release the records must stay as the index has them: apt
+			// takes a record that differs for another version.)
+			installed[i] = installed[i].Without("Conflicts", "Breaks", "Replaces")
+		}
 	}
 	closure, err = a.Resolve(ctx, reqs, installed)
 	if err != nil {
@@ -343,34 +362,40 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 	return a, closure, below, nil
 }
 
-// publishDebian resolves and downloads the packages of every platform
-// before building any layer, then publishes like any other recipe.
+// crossRelease reports whether d takes its packages from other sources
+// than one of its bases.
+func crossRelease(d *DebianSource) bool {
+	for b := d.BaseRecipe; b != nil && b.Source.Debian != nil; b = b.Source.Debian.BaseRecipe {
+		if !slices.Equal(d.Sources, b.Source.Debian.Sources) {
+			return true
+		}
+	}
+	return false
+}
+
+// publishDebian resolves the packages of every platform, then downloads
+// them, before building any layer, then publishes like any other recipe.
 func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalog.Release, force bool) ([]catalog.Release, error) {
 	d := rc.Source.Debian
 	reqs, _ := d.requests()
 	closures := make(map[catalog.Platform][]debian.Package, len(rc.Platforms))
-	var targets []target
+	var resolved []resolution
 	for _, s := range rc.Platforms {
 		plat, _ := catalog.ParsePlatform(s)
-		// The errors of resolveDebian and Fetch name the architecture.
-		a, closure, _, err := p.resolveDebian(ctx, rc, plat)
+		a, closure, below, err := p.resolveDebian(ctx, rc, plat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", plat, err)
+		}
+		resolved = append(resolved, resolution{plat, a, closure, below})
+		closures[plat] = closure
+	}
+	var targets []target
+	for _, r := range resolved {
+		t, err := p.debianTarget(ctx, rc, r)
 		if err != nil {
 			return nil, err
 		}
-		if err := a.Fetch(ctx, closure); err != nil {
-			return nil, err
-		}
-		closures[plat] = closure
-		files := make([]string, len(closure))
-		for i, pk := range closure {
-			files[i] = pk.File
-		}
-		targets = append(targets, target{
-			platform: plat,
-			build: func(ctx context.Context, w io.Writer) (digest.Digest, error) {
-				return buildDebianLayer(ctx, files, d.Symlinks, d.Files, p.TempDir, w)
-			},
-		})
+		targets = append(targets, t)
 	}
 	if err := p.labelClosures(ctx, rc, closures); err != nil {
 		return nil, err
@@ -385,6 +410,56 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 		"package", reqs[0].Name, "debianVersion", release.Labels[LabelDebianVersion],
 		"packages", len(strings.Fields(release.Labels[LabelDebianPackages])))
 	return p.publish(ctx, release, targets, force)
+}
+
+// resolution is a recipe's closure on one platform and what its bases
+// provide there.
+type resolution struct {
+	plat           catalog.Platform
+	apt            *debian.Apt
+	closure, below []debian.Package
+}
+
+// debianTarget downloads rc's closure for r.plat and returns the target that
+// builds its layer. The errors name the platform.
+func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, r resolution) (target, error) {
+	d, plat, a, closure := rc.Source.Debian, r.plat, r.apt, r.closure
+	if err := a.Fetch(ctx, closure); err != nil {
+		return target{}, fmt.Errorf("%s: %w", plat, err)
+	}
+	l := debianLayer{symlinks: d.Symlinks, files: d.Files, tempDir: p.TempDir, base: r.below}
+	for _, pk := range closure {
+		l.debs = append(l.debs, pk.File)
+	}
+	if d.BaseRecipe != nil {
+		var err error
+		if l.reloc, err = relocationFor(rc, a.Arch(), closure); err != nil {
+			return target{}, fmt.Errorf("%s: %w", plat, err)
+		}
+	}
+	build := func(ctx context.Context, w io.Writer) (digest.Digest, error) {
+		dgst, err := buildDebianLayer(ctx, l, w)
+		if err != nil {
+			return "", fmt.Errorf("building the layer of %s %s for %s: %w", rc.Name, rc.effectiveVersion(), plat, err)
+		}
+		return dgst, nil
+	}
+	return target{platform: plat, build: build}, nil
+}
+
+// relocationFor is the relocation of rc's layer: its prefix is
+// /opt/envreg/<name>-<version>; the source packages of its requests stay in
+// place.
+func relocationFor(rc Recipe, arch string, closure []debian.Package) (*relocation, error) {
+	d := rc.Source.Debian
+	reqs, _ := d.requests()
+	var sources []string
+	for _, pk := range closure {
+		if slices.ContainsFunc(reqs, func(r debian.Request) bool { return r.Name == pk.Name }) {
+			sources = append(sources, pk.Source)
+		}
+	}
+	return newRelocation(path.Join(relocationRoot, rc.Name+"-"+rc.effectiveVersion()), arch, sources, d.InPlace)
 }
 
 // mainVersion is the main package's Debian version, or "arch=version ..."
@@ -436,89 +511,137 @@ func packageList(closures map[catalog.Platform][]debian.Package) string {
 // syft, trivy and grype read.
 const statusDir = "var/lib/dpkg/status.d"
 
-// buildDebianLayer writes the layer of the .deb files debs: their
+// debianLayer is what buildDebianLayer builds a layer of.
+type debianLayer struct {
+	debs            []string          // the .deb files
+	symlinks, files map[string]string // source.debian.symlinks and files
+	tempDir         string
+	reloc           *relocation      // nil: every package at its own paths (a base layer)
+	base            []debian.Package // what the layers below provide, checked against (if cached)
+}
+
+// pkgDeb is one .deb with its control data.
+type pkgDeb struct {
+	file string
+	deb  *debian.Deb
+}
+
+func (pd pkgDeb) name() string { return pd.deb.Control.Get("Package") }
+
+// buildDebianLayer writes the layer of the .deb files l.debs: their
 // filesystem trees merged (maintainer scripts are never run), a dpkg status
 // record per package in /var/lib/dpkg/status.d/<package> with its md5sums in
 // <package>.md5sums, documentation dropped, the CA bundle built if the
-// layer has CA certificates, and symlinks and files added. The same .debs
-// give the same layer, whatever their order.
-func buildDebianLayer(ctx context.Context, debs []string, symlinks, files map[string]string, tempDir string, w io.Writer) (digest.Digest, error) {
-	spool, err := os.MkdirTemp(tempDir, "envreg-deb-*")
+// layer has CA certificates, and symlinks and files added. With l.reloc,
+// the dependencies move into the layer's prefix and every dynamically
+// linked ELF file gets a DT_RPATH pointing there (see relocation). The same
+// .debs give the same layer, whatever their order.
+func buildDebianLayer(ctx context.Context, l debianLayer, w io.Writer) (digest.Digest, error) {
+	spool, err := os.MkdirTemp(l.tempDir, "envreg-deb-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(spool)
-
-	type pkgDeb struct {
-		file string
-		deb  *debian.Deb
+	pkgs, err := readDebs(ctx, l.debs)
+	if err != nil {
+		return "", err
 	}
-	var pkgs []pkgDeb
-	for _, f := range debs {
-		d, err := debian.ReadDeb(ctx, f)
-		if err != nil {
-			return "", err
-		}
-		pkgs = append(pkgs, pkgDeb{f, d})
-	}
-	slices.SortFunc(pkgs, func(a, b pkgDeb) int {
-		return strings.Compare(a.deb.Control.Get("Package"), b.deb.Control.Get("Package"))
-	})
-
 	t := newTree()
 	for i, pd := range pkgs {
-		name := pd.deb.Control.Get("Package")
-		if i > 0 && name == pkgs[i-1].deb.Control.Get("Package") {
-			return "", fmt.Errorf("package %s given twice", name)
+		if i > 0 && pd.name() == pkgs[i-1].name() {
+			return "", fmt.Errorf("package %s given twice", pd.name())
 		}
-		dir := filepath.Join(spool, strconv.Itoa(i))
-		if err := os.Mkdir(dir, 0o700); err != nil {
+		if err := t.addDeb(ctx, pd, filepath.Join(spool, strconv.Itoa(i)), l.reloc); err != nil {
 			return "", err
 		}
-		r, err := debian.OpenData(ctx, pd.file)
-		if err != nil {
+	}
+	if err := t.checkBase(ctx, l.base); err != nil {
+		return "", err
+	}
+	if l.reloc != nil {
+		if err := t.setRPaths(ctx, l.reloc, filepath.Join(spool, "elf")); err != nil {
 			return "", err
-		}
-		entries, err := readTar(ctx, r, dir)
-		if cerr := r.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", fmt.Errorf("unpacking %s: %w", name, err)
-		}
-		for _, e := range entries {
-			if droppedDoc(e.name) {
-				continue
-			}
-			if err := t.add(e, name); err != nil {
-				return "", err
-			}
-		}
-		status := debian.StatusRecord(pd.deb.Control).Bytes()
-		if err := t.add(memEntry(path.Join(statusDir, name), status), name); err != nil {
-			return "", err
-		}
-		if pd.deb.MD5Sums != nil {
-			if err := t.add(memEntry(path.Join(statusDir, name+".md5sums"), pd.deb.MD5Sums), name); err != nil {
-				return "", err
-			}
 		}
 	}
 	if err := t.addCABundle(); err != nil {
 		return "", err
 	}
+	if err := t.addRecipeEntries(l.symlinks, l.files); err != nil {
+		return "", err
+	}
+	return writeLayer(ctx, t.entries, w)
+}
+
+// readDebs reads the control data of debs, sorted by package name.
+func readDebs(ctx context.Context, debs []string) ([]pkgDeb, error) {
+	var pkgs []pkgDeb
+	for _, f := range debs {
+		d, err := debian.ReadDeb(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, pkgDeb{f, d})
+	}
+	slices.SortFunc(pkgs, func(a, b pkgDeb) int { return strings.Compare(a.name(), b.name()) })
+	return pkgs, nil
+}
+
+// addDeb unpacks pd into dir and adds its files and dpkg records to t, in
+// r's prefix when r relocates it.
+func (t *tree) addDeb(ctx context.Context, pd pkgDeb, dir string, r *relocation) error {
+	name := pd.name()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	rd, err := debian.OpenData(ctx, pd.file)
+	if err != nil {
+		return err
+	}
+	entries, err := readTar(ctx, rd, dir)
+	if cerr := rd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("unpacking %s: %w", name, err)
+	}
+	entries = slices.DeleteFunc(entries, func(e entry) bool { return droppedDoc(e.name) })
+	if r != nil {
+		entries = usrMerge(entries)
+	}
+	record, recordName := debian.StatusRecord(pd.deb.Control), name
+	if r.moves(pd.deb.Control) {
+		entries = r.move(entries)
+		record = append(record, debian.Field{Name: "X-Envreg-Prefix", Value: "/" + r.prefix})
+		recordName = name + "_" + path.Base(r.prefix)
+	}
+	for _, e := range entries {
+		if err := t.add(e, name); err != nil {
+			return err
+		}
+	}
+	if err := t.add(memEntry(path.Join(statusDir, recordName), record.Bytes()), name); err != nil {
+		return err
+	}
+	if pd.deb.MD5Sums == nil {
+		return nil
+	}
+	return t.add(memEntry(path.Join(statusDir, recordName+".md5sums"), pd.deb.MD5Sums), name)
+}
+
+// addRecipeEntries adds a recipe's symlinks and files.
+func (t *tree) addRecipeEntries(symlinks, files map[string]string) error {
 	for _, p := range slices.Sorted(maps.Keys(symlinks)) {
 		e := entry{name: strings.TrimPrefix(p, "/"), typ: tar.TypeSymlink, linkname: symlinks[p], mode: symlinkMode}
 		if err := t.add(e, "source.debian.symlinks"); err != nil {
-			return "", err
+			return err
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(files)) {
 		if err := t.add(memEntry(strings.TrimPrefix(p, "/"), []byte(files[p])), "source.debian.files"); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return writeLayer(ctx, t.entries, w)
+	return nil
 }
 
 // droppedDoc reports whether a package file is documentation that the layer

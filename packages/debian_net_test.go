@@ -77,25 +77,35 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestPublishDebianBadInput: a missing package or version, or dependencies
-// that cannot be satisfied, fail naming them, and nothing is published.
+// TestPublishDebianBadInput: a missing package or version, a package
+// missing for one platform, a release the archive does not have, or
+// dependencies that cannot be satisfied fail naming the package and the
+// platform, and nothing is published.
 func TestPublishDebianBadInput(t *testing.T) {
 	cache := debianCache(t)
 	base := "name: base\nversion: 12.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [libc6]\n"
+	amd64 := "[linux/amd64]"
 	tests := []struct {
-		name, packages string
-		want           []string
+		name, platforms, packages, sources string
+		want                               []string
 	}{
-		{"missing version", "[dash=0.0.1-99]", []string{"debian package dash version 0.0.1-99 not found for amd64 (available: "}},
-		{"missing package", "[envreg-no-such-package]", []string{"debian package envreg-no-such-package not found for amd64"}},
-		{"unsatisfiable", "[exim4-daemon-light, exim4-daemon-heavy]", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
+		{"missing version", amd64, "[dash=0.0.1-99]", "", []string{"linux/amd64: debian package dash version 0.0.1-99 not found for amd64 (available: "}},
+		{"missing package", amd64, "[envreg-no-such-package]", "", []string{"linux/amd64: debian package envreg-no-such-package not found for amd64"}},
+		{"missing for one platform", "[linux/amd64, linux/arm64]", "[libc6-i386]", "", []string{"linux/arm64: debian package libc6-i386 not found for arm64"}},
+		{"release the archive does not have", amd64, "[dash]", "[deb http://deb.debian.org/debian envreg-no-such-release main]",
+			[]string{"linux/amd64: updating Debian package lists for amd64", "envreg-no-such-release"}},
+		{"unsatisfiable", amd64, "[exim4-daemon-light, exim4-daemon-heavy]", "", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			x := "name: x\nversion: 1.0.0\nplatforms: " + tc.platforms + "\nsource:\n  debian:\n    packages: " +
+				tc.packages + "\n    base: ../base/recipe.yaml\n"
+			if tc.sources != "" {
+				x += "    sources: " + tc.sources + "\n"
+			}
 			recipes, err := packages.LoadRecipes(fstest.MapFS{
 				"base/recipe.yaml": {Data: []byte(base)},
-				"x/recipe.yaml": {Data: []byte("name: x\nversion: 1.0.0\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: " +
-					tc.packages + "\n    base: ../base/recipe.yaml\nrequires: [base ^12]\n")},
+				"x/recipe.yaml":    {Data: []byte(x + "requires: [base ^12]\n")},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +116,8 @@ func TestPublishDebianBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatal("published")
 			}
-			for _, w := range append(tc.want, "publishing x 1.0.0 for linux/amd64: ") {
+			platforms := strings.Trim(tc.platforms, "[]")
+			for _, w := range append(tc.want, "publishing x 1.0.0 for "+platforms+": ") {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("err = %q, want it to contain %q", err, w)
 				}
@@ -118,12 +129,6 @@ func TestPublishDebianBadInput(t *testing.T) {
 	}
 }
 
-// TestPublishBundledDebian publishes the bundled recipes from the real
-// archive, checks the layers, and runs php, node and gm from the composed
-// amd64 tree (as root, with chroot). It takes about a minute with a warm
-// cache, so it runs only with ENVREG_TEST_DEBIAN=1; without
-// ENVREG_TEST_CACHE it uses the publisher's default cache
-// (~/.cache/envreg), like `envreg publish`.
 func TestPublishBundledDebian(t *testing.T) {
 	if os.Getenv("ENVREG_TEST_DEBIAN") != "1" {
 		t.Skip("set ENVREG_TEST_DEBIAN=1 to publish the bundled recipes from the Debian archive")
@@ -142,16 +147,16 @@ func TestPublishBundledDebian(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("published %d recipes for 2 platforms in %s", len(recipes), time.Since(start).Round(time.Second))
+	t.Logf("published %d recipes for 3 platforms in %s", len(recipes), time.Since(start).Round(time.Second))
 
 	rel := func(name, version string) catalog.Release { return cat.get(t, name, version) }
-	base, php, php32 := rel("base", "12.15.0"), rel("php", "8.2.36+1.deb12u1"), rel("php", "8.2.32+1.deb12u1")
+	base, php, php32 := rel("base", "13.8.0"), rel("php", "8.2.36+1.deb12u1"), rel("php", "8.2.32+1.deb12u1")
 	node, gm := rel("nodejs", "18.20.4+dfsg.1.deb12u3"), rel("graphicsmagick", "1.3.40+4.deb12u1")
 	for _, c := range []struct {
 		r                      catalog.Release
 		pkg, version, has, not string
 	}{
-		{base, "base-files", "12.4+deb12u15", "libc6=", ""},
+		{base, "base-files", "13.8+deb13u8", "libc6=", ""},
 		{php, "php8.2-cli", "8.2.36-1~deb12u1", "php8.2-common=8.2.36-1~deb12u1", "libc6="},
 		{php32, "php8.2-cli", "8.2.32-1~deb12u1", "php8.2-common=8.2.32-1~deb12u1", "libc6="},
 		{node, "nodejs", "18.20.4+dfsg-1~deb12u3", "libnode108=", "libssl3="},
@@ -165,13 +170,14 @@ func TestPublishBundledDebian(t *testing.T) {
 		if !strings.Contains(list, " "+c.has) || (c.not != "" && strings.Contains(list, " "+c.not)) {
 			t.Errorf("%s: %s = %q, want %q in it and not %q (the base provides it)", c.r.ID(), packages.LabelDebianPackages, list, c.has, c.not)
 		}
-		if len(c.r.Layers) != 2 {
-			t.Errorf("%s has %d layers, want amd64 and arm64", c.r.ID(), len(c.r.Layers))
+		if len(c.r.Layers) != 3 {
+			t.Errorf("%s has %d layers, want amd64, arm64 and arm/v7", c.r.ID(), len(c.r.Layers))
 		}
 	}
 
 	amd64 := catalog.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 := catalog.Platform{OS: "linux", Architecture: "arm64"}
+	armv7 := catalog.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
 	layer := func(r catalog.Release, p catalog.Platform) catalog.Layer {
 		l, ok := r.Layer(p)
 		if !ok {
@@ -181,7 +187,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	}
 	// The base has the shell and the dynamic loader; scanners find the
 	// packages in status.d.
-	for p, loader := range map[catalog.Platform]string{amd64: "lib64/ld-linux-x86-64.so.2", arm64: "lib/ld-linux-aarch64.so.1"} {
+	for p, loader := range map[catalog.Platform]string{amd64: "lib64/ld-linux-x86-64.so.2", arm64: "lib/ld-linux-aarch64.so.1", armv7: "lib/ld-linux-armhf.so.3"} {
 		files := layer(base, p).Files
 		for _, f := range []string{"bin/sh", "bin/dash", loader, "etc/ssl/certs/ca-certificates.crt", "var/lib/dpkg/status.d/libc6", "etc/os-release"} {
 			if files[f] == "" {
@@ -196,7 +202,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	}
 	// No two layers of one image write a path differently (the resolver
 	// would refuse the composition).
-	for _, p := range []catalog.Platform{amd64, arm64} {
+	for _, p := range []catalog.Platform{amd64, arm64, armv7} {
 		seen := map[string]string{}
 		for _, r := range []catalog.Release{base, php, node, gm} {
 			for f, fp := range layer(r, p).Files {
@@ -211,7 +217,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	// Same .debs, same layers: a new run republishes identically (the
 	// catalog refuses different content), even after a cached .deb was
 	// corrupted (it is downloaded again).
-	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_*_amd64.deb"))
+	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_1.4+really1.3.40-*_amd64.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("cached graphicsmagick .debs: %v", debs)
 	}

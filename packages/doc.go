@@ -58,9 +58,78 @@
 //  4. builds the layer in package layer's canonical form, so the same
 //     .debs give the same digest, and publishes like any recipe.
 //
-// Paths stay as the .debs have them (/bin, /lib and /lib64 are directories,
-// not usr-merge symlinks): a layer directory entry would replace a
-// symlink of a lower layer in an overlay filesystem.
+// # Packages from several Debian releases
+//
+// A layer installed on a base (source.debian.base) need not come from the
+// base's Debian release: the bundled base is trixie (Debian 13), php 8.2
+// and nodejs 18 come from bookworm (Debian 12), and any php composes with
+// any nodejs. Nix and conda show the way, and the layer builder follows it:
+// each layer carries what its base lacks in a prefix of its own,
+// /opt/envreg/<name>-<version>:
+//
+//   - apt resolves the closure against the base's dpkg records, as within
+//     one release. Where the base's package satisfies a dependency (trixie's
+//     libc6 2.41 for bookworm's "libc6 (>= 2.34)", libssl3t64 providing
+//     libssl3 on 64-bit architectures), the layer uses the base's. For a
+//     base of another release, the base records lose their Conflicts,
+//     Breaks and Replaces: they guard files that one dpkg database would
+//     share, and a relocated closure shares none.
+//   - the packages built from the source packages of the recipe's requests
+//     (php8.2-cli brings php8.2-common; nodejs brings libnode108) and those
+//     matching source.debian.inPlace stay at their paths; every other
+//     package of the closure is unpacked under the prefix with its paths
+//     kept: /usr/lib/x86_64-linux-gnu/libicuuc.so.72 of libicu72 becomes
+//     /opt/envreg/php-8.2.36+1.deb12u1/usr/lib/x86_64-linux-gnu/libicuuc.so.72.
+//     Moving whole packages, not file by file, is what keeps layers from
+//     colliding: bookworm's and trixie's libstdc++6 both ship gdb helpers
+//     under /usr/share/gcc, libx11-data ships locale tables, and every
+//     package a copyright file.
+//   - every dynamically linked ELF file of the layer, in place or moved,
+//     gets DT_RPATH = <prefix>/usr/lib/<tuple>:<prefix>/lib/<tuple>:<prefix>/usr/lib
+//     (set with Debian's patchelf, which the publishing machine needs).
+//     DT_RPATH and not DT_RUNPATH: RUNPATH applies only to an object's own
+//     direct dependencies (libxml2 loaded by php would not find bookworm's
+//     libicuuc.so.72), and a user's LD_LIBRARY_PATH overrides it. RPATH
+//     covers the whole tree an executable loads, extensions opened with
+//     dlopen included. Every such file must be of the layer's machine, or
+//     the publish fails naming it.
+//   - the moved packages' dpkg records are written to
+//     /var/lib/dpkg/status.d/<package>_<name>-<version> with an
+//     X-Envreg-Prefix field, so two layers may carry one package of two
+//     releases and scanners still see every package with its exact
+//     version. Their md5sums are Debian's: patched ELF files no longer
+//     match them.
+//
+// What stays at compiled-in paths still points at the base: OpenSSL's
+// modules directory (a moved libcrypto loads the base's legacy provider,
+// if asked to), fontconfig's /etc/fonts, plugin directories of moved
+// libraries (libheif's). Paths written by two layers are refused at
+// composition (the overlap check); one runtime per image (one php, one
+// nodejs) keeps generic names such as /usr/bin/php apart.
+//
+// The base comes from the newest release the catalog draws from, so its
+// glibc (2.41 in trixie) is at least what every layer was built against:
+// `requires: ["base ^13"]`. A package built against a newer glibc (nodejs
+// 24 from forky needs 2.43) would have to bring its own glibc and loader in
+// its prefix and point its PT_INTERP there; it is not bundled (forky's
+// Release file is expired on the archive used here, and apt refuses it).
+//
+// Measured on linux/amd64 (compressed layer bytes, 2026-12-03): base
+// (trixie) 17.7 MB; php 8.2.36 (bookworm) 49.0 MB; php 8.4.28 (trixie)
+// 61.3 MB; nodejs 18 (bookworm) 33.2 MB; nodejs 20 (trixie) 37.1 MB;
+// graphicsmagick 1.3.40 (bookworm) 30.0 MB, 1.3.45 (trixie) 12.1 MB;
+// composer 2.5.5 3.8 MB. The prefix costs no bytes by itself; the price is
+// that layers no longer share libraries: libicu72 is in both php 8.2's
+// and nodejs 18's layer, and each layer carries the image and compression
+// libraries it needs rather than finding them in a fatter base. docs/
+// publishing.md has the sizes per platform.
+//
+// A base's paths stay as the .debs have them (trixie's base-files ships
+// /bin -> usr/bin and the other usr-merge links itself). A layer on a base
+// is usr-merged as dpkg would on such a system: the files a package ships
+// under /bin, /sbin and /lib* go under /usr (bookworm's php8.2-fpm ships
+// /lib/systemd/system/php8.2-fpm.service), because a layer directory entry
+// /lib would replace the base's symbolic link in an overlay filesystem.
 //
 // The release version is the recipe's, or, when the recipe has none, derived
 // from the main (first) package's pinned Debian version: 8.2.36-1~deb12u1
@@ -77,8 +146,10 @@
 //
 // # Bundled recipes and seeding
 //
-// The recipes in the directories of this package (base, php at two
-// versions, nodejs, graphicsmagick) are embedded: Bundled loads them, and
+// The recipes in the directories of this package (a trixie base; php
+// 8.2.32, 8.2.36 and 8.4.28; composer 2.5.5 and 2.8.8; nodejs 18 and 20;
+// graphicsmagick 1.3.40 and 1.3.45; each for linux/amd64, linux/arm64 and
+// linux/arm/v7) are embedded: Bundled loads them, and
 // LoadRecipeDir on the packages/ directory of the source tree finds the same
 // ones (testdata and "_" directories are skipped).
 //

@@ -1,10 +1,36 @@
 package packages
 
-import "io"
+import (
+	"context"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/envreg/envreg/packages/internal/debian"
+)
 
 // BuildDebianLayer exposes buildDebianLayer to the black-box tests, which
 // build .debs locally instead of downloading them.
-var BuildDebianLayer = buildDebianLayer
+func BuildDebianLayer(ctx context.Context, debs []string, symlinks, files map[string]string, tempDir string, w io.Writer) (digest.Digest, error) {
+	return buildDebianLayer(ctx, debianLayer{debs: debs, symlinks: symlinks, files: files, tempDir: tempDir}, w)
+}
+
+// BuildRelocatedDebianLayer is BuildDebianLayer for a layer on a base: the
+// packages of other source packages than inPlace move into prefix (no
+// leading '/') and ELF files get a DT_RPATH for arch.
+func BuildRelocatedDebianLayer(ctx context.Context, debs []string, prefix, arch string, inPlace []string, tempDir string, w io.Writer) (digest.Digest, error) {
+	r, err := newRelocation(prefix, arch, inPlace, nil)
+	if err != nil {
+		return "", err
+	}
+	return buildDebianLayer(ctx, debianLayer{debs: debs, tempDir: tempDir, reloc: r}, w)
+}
 
 // AptWriter exposes where a Publisher lets apt print its progress.
 func AptWriter(p *Publisher) io.Writer { return p.aptOutput() }
+
+// BuildDebianLayerOnBase is BuildDebianLayer for a layer whose base
+// provides the packages base (with their .deb files).
+func BuildDebianLayerOnBase(ctx context.Context, debs []string, base []debian.Package, tempDir string, w io.Writer) (digest.Digest, error) {
+	return buildDebianLayer(ctx, debianLayer{debs: debs, base: base, tempDir: tempDir}, w)
+}

@@ -3,19 +3,25 @@ package test
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
+	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/envreg/envreg/packages"
+	"github.com/envreg/envreg/server/api"
 )
 
 // bundledVersions returns the semver cores of the bundled recipes by
@@ -64,93 +70,294 @@ func needDebian(t *testing.T) {
 	}
 }
 
-// TestBundledPackages seeds a registry with the bundled recipes (real
-// Debian packages for amd64 and arm64), then proves with the Docker engine
-// that composed environments run, that pins and newest-patch resolution
-// reach the programs, that a second pull downloads only the php layer, and
-// that scanners find the dpkg records.
-func TestBundledPackages(t *testing.T) {
-	needDebian(t)
-	data := filepath.Join(t.TempDir(), "data")
-	s := startServer(t, data, "--seed", "../packages")
-	versions := bundledVersions(t)
-	php, node, gm := versions["php"], newest(versions["nodejs"]), newest(versions["graphicsmagick"])
-	if len(php) < 2 {
-		t.Fatalf("bundled php versions %v: want two patch versions of one minor", php)
+// needPatchelf skips (locally) or fails (CI=true) without Debian's
+// patchelf, which sets the DT_RPATH of relocated layers.
+func needPatchelf(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("patchelf"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("patchelf not found: the bundled Debian packages cannot be published")
+		}
+		t.Skip("patchelf not found: skipping the real-package tests")
 	}
-	oldest := php[0]
-	for _, v := range php {
-		if v.LessThan(oldest) {
-			oldest = v
+}
+
+// bundledRecipeDir copies the bundled recipes into a directory, each for
+// linux/amd64 only except those named in all (name@version), which keep
+// every platform: a test publishes only the platforms it needs.
+func bundledRecipeDir(t *testing.T, all ...string) string {
+	t.Helper()
+	recipes, err := packages.Bundled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, rc := range recipes {
+		data, err := fs.ReadFile(packages.BundledFS(), rc.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(all, rc.Name+"@"+rc.Version) {
+			data = regexp.MustCompile(`(?m)^platforms: .*$`).ReplaceAll(data, []byte("platforms: [linux/amd64]"))
+		}
+		file := filepath.Join(dir, filepath.FromSlash(rc.File))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	phpTag := fmt.Sprintf("php-%d.%d", newest(php).Major(), newest(php).Minor())
-	nodeTag := fmt.Sprintf("node-%d", node.Major())
+	return dir
+}
 
-	// A second start with the same recipes publishes nothing.
-	gen := generation(t, data)
-	s.stop(t)
-	s = startServer(t, data, "--seed", "../packages")
-	if g := generation(t, data); g != gen {
-		t.Errorf("generation %s -> %s after restarting with the same --seed: it published again", gen, g)
+// bundledRelease finds the bundled recipe's version of name with the given
+// major.minor ("" for the newest).
+func bundledVersion(t *testing.T, versions map[string][]*semver.Version, name, minor string) *semver.Version {
+	t.Helper()
+	var out []*semver.Version
+	for _, v := range versions[name] {
+		if minor == "" || fmt.Sprintf("%d.%d", v.Major(), v.Minor()) == minor || fmt.Sprint(v.Major()) == minor {
+			out = append(out, v)
+		}
 	}
+	if len(out) == 0 {
+		t.Fatalf("no bundled %s %s (have %v)", name, minor, versions[name])
+	}
+	return newest(out)
+}
 
-	t.Run("scanners read dpkg records", func(t *testing.T) {
-		crane := tool(t, "crane")
-		dir := filepath.Join(t.TempDir(), "oci")
-		runTool(t, crane, "pull", "--insecure", "--platform", "linux/arm64", "--format", "oci", s.host+"/env:"+phpTag+"_node_gm", dir)
-		records := dpkgRecords(t, dir)
-		for pkg, want := range map[string]string{
-			fmt.Sprintf("php%d.%d-cli", newest(php).Major(), newest(php).Minor()): newest(php).String() + "-",
-			"nodejs":         node.String() + "+",
-			"graphicsmagick": gm.String(),
-		} {
-			got, ok := records[pkg]
-			if !ok {
-				t.Errorf("no /var/lib/dpkg/status.d record for %s (have %d records)", pkg, len(records))
-				continue
-			}
-			if !strings.Contains(got, want) {
-				t.Errorf("%s: Debian version %q does not carry %s", pkg, got, want)
+// TestBundledPackages publishes the bundled recipes (real Debian packages
+// from bookworm and trixie on a trixie base; linux/amd64, and the
+// php-8.2_node-20 set for arm64 and arm/v7 too), then proves with the
+// Docker engine that every combination of php and nodejs runs with gm,
+// composer, FPM and the extensions; that arm64 and arm/v7 layers hold only
+// ELF files of their machine; that pins and newest-patch resolution reach
+// the programs; that the API and the CLI pin the seed's requirement set to
+// one reference; that switching php downloads only the php layer; and
+// that scanners find a dpkg record for every package of every layer.
+func TestBundledPackages(t *testing.T) {
+	needDebian(t)
+	needPatchelf(t)
+	versions := bundledVersions(t)
+	php82, php84 := bundledVersion(t, versions, "php", "8.2"), bundledVersion(t, versions, "php", "8.4")
+	node18, node20 := bundledVersion(t, versions, "nodejs", "18"), bundledVersion(t, versions, "nodejs", "20")
+	recipes := bundledRecipeDir(t, "base@"+newest(versions["base"]).String(), "php@"+fullVersion(t, "php", php82), "nodejs@"+fullVersion(t, "nodejs", node20))
+	data := filepath.Join(t.TempDir(), "data")
+	start := time.Now()
+	cmd := exec.CommandContext(t.Context(), envregBin, "publish", "--data", data, "--log-level", "info", recipes)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("envreg publish: %v\n%s", err, out)
+	}
+	n := 0
+	for _, vs := range versions {
+		n += len(vs)
+	}
+	t.Logf("published %d bundled recipes in %s", n, time.Since(start).Round(time.Second))
+
+	// Seeding from the same recipes publishes nothing.
+	gen := generation(t, data)
+	s := startServer(t, data, "--seed", recipes)
+	if g := generation(t, data); g != gen {
+		t.Errorf("generation %s -> %s after starting with --seed of the published recipes: it published again", gen, g)
+	}
+	t.Run("arm layers hold their machine's ELF files and dpkg records", func(t *testing.T) {
+		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": newest(versions["base"]).String(),
+			"php": fullVersion(t, "php", php82), "nodejs": fullVersion(t, "nodejs", node20)})
+	})
+	t.Run("every combination composes", func(t *testing.T) {
+		// The overlap check refuses a composition in which two layers
+		// write one path differently: every php, nodejs, gm (none,
+		// bookworm's, trixie's) and composer (or none) must compose.
+		gms := []string{""}
+		for _, v := range versions["graphicsmagick"] {
+			gms = append(gms, "_gm-"+v.String())
+		}
+		for _, php := range []string{"php-8.2", "php-8.4"} {
+			for _, node := range []string{"_node-18", "_node-20"} {
+				for _, gm := range gms {
+					for _, composer := range []string{"", "_composer"} {
+						tag := php + node + gm + composer
+						resp, body := s.get(t, "/v2/env/manifests/"+tag, "application/vnd.oci.image.index.v1+json")
+						if resp.StatusCode != 200 {
+							t.Errorf("%s: %d %s", tag, resp.StatusCode, body)
+						}
+					}
+				}
 			}
 		}
 	})
-
 	docker := dockerEngine(t)
-	// The containers need no network: --network none keeps them off the
-	// engine's bridge, which a CI machine may not have.
-	run := func(t *testing.T, tag string, cmd ...string) string {
-		t.Helper()
-		image := s.host + "/env:" + tag
-		t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "--force", image).Run() })
-		runTool(t, docker, "pull", "-q", image)
-		return strings.TrimSpace(runTool(t, docker, append([]string{"run", "--rm", "--network", "none", image}, cmd...)...))
-	}
 	t.Run("docker run", func(t *testing.T) {
-		tag := phpTag + "_" + nodeTag + "_gm"
-		out := run(t, tag, "sh", "-c", `php -r 'echo PHP_VERSION;'; echo; node -v; gm version | head -n 1`)
-		lines := strings.Split(out, "\n")
-		if len(lines) != 3 {
-			t.Fatalf("docker run %s printed %q", tag, out)
+		out := runImage(t, docker, s.host+"/env:php-8.2_node-20", `php -r 'echo PHP_VERSION;'; echo; node -v`)
+		if want := php82.String() + "\nv" + node20.String(); out != want {
+			t.Errorf("php-8.2_node-20 printed %q, want %q", out, want)
 		}
-		if lines[0] != newest(php).String() {
-			t.Errorf("%s: php %s, want the newest patch %s", tag, lines[0], newest(php))
+		oldest := versions["php"][0]
+		for _, v := range versions["php"] {
+			if v.LessThan(oldest) {
+				oldest = v
+			}
 		}
-		if lines[1] != "v"+node.String() {
-			t.Errorf("%s: node %s, want v%s", tag, lines[1], node)
-		}
-		if !strings.HasPrefix(lines[2], "GraphicsMagick "+gm.String()) {
-			t.Errorf("%s: gm version %q, want GraphicsMagick %s", tag, lines[2], gm)
-		}
-		if got := run(t, "php-"+oldest.String(), "php", "-r", "echo PHP_VERSION;"); got != oldest.String() {
+		if got := runImage(t, docker, s.host+"/env:php-"+oldest.String(), "php -r 'echo PHP_VERSION;'"); got != oldest.String() {
 			t.Errorf("php-%s runs php %s", oldest, got)
 		}
 	})
-	t.Run("second pull fetches only php", func(t *testing.T) {
-		checkOnlyChangedLayerTransferred(t, docker, s, "php-"+oldest.String()+"_"+nodeTag, phpTag+"_"+nodeTag)
+	t.Run("every php and nodejs with gm and composer", func(t *testing.T) {
+		for _, php := range []*semver.Version{php82, php84} {
+			for _, node := range []*semver.Version{node18, node20} {
+				checkCombination(t, docker, s, php, node, versions)
+			}
+		}
+	})
+	t.Run("API and CLI pin the seed's requirements alike", func(t *testing.T) {
+		ref := checkResolveParity(t, s, data)
+		out := runImage(t, docker, ref, `php -r 'echo PHP_VERSION;'; echo; node -v; gm version | head -n 1`)
+		// ^8.2 admits 8.4: the newest php wins.
+		if !strings.HasPrefix(out, php84.String()+"\nv"+node20.String()+"\nGraphicsMagick ") {
+			t.Errorf("%s printed %q", ref, out)
+		}
+	})
+	t.Run("switching php fetches only the php layer", func(t *testing.T) {
+		checkOnlyChangedLayerTransferred(t, docker, s, "php-8.2_node-20", "php-8.4_node-20")
 	})
 }
 
+// fullVersion returns the bundled recipe version (with build metadata) of
+// name whose core is v.
+func fullVersion(t *testing.T, name string, v *semver.Version) string {
+	t.Helper()
+	recipes, err := packages.Bundled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range recipes {
+		if rc.Name == name && strings.HasPrefix(rc.Version, v.String()) {
+			return rc.Version
+		}
+	}
+	t.Fatalf("no bundled %s %s", name, v)
+	return ""
+}
+
+// runImage pulls image and runs script with sh in it, without network,
+// and returns its trimmed output.
+func runImage(t *testing.T, docker, image, script string) string {
+	t.Helper()
+	t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "--force", image).Run() })
+	runTool(t, docker, "pull", "-q", image)
+	return strings.TrimSpace(runTool(t, docker, "run", "--rm", "--network", "none", image, "sh", "-c", script))
+}
+
+// phpExtensions are the modules every bundled php loads (php -m).
+var phpExtensions = []string{"curl", "dom", "gd", "intl", "mbstring", "mysqli", "mysqlnd", "openssl", "PDO", "pdo_mysql",
+	"readline", "SimpleXML", "xml", "xmlreader", "xmlwriter", "zip", "Zend OPcache"}
+
+// checkCombination runs php, its extensions, FPM's configuration test,
+// node, gm and composer in one container of php, node, gm and composer
+// (the newest gm, or bookworm's with php 8.2 and node 18).
+func checkCombination(t *testing.T, docker string, s *server, php, node *semver.Version, versions map[string][]*semver.Version) {
+	t.Helper()
+	minor := fmt.Sprintf("%d.%d", php.Major(), php.Minor())
+	gm := newest(versions["graphicsmagick"])
+	if minor == "8.2" && node.Major() == 18 {
+		gm = bundledVersion(t, versions, "graphicsmagick", "1.3") // the oldest minor is bookworm's
+		for _, v := range versions["graphicsmagick"] {
+			if v.LessThan(gm) {
+				gm = v
+			}
+		}
+	}
+	tag := fmt.Sprintf("php-%s_node-%d_gm-%s_composer", minor, node.Major(), gm)
+	script := fmt.Sprintf(`php -r 'echo PHP_VERSION, "\n";'; php -m | tr '\n' ,; echo; node -e 'console.log(process.version)';
+gm version | head -n 1; COMPOSER_ALLOW_SUPERUSER=1 composer --version 2>/dev/null | head -n 1
+if fpm=$(php-fpm%s -t 2>&1); then echo fpm ok; else echo "fpm failed: $fpm" | tr '\n' ' '; fi`, minor)
+	lines := strings.Split(runImage(t, docker, s.host+"/env:"+tag, script), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("%s printed %q", tag, lines)
+	}
+	if lines[0] != php.String() {
+		t.Errorf("%s: php %s, want %s", tag, lines[0], php)
+	}
+	for _, ext := range phpExtensions {
+		if !strings.Contains(","+lines[1], ","+ext+",") {
+			t.Errorf("%s: php -m lacks %s: %s", tag, ext, lines[1])
+		}
+	}
+	if lines[2] != "v"+node.String() {
+		t.Errorf("%s: node %s, want v%s", tag, lines[2], node)
+	}
+	if !strings.HasPrefix(lines[3], "GraphicsMagick ") {
+		t.Errorf("%s: gm version printed %q", tag, lines[3])
+	}
+	if !strings.HasPrefix(lines[4], "Composer version ") {
+		t.Errorf("%s: composer --version printed %q", tag, lines[4])
+	}
+	if lines[5] != "fpm ok" {
+		t.Errorf("%s: php-fpm%s -t printed %q", tag, minor, lines[5])
+	}
+}
+
+// checkResolveParity resolves the seed's requirement set through the API
+// and the CLI and returns the API's pinned reference.
+func checkResolveParity(t *testing.T, s *server, data string) string {
+	t.Helper()
+	resp, body := s.postJSON(t, "/api/v1/stacks/env/resolve", `{"requirements":{"php":"^8.2","graphicsmagick":"*","nodejs":"^20"}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("resolve: %d\n%s", resp.StatusCode, body)
+	}
+	var out api.ResolveResponse
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatal(err)
+	}
+	cli, _, _ := strings.Cut(envreg(t, "resolve", "--data", data, "--stack", "env", "php=^8.2", "graphicsmagick=*", "nodejs=^20"), "\n")
+	if s.host+"/"+cli != out.Reference {
+		t.Errorf("envreg resolve pins %s, the API %s", cli, out.Reference)
+	}
+	return out.Reference
+}
+
+// checkArmLayers pulls tag for linux/arm64 and linux/arm/v7 and checks
+// that every ELF file of every layer is for that machine, and that every
+// package each layer's release names (io.envreg.debian.packages) has a
+// dpkg record with its exact version.
+func checkArmLayers(t *testing.T, s *server, tag string, releases map[string]string) {
+	crane := tool(t, "crane")
+	for plat, machine := range map[string]elf.Machine{"linux/arm64": elf.EM_AARCH64, "linux/arm/v7": elf.EM_ARM} {
+		dir := filepath.Join(t.TempDir(), "oci")
+		runTool(t, crane, "pull", "--insecure", "--platform", plat, "--format", "oci", s.host+"/env:"+tag, dir)
+		elves, wrong := 0, []string{}
+		records := map[string]string{}
+		forEachLayerFile(t, dir, func(name string, r io.Reader) {
+			if rec, ok := strings.CutPrefix(name, "var/lib/dpkg/status.d/"); ok && !strings.HasSuffix(rec, ".md5sums") {
+				pkg, version := readRecord(t, r)
+				records[pkg+"="+version] = name
+				return
+			}
+			head := make([]byte, 20)
+			if n, _ := io.ReadFull(r, head); n < 20 || string(head[:4]) != "\x7fELF" {
+				return
+			}
+			elves++
+			var m elf.Machine
+			if head[5] == 1 { // little-endian
+				m = elf.Machine(uint16(head[18]) | uint16(head[19])<<8)
+			}
+			if m != machine {
+				wrong = append(wrong, fmt.Sprintf("/%s (%s)", name, m))
+			}
+		})
+		if elves == 0 || len(wrong) > 0 {
+			t.Errorf("%s: %d ELF files, %d not %s: %v", plat, elves, len(wrong), machine, wrong)
+		}
+		t.Logf("%s: %d ELF files, all %s; %d dpkg records", plat, elves, machine, len(records))
+		for _, want := range labelPackages(t, s, plat, releases) {
+			if records[want] == "" {
+				t.Errorf("%s: no dpkg record for %s", plat, want)
+			}
+		}
+	}
+}
 func generation(t *testing.T, data string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(data, "catalog", "GENERATION"))
@@ -160,10 +367,9 @@ func generation(t *testing.T, data string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// dpkgRecords reads every layer of the single image in an OCI layout and
-// returns Package -> Version from /var/lib/dpkg/status.d/*, the distroless
-// convention syft, trivy and grype read.
-func dpkgRecords(t *testing.T, dir string) map[string]string {
+// forEachLayerFile calls fn with every regular file of every layer of the
+// single image in an OCI layout (names without "./").
+func forEachLayerFile(t *testing.T, dir string, fn func(name string, r io.Reader)) {
 	t.Helper()
 	lp, err := layout.FromPath(dir)
 	if err != nil {
@@ -185,17 +391,12 @@ func dpkgRecords(t *testing.T, dir string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records := map[string]string{}
 	for _, l := range layers {
-		rc, err := l.Compressed()
+		rc, err := l.Uncompressed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		zr, err := gzip.NewReader(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(zr)
+		tr := tar.NewReader(rc)
 		for {
 			hdr, err := tr.Next()
 			if err == io.EOF {
@@ -204,25 +405,62 @@ func dpkgRecords(t *testing.T, dir string) map[string]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			name := strings.TrimPrefix(hdr.Name, "./")
-			if !strings.HasPrefix(name, "var/lib/dpkg/status.d/") || strings.HasSuffix(name, ".md5sums") || hdr.Typeflag != tar.TypeReg {
-				continue
-			}
-			var pkg, version string
-			sc := bufio.NewScanner(tr)
-			for sc.Scan() {
-				if v, ok := strings.CutPrefix(sc.Text(), "Package: "); ok {
-					pkg = v
-				}
-				if v, ok := strings.CutPrefix(sc.Text(), "Version: "); ok {
-					version = v
-				}
-			}
-			if pkg != "" {
-				records[pkg] = version
+			if hdr.Typeflag == tar.TypeReg {
+				fn(strings.TrimPrefix(hdr.Name, "./"), tr)
 			}
 		}
 		rc.Close()
 	}
-	return records
+}
+
+// readRecord returns the Package and Version of a dpkg status record.
+func readRecord(t *testing.T, r io.Reader) (pkg, version string) {
+	t.Helper()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Package: "); ok {
+			pkg = v
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "Version: "); ok {
+			version = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return pkg, version
+}
+
+// labelPackages returns name=version of every Debian package that the
+// releases of an image (name → version) carry on plat, from their
+// io.envreg.debian.packages labels.
+func labelPackages(t *testing.T, s *server, plat string, releases map[string]string) []string {
+	t.Helper()
+	arch := map[string]string{"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/arm/v7": "armhf"}[plat]
+	var out []string
+	for name, version := range releases {
+		resp, body := s.get(t, "/api/v1/packages/"+name, "application/json")
+		var pkg api.PackageDetail
+		if resp.StatusCode != 200 || json.Unmarshal(body, &pkg) != nil {
+			t.Fatalf("GET /api/v1/packages/%s: %d %s", name, resp.StatusCode, body)
+		}
+		i := slices.IndexFunc(pkg.Versions, func(r api.ReleaseInfo) bool { return r.Version == version })
+		if i < 0 {
+			t.Fatalf("%s %s is not published", name, version)
+		}
+		for _, p := range strings.Fields(pkg.Versions[i].Labels[packages.LabelDebianPackages]) {
+			nv, _, _ := strings.Cut(p, "=")
+			if n, a, qualified := strings.Cut(nv, ":"); qualified {
+				if a != arch {
+					continue
+				}
+				p = n + p[len(nv):]
+			}
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no Debian packages labelled for %v", releases)
+	}
+	return out
 }

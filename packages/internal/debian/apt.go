@@ -226,11 +226,21 @@ func New(cfg Config) (*Apt, error) {
 			return nil, fmt.Errorf("apt: %w", err)
 		}
 	}
+	if err := a.writeConf(sources, abs); err != nil {
+		return nil, fmt.Errorf("apt: %w", err)
+	}
+	return a, nil
+}
+
+// writeConf writes the APT_CONFIG file (and the generated sources.list)
+// of a private configuration; abs is the absolute CacheDir.
+func (a *Apt) writeConf(sources, abs string) error {
+	cfg := a.cfg
 	srcList, srcParts := "/etc/apt/sources.list", "/etc/apt/sources.list.d"
 	if cfg.Sources != nil {
 		srcList, srcParts = filepath.Join(a.state, "sources.list"), filepath.Join(a.state, "empty.d")
 		if err := writeFile(srcList, []byte(sources)); err != nil {
-			return nil, fmt.Errorf("apt: %w", err)
+			return err
 		}
 	}
 	conf := []struct{ k, v string }{
@@ -262,15 +272,12 @@ func New(cfg Config) (*Apt, error) {
 	var b strings.Builder
 	for _, kv := range conf {
 		if strings.ContainsAny(kv.v, "\"\n") {
-			return nil, fmt.Errorf("apt: %s %q: quotes and newlines are not supported", kv.k, kv.v)
+			return fmt.Errorf("%s %q: quotes and newlines are not supported", kv.k, kv.v)
 		}
 		fmt.Fprintf(&b, "%s \"%s\";\n", kv.k, kv.v)
 	}
 	fmt.Fprintf(&b, "APT::Architectures { \"%s\"; };\n", cfg.Arch)
-	if err := writeFile(a.conf, []byte(b.String())); err != nil {
-		return nil, fmt.Errorf("apt: %w", err)
-	}
-	return a, nil
+	return writeFile(a.conf, []byte(b.String()))
 }
 
 // Arch returns the Debian architecture.
@@ -372,13 +379,27 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	defer unlock()
 
 	// Check the requests against the index first, for precise errors.
+	prefs, err := a.pins(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	closure, err := a.simulate(ctx, reqs, installed, prefs)
+	if err != nil {
+		return nil, err
+	}
+	return a.packages(ctx, closure)
+}
+
+// pins checks that every request is in the index and returns the apt
+// preferences that pin the source packages of the pinned ones.
+func (a *Apt) pins(ctx context.Context, reqs []Request) (string, error) {
 	var names []string
 	for _, r := range reqs {
 		names = append(names, r.Name)
 	}
 	records, err := a.show(ctx, names)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	var prefs strings.Builder
 	for _, r := range reqs {
@@ -394,17 +415,23 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 			}
 		}
 		if len(versions) == 0 {
-			return nil, &NotFoundError{Package: r.Name, Arch: a.cfg.Arch}
+			return "", &NotFoundError{Package: r.Name, Arch: a.cfg.Arch}
 		}
 		if r.Version == "" {
 			continue
 		}
 		if match == nil {
-			return nil, &NotFoundError{Package: r.Name, Version: r.Version, Arch: a.cfg.Arch, Available: slices.Compact(versions)}
+			return "", &NotFoundError{Package: r.Name, Version: r.Version, Arch: a.cfg.Arch, Available: slices.Compact(versions)}
 		}
 		fmt.Fprintf(&prefs, "Package: src:%s\nPin: version %s\nPin-Priority: 990\n\n", sourceName(match), r.Version)
 	}
+	return prefs.String(), nil
+}
 
+// simulate runs `apt-get install --simulate` with installed as the status
+// file and prefs as the preferences, and returns the closure as sorted
+// name=version strings.
+func (a *Apt) simulate(ctx context.Context, reqs []Request, installed []Paragraph, prefs string) ([]string, error) {
 	tmp, err := os.MkdirTemp(a.cfg.TempDir, "envreg-apt-*")
 	if err != nil {
 		return nil, err
@@ -421,10 +448,9 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	if err := writeFile(statusFile, status.Bytes()); err != nil {
 		return nil, err
 	}
-	if err := writeFile(prefFile, []byte(prefs.String())); err != nil {
+	if err := writeFile(prefFile, []byte(prefs)); err != nil {
 		return nil, err
 	}
-
 	args := []string{"install", "--simulate", "--no-install-recommends", "-y",
 		"-o", "Dir::State::status=" + statusFile, "-o", "Dir::Etc::Preferences=" + prefFile,
 		"-o", "Dir::Cache::pkgcache=", "--"}
@@ -436,6 +462,23 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	if err != nil {
 		return nil, a.explain(err, out, reqStrs)
 	}
+	closure, err := a.installs(out, installedVersion)
+	if err != nil {
+		return nil, err
+	}
+	if len(closure) == 0 {
+		return nil, fmt.Errorf("resolving %s for %s: everything is already installed (provided by the base)", strings.Join(reqStrs, ", "), a.cfg.Arch)
+	}
+	a.cfg.Log.DebugContext(ctx, "resolved Debian packages", "arch", a.cfg.Arch, "requests", reqStrs, "closure", closure)
+	return closure, nil
+}
+
+// installs reads the Inst and Remv lines of a simulated install. A
+// package apt would "reinstall" at the version that is installed (its
+// installed record differs from the index's, as a record of another
+// release's base with its Conflicts removed does) is provided, not part of
+// the closure.
+func (a *Apt) installs(out []byte, installedVersion map[string]string) ([]string, error) {
 	var closure []string
 	for line := range strings.Lines(string(out)) {
 		if m := remvLine.FindStringSubmatch(line); m != nil {
@@ -446,17 +489,21 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 			continue
 		}
 		name, old, ver := m[1], m[2], m[3]
-		if old != "" || installedVersion[name] != "" {
+		switch {
+		case old != "" && old == ver && installedVersion[name] == ver:
+			continue
+		case old != "" || installedVersion[name] != "":
 			return nil, &InstalledConflictError{Arch: a.cfg.Arch, Package: name, Installed: installedVersion[name], Wanted: ver}
 		}
 		closure = append(closure, name+"="+ver)
 	}
-	if len(closure) == 0 {
-		return nil, fmt.Errorf("resolving %s for %s: everything is already installed (provided by the base)", strings.Join(reqStrs, ", "), a.cfg.Arch)
-	}
 	slices.Sort(closure)
+	return closure, nil
+}
 
-	records, err = a.show(ctx, closure)
+// packages returns the index entries of a closure of name=version strings.
+func (a *Apt) packages(ctx context.Context, closure []string) ([]Package, error) {
+	records, err := a.show(ctx, closure)
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +520,6 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 		}
 		pkgs = append(pkgs, p)
 	}
-	a.cfg.Log.DebugContext(ctx, "resolved Debian packages", "arch", a.cfg.Arch, "requests", reqStrs, "closure", closure)
 	return pkgs, nil
 }
 

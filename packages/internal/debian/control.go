@@ -3,6 +3,7 @@ package debian
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -97,4 +98,19 @@ func ParseParagraphs(data []byte) ([]Paragraph, error) {
 		out = append(out, cur)
 	}
 	return out, nil
+}
+
+// SourceOf returns the source package of an index entry or control file:
+// its Source field without the version, or its Package.
+func SourceOf(p Paragraph) string { return sourceName(p) }
+
+// Without returns p without the fields named (case-insensitively).
+func (p Paragraph) Without(names ...string) Paragraph {
+	var out Paragraph
+	for _, f := range p {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, f.Name) }) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
