@@ -433,7 +433,11 @@ func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, r resolution) (
 	}
 	if d.BaseRecipe != nil {
 		var err error
-		if l.reloc, err = relocationFor(rc, a.Arch(), closure); err != nil {
+		tool, err := p.patchelf(ctx)
+		if err != nil {
+			return target{}, err
+		}
+		if l.reloc, err = relocationFor(rc, a.Arch(), closure, tool); err != nil {
 			return target{}, fmt.Errorf("%s: %w", plat, err)
 		}
 	}
@@ -450,7 +454,7 @@ func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, r resolution) (
 // relocationFor is the relocation of rc's layer: its prefix is
 // /opt/envreg/<name>-<version>; the source packages of its requests stay in
 // place.
-func relocationFor(rc Recipe, arch string, closure []debian.Package) (*relocation, error) {
+func relocationFor(rc Recipe, arch string, closure []debian.Package, patchelf string) (*relocation, error) {
 	d := rc.Source.Debian
 	reqs, _ := d.requests()
 	var sources []string
@@ -459,7 +463,7 @@ func relocationFor(rc Recipe, arch string, closure []debian.Package) (*relocatio
 			sources = append(sources, pk.Source)
 		}
 	}
-	return newRelocation(path.Join(relocationRoot, rc.Name+"-"+rc.effectiveVersion()), arch, sources, d.InPlace)
+	return newRelocation(path.Join(relocationRoot, rc.Name+"-"+rc.effectiveVersion()), arch, sources, d.InPlace, patchelf)
 }
 
 // mainVersion is the main package's Debian version, or "arch=version ..."

@@ -32,25 +32,25 @@ import (
 // object's own direct dependencies, so libxml2 loaded by php would not find
 // bookworm's libicuuc.so.72, and a user's LD_LIBRARY_PATH overrides it.
 type relocation struct {
-	prefix  string          // "opt/envreg/php-8.2.36+1.deb12u1", no leading '/'
-	arch    string          // Debian architecture
-	rpath   string          // the DT_RPATH every ELF file gets
-	sources map[string]bool // source packages unpacked in place
-	inPlace []string        // path.Match patterns of binary packages unpacked in place
+	prefix   string          // "opt/envreg/php-8.2.36+1.deb12u1", no leading '/'
+	arch     string          // Debian architecture
+	rpath    string          // the DT_RPATH every ELF file gets
+	sources  map[string]bool // source packages unpacked in place
+	inPlace  []string        // path.Match patterns of binary packages unpacked in place
+	patchelf string          // the program that sets DT_RPATH ("": patchelf on PATH)
 }
 
 // relocationRoot is where prefixes go: /opt/envreg/<name>-<version>.
 const relocationRoot = "opt/envreg"
 
-func newRelocation(prefix, arch string, sources, inPlace []string) (*relocation, error) {
+// newRelocation: patchelf is the program that sets DT_RPATH ("": the
+// patchelf on PATH).
+func newRelocation(prefix, arch string, sources, inPlace []string, patchelf string) (*relocation, error) {
 	tuple, err := debian.Multiarch(arch)
 	if err != nil {
 		return nil, err
 	}
-	if err := debian.CheckPatchelf(); err != nil {
-		return nil, err
-	}
-	r := &relocation{prefix: prefix, arch: arch, sources: map[string]bool{}, inPlace: inPlace}
+	r := &relocation{prefix: prefix, arch: arch, sources: map[string]bool{}, inPlace: inPlace, patchelf: patchelf}
 	for _, s := range sources {
 		r.sources[s] = true
 	}
@@ -195,5 +195,5 @@ func patchELF(ctx context.Context, r *relocation, file string) (bool, error) {
 	if err := debian.CheckMachine(r.arch, info.Machine); err != nil {
 		return false, err
 	}
-	return true, debian.SetRPath(ctx, file, r.rpath)
+	return true, debian.SetRPath(ctx, r.patchelf, file, r.rpath)
 }

@@ -86,7 +86,8 @@
 //     package a copyright file.
 //   - every dynamically linked ELF file of the layer, in place or moved,
 //     gets DT_RPATH = <prefix>/usr/lib/<tuple>:<prefix>/lib/<tuple>:<prefix>/usr/lib
-//     (set with Debian's patchelf, which the publishing machine needs).
+//     (set with Debian's patchelf: the machine's, or fetched from the
+//     archive into the cache when none is installed; patchelf.go).
 //     DT_RPATH and not DT_RUNPATH: RUNPATH applies only to an object's own
 //     direct dependencies (libxml2 loaded by php would not find bookworm's
 //     libicuuc.so.72), and a user's LD_LIBRARY_PATH overrides it. RPATH

@@ -19,7 +19,7 @@ func BuildDebianLayer(ctx context.Context, debs []string, symlinks, files map[st
 // packages of other source packages than inPlace move into prefix (no
 // leading '/') and ELF files get a DT_RPATH for arch.
 func BuildRelocatedDebianLayer(ctx context.Context, debs []string, prefix, arch string, inPlace []string, tempDir string, w io.Writer) (digest.Digest, error) {
-	r, err := newRelocation(prefix, arch, inPlace, nil)
+	r, err := newRelocation(prefix, arch, inPlace, nil, "")
 	if err != nil {
 		return "", err
 	}
@@ -34,3 +34,8 @@ func AptWriter(p *Publisher) io.Writer { return p.aptOutput() }
 func BuildDebianLayerOnBase(ctx context.Context, debs []string, base []debian.Package, tempDir string, w io.Writer) (digest.Digest, error) {
 	return buildDebianLayer(ctx, debianLayer{debs: debs, base: base, tempDir: tempDir}, w)
 }
+
+// FetchPatchelf exposes the fallback of Publisher.patchelf: Debian's
+// patchelf for this machine, from the archive, whether or not one is
+// installed.
+func (p *Publisher) FetchPatchelf(ctx context.Context) (string, error) { return p.fetchPatchelf(ctx) }

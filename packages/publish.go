@@ -76,7 +76,8 @@ type Publisher struct {
 	// (docs/benchmarks.md), so it is off by default.
 	Uncompressed bool
 
-	deb debianState
+	deb  debianState
+	tool patchelfTool
 }
 
 // target is one platform's content: a directory, a tar file, or a

@@ -81,22 +81,19 @@ func CheckMachine(arch string, m elf.Machine) error {
 // ErrNoPatchelf reports that patchelf, which SetRPath runs, is missing.
 var ErrNoPatchelf = errors.New("patchelf not found: install Debian's patchelf (apt-get install patchelf) to publish packages that carry their own libraries")
 
-// CheckPatchelf reports ErrNoPatchelf when patchelf is not installed.
-func CheckPatchelf() error {
-	if _, err := exec.LookPath("patchelf"); err != nil {
-		return ErrNoPatchelf
-	}
-	return nil
-}
-
 // SetRPath sets the DT_RPATH of the ELF file to rpath (directories
 // separated by ':'), replacing a DT_RUNPATH or DT_RPATH it has. It runs
 // Debian's patchelf with --force-rpath: DT_RPATH, unlike DT_RUNPATH,
 // applies to the whole tree of dependencies the file loads (libxml2 loaded
 // by php finds libicuuc.so.72 through php's RPATH) and is not overridden
 // by LD_LIBRARY_PATH.
-func SetRPath(ctx context.Context, file, rpath string) error {
-	cmd := exec.CommandContext(ctx, "patchelf", "--force-rpath", "--set-rpath", rpath, file)
+//
+// patchelf is the program to run ("": patchelf from PATH).
+func SetRPath(ctx context.Context, patchelf, file, rpath string) error {
+	if patchelf == "" {
+		patchelf = "patchelf"
+	}
+	cmd := exec.CommandContext(ctx, patchelf, "--force-rpath", "--set-rpath", rpath, file)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
