@@ -1,19 +1,48 @@
 package sbom_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// The SPDX 2.3 JSON schema (spdx-spec's schemas/spdx-schema.json) is not
-// reachable offline here: the Go module proxy serves neither spdx-spec nor
-// a module that embeds it (CycloneDX/sbom-utility answers 403), and
-// spdx/tools-golang carries none. checkSchema checks, on the raw JSON, what
-// that schema requires of the parts envreg writes: the required
-// properties, the SPDXID and license-reference patterns, the enums
-// envreg uses, and the date-time format of created.
+var (
+	schemaOnce sync.Once
+	schema     *jsonschema.Schema
+	schemaErr  error
+)
+
+// validateSchema validates data against the SPDX 2.3 JSON schema.
+func validateSchema(t *testing.T, data []byte) {
+	t.Helper()
+	schemaOnce.Do(func() {
+		c := jsonschema.NewCompiler()
+		c.AssertFormat() // created is a date-time
+		schema, schemaErr = c.Compile("testdata/spdx-schema-2.3.json")
+	})
+	if schemaErr != nil {
+		t.Fatalf("compiling the SPDX 2.3 schema: %v", schemaErr)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(doc); err != nil {
+		t.Fatalf("the document does not validate against the SPDX 2.3 schema: %v\n%.600s", err, data)
+	}
+}
+
+// checkSchema validates data against the SPDX 2.3 JSON schema
+// (testdata/spdx-schema-2.3.json: spdx-spec's schemas/spdx-schema.json at
+// tag v2.3, see testdata/README.md) and then checks, on the raw JSON, what
+// that schema leaves to the spec's text for the parts envreg writes: the
+// SPDXID and license-reference patterns, unique ids, relationships that
+// name known elements, and the date-time format of created.
 var (
 	spdxID       = regexp.MustCompile(`^SPDXRef-[\da-zA-Z.-]+$`)
 	licenseRefID = regexp.MustCompile(`^LicenseRef-[\da-zA-Z.-]+$`)
@@ -22,6 +51,7 @@ var (
 
 func checkSchema(t *testing.T, data []byte) {
 	t.Helper()
+	validateSchema(t, data)
 	var doc struct {
 		SPDXVersion, DataLicense, SPDXID, Name, DocumentNamespace *string
 		CreationInfo                                              *struct {
@@ -89,4 +119,34 @@ func checkSchema(t *testing.T, data []byte) {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// TestSchemaRefuses: the schema check can fail. A minimal valid document
+// passes, and each mutation of it that the SPDX 2.3 schema forbids is
+// refused.
+func TestSchemaRefuses(t *testing.T) {
+	const valid = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"x",
+"documentNamespace":"https://example.invalid/x","creationInfo":{"created":"2026-11-01T10:00:00Z","creators":["Tool: envreg"]},
+"packages":[{"SPDXID":"SPDXRef-p","name":"p","downloadLocation":"NOASSERTION"}],
+"relationships":[{"spdxElementId":"SPDXRef-DOCUMENT","relatedSpdxElement":"SPDXRef-p","relationshipType":"DESCRIBES"}]}`
+	validateSchema(t, []byte(valid))
+	for name, bad := range map[string]string{
+		"unknown relationship type":          `"relationshipType":"DESCRIBES"` + "\x00" + `"relationshipType":"OWNS"`,
+		"package without a name":             `"name":"p",` + "\x00",
+		"package without a downloadLocation": `,"downloadLocation":"NOASSERTION"` + "\x00",
+		"creators not a list":                `"creators":["Tool: envreg"]` + "\x00" + `"creators":"envreg"`,
+	} {
+		old, repl, _ := bytes.Cut([]byte(bad), []byte{0})
+		data := bytes.Replace([]byte(valid), old, repl, 1)
+		if bytes.Equal(data, []byte(valid)) {
+			t.Fatalf("%s: the mutation changed nothing", name)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(doc); err == nil {
+			t.Errorf("%s: the schema accepted %s", name, data)
+		}
+	}
 }

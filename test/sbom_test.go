@@ -10,13 +10,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdxlib"
 
@@ -100,6 +103,7 @@ func checkSBOM(t *testing.T, data []byte, arch string, layers []v1.Descriptor) {
 	if err := spdxlib.ValidateDocument(&any); err != nil {
 		t.Fatalf("validating the SBOM: %v", err)
 	}
+	validateSPDXSchema(t, data)
 	purls, files := map[string]string{}, map[string]string{}
 	for _, p := range doc.Packages {
 		files[p.PackageName] = p.PackageFileName
@@ -311,7 +315,11 @@ func TestBundledSBOM(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	s := startServer(t, data, "--seed", "../packages")
 	versions := bundledVersions(t)
-	php, node, gm := newest(versions["php"]), newest(versions["nodejs"]), newest(versions["graphicsmagick"])
+	// The issue's example: php 8.2 and nodejs 18 (both from bookworm, on
+	// the bundled base), with the newest graphicsmagick.
+	php, node, gm := newestOf(t, versions["php"], "8.2"), newestOf(t, versions["nodejs"], "18"), newest(versions["graphicsmagick"])
+	// purls name the distribution of the image's base (its os-release).
+	distro := fmt.Sprintf("debian-%d", newest(versions["base"]).Major())
 	tag := fmt.Sprintf("php-%d.%d_node-%d_gm", php.Major(), php.Minor(), node.Major())
 	r, err := name.ParseReference(s.host+"/env:"+tag, name.Insecure)
 	if err != nil {
@@ -325,8 +333,8 @@ func TestBundledSBOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(im.Manifests) != 2 {
-		t.Fatalf("%s: %d platforms", tag, len(im.Manifests))
+	if len(im.Manifests) != 3 { // linux/amd64, linux/arm64, linux/arm/v7
+		t.Fatalf("%s: %d platforms, want 3", tag, len(im.Manifests))
 	}
 	phpCLI := fmt.Sprintf("php%d.%d-cli", php.Major(), php.Minor())
 	for _, m := range im.Manifests {
@@ -339,7 +347,11 @@ func TestBundledSBOM(t *testing.T) {
 		if err := spdxlib.ValidateDocument(&any); err != nil {
 			t.Fatalf("validating the SBOM: %v", err)
 		}
+		validateSPDXSchema(t, data)
 		arch := m.Platform.Architecture
+		if arch == "arm" {
+			arch = "armhf" // Debian's name for linux/arm/v7
+		}
 		purls := map[string]string{}
 		for _, p := range doc.Packages {
 			for _, ref := range p.PackageExternalReferences {
@@ -348,15 +360,23 @@ func TestBundledSBOM(t *testing.T) {
 				}
 			}
 		}
-		for pkg, version := range map[string]string{phpCLI: php.String() + "-", "nodejs": node.String(), "graphicsmagick": gm.String(), "libgraphicsmagick-q16-3": gm.String()} {
+		// GraphicsMagick's library: libgraphicsmagick-q16-3 in bookworm,
+		// libgraphicsmagick-q16-3t64 in trixie (the 64-bit time_t rename).
+		gmLib := "libgraphicsmagick-q16-3"
+		for name := range purls {
+			if name == gmLib+"t64" {
+				gmLib = name
+			}
+		}
+		for pkg, version := range map[string]string{phpCLI: php.String() + "-", "nodejs": node.String(), "graphicsmagick": gm.String(), gmLib: gm.String()} {
 			purl, ok := purls[pkg]
 			if !ok {
 				t.Errorf("%s: the SBOM does not list %s (%d Debian packages)", arch, pkg, len(purls))
 				continue
 			}
 			if !strings.HasPrefix(purl, "pkg:deb/debian/"+pkg+"@") || !strings.Contains(purl, version) ||
-				!strings.HasSuffix(purl, "?arch="+arch+"&distro=debian-12") {
-				t.Errorf("%s: purl of %s %q, want version %s, arch %s, distro debian-12", arch, pkg, purl, version, arch)
+				!strings.HasSuffix(purl, "?arch="+arch+"&distro="+distro) {
+				t.Errorf("%s: purl of %s %q, want version %s, arch %s, distro %s", arch, pkg, purl, version, arch, distro)
 			}
 		}
 		if len(purls) < 50 {
@@ -470,4 +490,45 @@ func TestSBOMPushedPackage(t *testing.T) {
 	if !strings.Contains(string(body), want) || !strings.Contains(string(body), `"name":"tool"`) {
 		t.Errorf("SBOM of the pushed package lacks %s or the package itself:\n%s", want, body)
 	}
+}
+
+var (
+	spdxSchemaOnce sync.Once
+	spdxSchema     *jsonschema.Schema
+	spdxSchemaErr  error
+)
+
+// validateSPDXSchema validates data against the SPDX 2.3 JSON schema
+// (sbom/testdata/spdx-schema-2.3.json, from spdx-spec at tag v2.3).
+func validateSPDXSchema(t *testing.T, data []byte) {
+	t.Helper()
+	spdxSchemaOnce.Do(func() {
+		spdxSchema, spdxSchemaErr = jsonschema.NewCompiler().Compile(filepath.Join("..", "sbom", "testdata", "spdx-schema-2.3.json"))
+	})
+	if spdxSchemaErr != nil {
+		t.Fatalf("compiling the SPDX 2.3 schema: %v", spdxSchemaErr)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spdxSchema.Validate(doc); err != nil {
+		t.Fatalf("the SBOM does not validate against the SPDX 2.3 schema: %v", err)
+	}
+}
+
+// newestOf is the newest of vs whose version starts with prefix
+// ("8.2": 8.2.x), failing the test when there is none.
+func newestOf(t *testing.T, vs []*semver.Version, prefix string) *semver.Version {
+	t.Helper()
+	var in []*semver.Version
+	for _, v := range vs {
+		if v.String() == prefix || strings.HasPrefix(v.String(), prefix+".") {
+			in = append(in, v)
+		}
+	}
+	if len(in) == 0 {
+		t.Fatalf("no bundled version %s.x (have %v)", prefix, vs)
+	}
+	return newest(in)
 }
