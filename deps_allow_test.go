@@ -49,6 +49,10 @@ var allowed = map[string][]string{
 	"sbom": {"catalog", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go",
 		"github.com/opencontainers/image-spec/specs-go/v1", "github.com/spdx/tools-golang/json",
 		"github.com/spdx/tools-golang/spdx/v2/common", "github.com/spdx/tools-golang/spdx/v2/v2_3"},
+	// sbomtest checks documents in tests as a consumer would: the library's
+	// parser and validator, and the SPDX 2.3 JSON schema.
+	"sbom/sbomtest": {"sbom", "github.com/santhosh-tekuri/jsonschema/v6", "github.com/spdx/tools-golang/spdx",
+		"github.com/spdx/tools-golang/spdxlib"},
 	"server": {"catalog", "layerstore", "layerstore/uploads", "manifestgen", "server/api", "server/errcode", "server/registry",
 		"github.com/gorilla/mux", "github.com/opencontainers/go-digest", "github.com/prometheus/client_golang/prometheus",
 		"github.com/prometheus/client_golang/prometheus/collectors", "github.com/prometheus/client_golang/prometheus/promhttp"},

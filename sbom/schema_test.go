@@ -4,42 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/envreg/envreg/sbom/sbomtest"
 )
 
-var (
-	schemaOnce sync.Once
-	schema     *jsonschema.Schema
-	schemaErr  error
-)
-
-// validateSchema validates data against the SPDX 2.3 JSON schema.
-func validateSchema(t *testing.T, data []byte) {
-	t.Helper()
-	schemaOnce.Do(func() {
-		c := jsonschema.NewCompiler()
-		c.AssertFormat() // created is a date-time
-		schema, schemaErr = c.Compile("testdata/spdx-schema-2.3.json")
-	})
-	if schemaErr != nil {
-		t.Fatalf("compiling the SPDX 2.3 schema: %v", schemaErr)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Validate(doc); err != nil {
-		t.Fatalf("the document does not validate against the SPDX 2.3 schema: %v\n%.600s", err, data)
-	}
-}
-
-// checkSchema validates data against the SPDX 2.3 JSON schema
-// (testdata/spdx-schema-2.3.json: spdx-spec's schemas/spdx-schema.json at
-// tag v2.3, see testdata/README.md) and then checks, on the raw JSON, what
+// checkSchema validates data against the SPDX 2.3 JSON schema (package
+// sbomtest: spdx-spec's schemas/spdx-schema.json at tag v2.3) and then
+// checks, on the raw JSON, what
 // that schema leaves to the spec's text for the parts envreg writes: the
 // SPDXID and license-reference patterns, unique ids, relationships that
 // name known elements, and the date-time format of created.
@@ -51,7 +24,9 @@ var (
 
 func checkSchema(t *testing.T, data []byte) {
 	t.Helper()
-	validateSchema(t, data)
+	if err := sbomtest.ValidateSchema(data); err != nil {
+		t.Fatalf("%v\n%.600s", err, data)
+	}
 	var doc struct {
 		SPDXVersion, DataLicense, SPDXID, Name, DocumentNamespace *string
 		CreationInfo                                              *struct {
@@ -129,7 +104,9 @@ func TestSchemaRefuses(t *testing.T) {
 "documentNamespace":"https://example.invalid/x","creationInfo":{"created":"2026-11-01T10:00:00Z","creators":["Tool: envreg"]},
 "packages":[{"SPDXID":"SPDXRef-p","name":"p","downloadLocation":"NOASSERTION"}],
 "relationships":[{"spdxElementId":"SPDXRef-DOCUMENT","relatedSpdxElement":"SPDXRef-p","relationshipType":"DESCRIBES"}]}`
-	validateSchema(t, []byte(valid))
+	if err := sbomtest.ValidateSchema([]byte(valid)); err != nil {
+		t.Fatal(err)
+	}
 	for name, bad := range map[string]string{
 		"unknown relationship type":          `"relationshipType":"DESCRIBES"` + "\x00" + `"relationshipType":"OWNS"`,
 		"package without a name":             `"name":"p",` + "\x00",
@@ -141,11 +118,7 @@ func TestSchemaRefuses(t *testing.T) {
 		if bytes.Equal(data, []byte(valid)) {
 			t.Fatalf("%s: the mutation changed nothing", name)
 		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := schema.Validate(doc); err == nil {
+		if err := sbomtest.ValidateSchema(data); err == nil {
 			t.Errorf("%s: the schema accepted %s", name, data)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
@@ -19,11 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/spdx/tools-golang/spdx"
-	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/envreg/envreg/sbom"
+	"github.com/envreg/envreg/sbom/sbomtest"
 )
 
 // debsFixture writes, for plat's architecture, a package whose layer
@@ -95,15 +92,7 @@ func sbomOf(t *testing.T, s *server, m v1.Descriptor) (v1.Hash, []byte) {
 // checks the Debian packages, their purls, and the package → layer mapping.
 func checkSBOM(t *testing.T, data []byte, arch string, layers []v1.Descriptor) {
 	t.Helper()
-	doc, err := sbom.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var any spdx.Document = *doc
-	if err := spdxlib.ValidateDocument(&any); err != nil {
-		t.Fatalf("validating the SBOM: %v", err)
-	}
-	validateSPDXSchema(t, data)
+	doc := sbomtest.Check(t, data)
 	purls, files := map[string]string{}, map[string]string{}
 	for _, p := range doc.Packages {
 		files[p.PackageName] = p.PackageFileName
@@ -339,15 +328,7 @@ func TestBundledSBOM(t *testing.T) {
 	phpCLI := fmt.Sprintf("php%d.%d-cli", php.Major(), php.Minor())
 	for _, m := range im.Manifests {
 		_, data := sbomOf(t, s, m)
-		doc, err := sbom.Parse(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var any spdx.Document = *doc
-		if err := spdxlib.ValidateDocument(&any); err != nil {
-			t.Fatalf("validating the SBOM: %v", err)
-		}
-		validateSPDXSchema(t, data)
+		doc := sbomtest.Check(t, data)
 		arch := m.Platform.Architecture
 		if arch == "arm" {
 			arch = "armhf" // Debian's name for linux/arm/v7
@@ -489,31 +470,6 @@ func TestSBOMPushedPackage(t *testing.T) {
 	want := `"referenceLocator":"pkg:deb/debian/libtool-extra1@2.4.7-7~deb12u1?arch=amd64"`
 	if !strings.Contains(string(body), want) || !strings.Contains(string(body), `"name":"tool"`) {
 		t.Errorf("SBOM of the pushed package lacks %s or the package itself:\n%s", want, body)
-	}
-}
-
-var (
-	spdxSchemaOnce sync.Once
-	spdxSchema     *jsonschema.Schema
-	spdxSchemaErr  error
-)
-
-// validateSPDXSchema validates data against the SPDX 2.3 JSON schema
-// (sbom/testdata/spdx-schema-2.3.json, from spdx-spec at tag v2.3).
-func validateSPDXSchema(t *testing.T, data []byte) {
-	t.Helper()
-	spdxSchemaOnce.Do(func() {
-		spdxSchema, spdxSchemaErr = jsonschema.NewCompiler().Compile(filepath.Join("..", "sbom", "testdata", "spdx-schema-2.3.json"))
-	})
-	if spdxSchemaErr != nil {
-		t.Fatalf("compiling the SPDX 2.3 schema: %v", spdxSchemaErr)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := spdxSchema.Validate(doc); err != nil {
-		t.Fatalf("the SBOM does not validate against the SPDX 2.3 schema: %v", err)
 	}
 }
 
