@@ -20,7 +20,8 @@
 #      their Debian versions from the io.envreg.debian.version label), so
 #      the script follows the archive when it moves.
 #   4. A second dockerd with its own --data-root, --exec-root, --pidfile,
-#      socket and (empty) --config-file, --bridge none, --iptables=false and
+#      socket and (empty) --config-file, a bridge of its own (not
+#      --bridge none: see below), --iptables=false and
 #      the storage driver the machine's engine uses, logging at debug level
 #      (run/dockerd.log: when each layer was downloaded and applied, to
 #      read against the start_ns of each pull); the machine's engine,
@@ -96,6 +97,7 @@ has_way() { [[ " ${WAYS[*]} " == *" $1 "* ]]; }
 # --- cleanup: every process this script starts is recorded here ------------
 PIDS=()
 DOCKERD_PID=
+BRIDGE=
 EXEC_ROOT=
 cleanup() {
 	local pid
@@ -112,6 +114,9 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
+	if [ -n "$BRIDGE" ]; then
+		ip link del "$BRIDGE" 2>/dev/null || true
+	fi
 	# dockerd leaves its network namespace mounted under the exec root,
 	# which is ours: unmount what is mounted there, then remove it.
 	if [ -n "$EXEC_ROOT" ]; then
@@ -242,9 +247,20 @@ DRIVER=$(docker info --format '{{.Driver}}' 2>/dev/null || true)
 EXEC_ROOT=$(mktemp -d /tmp/envreg-ta.XXXXXX) # short: it holds unix sockets
 echo '{}' >"$EXEC_ROOT/daemon.json"
 SOCK=$EXEC_ROOT/docker.sock
-log "starting a dockerd of our own (storage driver $DRIVER, socket $SOCK)"
+# A bridge of its own, never --bridge none: a dockerd started with
+# --bridge none removes the interface named docker0 of its network
+# namespace (moby/moby#26989, "get rid of the docker0 bridge if present"),
+# and that is the machine engine's bridge. Ours has no route out and no
+# iptables rules: containers run with --network none, builds with
+# --network host. Removed at exit.
+BRIDGE=envta$$
+BRIDGE=${BRIDGE:0:15}
+ip link add "$BRIDGE" type bridge || die "cannot create the bridge $BRIDGE (needs root and iproute2)"
+ip addr add 10.214.254.1/24 dev "$BRIDGE"
+ip link set "$BRIDGE" up
+log "starting a dockerd of our own (storage driver $DRIVER, socket $SOCK, bridge $BRIDGE)"
 dockerd --config-file "$EXEC_ROOT/daemon.json" --data-root "$WORK/docker" --exec-root "$EXEC_ROOT/exec" \
-	--pidfile "$EXEC_ROOT/docker.pid" --host "unix://$SOCK" --bridge none --iptables=false --ip-masq=false \
+	--pidfile "$EXEC_ROOT/docker.pid" --host "unix://$SOCK" --bridge "$BRIDGE" --iptables=false --ip-masq=false \
 	--storage-driver "$DRIVER" --debug >"$RUN/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$EXEC_ROOT/cli DOCKER_BUILDKIT=0
