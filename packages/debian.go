@@ -68,6 +68,18 @@ type DebianSource struct {
 	// /usr/share/php. Every other dependency of a recipe with a Base goes
 	// into the layer's prefix (see relocation).
 	InPlace []string `yaml:"inPlace,omitempty"`
+	// Versions, instead of a pin of the main package, is a range of the
+	// semantic version derived from its Debian version (Masterminds/semver
+	// constraint syntax: ">=8.2.30 <8.3", "~8.2", "^20"): the recipe then
+	// stands for the Keep newest versions in the range that the sources
+	// offer for every platform of the recipe, each published as if the
+	// main package were pinned to it (Publisher.ExpandRecipe). The other
+	// packages of the main package's source follow it, as with a pin.
+	Versions string `yaml:"versions,omitempty"`
+	// Keep is how many of the newest versions in Versions to publish
+	// (default 1; fewer when the archive has fewer). Versions published
+	// before stay in the catalog when newer ones push them out.
+	Keep int `yaml:"keep,omitempty"`
 	// Keyring verifies Sources entries that have no signed-by option
 	// (default /usr/share/keyrings/debian-archive-keyring.gpg).
 	Keyring string `yaml:"keyring,omitempty"`
@@ -145,6 +157,7 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 	if _, err := d.derivedVersion(); err != nil {
 		add("source.debian.packages[0]: %v", err)
 	}
+	problems = append(problems, d.rangeProblems()...)
 	if d.Base != "" && (path.IsAbs(d.Base) || filepath.IsAbs(d.Base) || strings.ContainsAny(d.Base, "{}")) {
 		add("source.debian.base: %q must be a recipe file relative to this one, without placeholders", d.Base)
 	}
@@ -186,6 +199,29 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 	return problems
 }
 
+// rangeProblems validates Versions and Keep.
+func (d *DebianSource) rangeProblems() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	switch {
+	case d.Versions == "" && d.Keep != 0:
+		add("source.debian.keep: only used with source.debian.versions")
+	case d.Versions == "":
+	case d.Keep < 0:
+		add("source.debian.keep: %d: want the number of newest versions to publish (default 1)", d.Keep)
+	default:
+		if _, err := semver.NewConstraint(d.Versions); err != nil {
+			add("source.debian.versions: %q: %v", d.Versions, err)
+		}
+		if len(d.Packages) > 0 {
+			if r, err := debian.ParseRequest(d.Packages[0]); err == nil && r.Version != "" {
+				add("source.debian.versions: the main package is pinned (%s); give a pin or a range, not both", d.Packages[0])
+			}
+		}
+	}
+	return problems
+}
+
 // checkAddedPath checks a symlinks or files key.
 func checkAddedPath(p string) error {
 	if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
@@ -206,6 +242,9 @@ func checkBase(rc Recipe) []string {
 	b := d.BaseRecipe
 	if b.Source.Debian == nil {
 		return []string{fmt.Sprintf("source.debian.base: %s has no Debian source", b.where())}
+	}
+	if b.Ranged() {
+		return []string{fmt.Sprintf("source.debian.base: %s names a range of versions; a base must be one version", b.where())}
 	}
 	bv, err := semver.StrictNewVersion(b.effectiveVersion())
 	if err != nil {

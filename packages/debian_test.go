@@ -67,6 +67,7 @@ func TestLoadDebianRecipes(t *testing.T) {
 }
 
 func TestLoadDebianRecipesInvalid(t *testing.T) {
+	ranged := strings.Replace(debPHPRecipe, "php8.2-cli=8.2.36-1~deb12u1]", "php8.2-cli]\n    versions: \"~8.2\"\n    keep: 2", 1)
 	tests := []struct {
 		name, yaml string
 		want       []string
@@ -86,6 +87,11 @@ func TestLoadDebianRecipesInvalid(t *testing.T) {
 		{"missing base", strings.Replace(debPHPRecipe, "../base/recipe.yaml", "../nope/recipe.yaml", 1), []string{"source.debian.base:", "nope/recipe.yaml"}},
 		{"base outside", strings.Replace(debPHPRecipe, "../base/recipe.yaml", "../../base.yaml", 1), []string{"outside the recipe directory"}},
 		{"own base", strings.Replace(debPHPRecipe, "../base/recipe.yaml", "8.2.36.yaml", 1), []string{"is its own base"}},
+		{"range and pin", strings.Replace(debPHPRecipe, "    base:", "    versions: \"~8.2\"\n    base:", 1), []string{"source.debian.versions: the main package is pinned (php8.2-cli=8.2.36-1~deb12u1)"}},
+		{"bad range", strings.Replace(ranged, "~8.2", "eight", 1), []string{`source.debian.versions: "eight":`}},
+		{"range and version", "version: 8.2.36\n" + ranged, []string{"version: leave it out: source.debian.versions takes the versions from the archive"}},
+		{"keep without range", strings.Replace(debPHPRecipe, "    base:", "    keep: 2\n    base:", 1), []string{"source.debian.keep: only used with source.debian.versions"}},
+		{"negative keep", strings.Replace(ranged, "keep: 2", "keep: -1", 1), []string{"source.debian.keep: -1:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,5 +325,34 @@ func TestBuildDebianLayerConflicts(t *testing.T) {
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		t.Errorf("broken .deb reported as missing: %v", err)
+	}
+}
+
+// TestLoadRangedRecipes: a recipe with a range of versions loads without a
+// version, sorts after the recipes of one version of its name, and cannot
+// be a base.
+func TestLoadRangedRecipes(t *testing.T) {
+	ranged := strings.Replace(debPHPRecipe, "php8.2-cli=8.2.36-1~deb12u1]", "php8.2-cli]\n    versions: \">=8.2.30 <8.3\"\n    keep: 3", 1)
+	recipes, err := packages.LoadRecipes(fstest.MapFS{
+		"base/recipe.yaml": {Data: []byte(baseRecipe)},
+		"php/8.2.yaml":     {Data: []byte(ranged)},
+		"php/8.2.36.yaml":  {Data: []byte(debPHPRecipe)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recipes) != 3 || recipes[1].Version != "8.2.36+1.deb12u1" || !recipes[2].Ranged() || recipes[2].Version != "" {
+		t.Fatalf("recipes %+v, want base, php 8.2.36, then the ranged php", recipes)
+	}
+	if d := recipes[2].Source.Debian; d.Versions != ">=8.2.30 <8.3" || d.Keep != 3 || d.BaseRecipe == nil {
+		t.Errorf("ranged recipe's source %+v", d)
+	}
+	rangedBase := "name: base\nplatforms: [linux/amd64, linux/arm64]\nsource:\n  debian:\n    packages: [base-files, libc6, dash]\n    versions: \"^12\"\n"
+	_, err = packages.LoadRecipes(fstest.MapFS{
+		"base/recipe.yaml": {Data: []byte(rangedBase)},
+		"php/8.2.36.yaml":  {Data: []byte(debPHPRecipe)},
+	})
+	if err == nil || !strings.Contains(err.Error(), "names a range of versions; a base must be one version") {
+		t.Errorf("ranged base: err = %v", err)
 	}
 }

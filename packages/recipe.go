@@ -64,6 +64,9 @@ type Recipe struct {
 	// that publishes a recipe's platforms in several steps sets it to
 	// all of them, so that every step records the same metadata.
 	labelPlatforms []string
+	// fromRange is the source.debian.versions of the ranged recipe that
+	// ExpandRecipe made this one from.
+	fromRange string
 }
 
 // Source says where a recipe's content comes from. Exactly one field is
@@ -151,9 +154,15 @@ func (s Source) staticDir() string {
 // *catalog.ValidationError, wrapped with the recipe's file name.
 func (rc Recipe) Validate() error {
 	_, problems := rc.metadata().Release()
-	if rc.effectiveVersion() == "" && rc.Source.Debian != nil {
+	switch {
+	case rc.Ranged() && rc.Version != "":
 		problems = slices.DeleteFunc(problems, func(p string) bool { return strings.HasPrefix(p, "version:") })
-		problems = append(problems, "version: missing; give one, or pin the first source.debian package (name=version) to derive it")
+		problems = append(problems, "version: leave it out: source.debian.versions takes the versions from the archive")
+	case rc.Ranged():
+		problems = slices.DeleteFunc(problems, func(p string) bool { return strings.HasPrefix(p, "version:") })
+	case rc.effectiveVersion() == "" && rc.Source.Debian != nil:
+		problems = slices.DeleteFunc(problems, func(p string) bool { return strings.HasPrefix(p, "version:") })
+		problems = append(problems, "version: missing; give one, or pin the first source.debian package (name=version) to derive it, or give a range in source.debian.versions")
 	}
 	if len(rc.Platforms) == 0 {
 		problems = append(problems, "platforms: at least one platform is required")
@@ -199,6 +208,14 @@ func (rc Recipe) where() string {
 		return rc.File
 	}
 	return rc.Name + " " + rc.Version
+}
+
+// Ranged reports whether rc names a range of versions
+// (source.debian.versions) rather than one version: it is published
+// through Publisher.ExpandRecipe, which turns it into one recipe per
+// version.
+func (rc Recipe) Ranged() bool {
+	return rc.Source.Debian != nil && rc.Source.Debian.Versions != ""
 }
 
 // effectiveVersion is Version, or the version derived from the main Debian
@@ -333,10 +350,7 @@ func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 		if d := rc.Source.staticDir(); d != "" {
 			content = append(content, path.Join(rc.Dir, d))
 		}
-		// Build metadata does not make another version (semver precedence
-		// ignores it): 8.2.36+a and 8.2.36+b are one catalog release.
-		v, _, _ := strings.Cut(semver.MustParse(rc.Version).String(), "+")
-		id := rc.Name + " " + v
+		id := recipeID(rc)
 		if other, dup := byID[id]; dup {
 			errs = append(errs, fmt.Errorf("recipes %s and %s both define %s", other, f, id))
 			continue
@@ -350,10 +364,37 @@ func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	slices.SortFunc(recipes, func(a, b Recipe) int {
-		return cmp.Or(strings.Compare(a.Name, b.Name), semver.MustParse(a.Version).Compare(semver.MustParse(b.Version)))
-	})
+	slices.SortFunc(recipes, compareRecipes)
 	return recipes, nil
+}
+
+// recipeID names what a recipe defines, for finding two that define the
+// same: "name version", or "name versions RANGE" for a ranged recipe.
+// Build metadata does not make another version (semver precedence ignores
+// it): 8.2.36+a and 8.2.36+b are one catalog release.
+func recipeID(rc Recipe) string {
+	if rc.Ranged() {
+		return rc.Name + " versions " + rc.Source.Debian.Versions
+	}
+	v, _, _ := strings.Cut(semver.MustParse(rc.Version).String(), "+")
+	return rc.Name + " " + v
+}
+
+// compareRecipes orders recipes by name, then version; ranged recipes
+// after those of one version, by range.
+func compareRecipes(a, b Recipe) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	switch {
+	case a.Ranged() && b.Ranged():
+		return strings.Compare(a.Source.Debian.Versions, b.Source.Debian.Versions)
+	case a.Ranged():
+		return 1
+	case b.Ranged():
+		return -1
+	}
+	return semver.MustParse(a.Version).Compare(semver.MustParse(b.Version))
 }
 
 // resolveBases sets the BaseRecipe of every Debian source in recipes, and

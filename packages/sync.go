@@ -182,18 +182,22 @@ func (s *Syncer) setStatus(f func(*syncStatus)) {
 // without a valid version); failures of single steps are in the report.
 func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error) {
 	start := time.Now()
-	steps, present, err := s.plan(ctx, recipes)
-	if err != nil {
-		return SyncReport{}, err
-	}
-	rep := SyncReport{Steps: len(steps), Present: len(present)}
-	s.setStatus(func(st *syncStatus) { *st = syncStatus{running: true, total: len(steps)} })
+	s.setStatus(func(st *syncStatus) { *st = syncStatus{running: true, current: "listing the archive's versions"} })
 	defer s.setStatus(func(st *syncStatus) { *st = syncStatus{} })
 	pub, err := s.NewPublisher()
 	if err != nil {
 		return SyncReport{}, fmt.Errorf("%s: %w", s.what(), err)
 	}
 	pub.Exclusive = true
+	recipes, ranges, failed := s.expand(ctx, pub, recipes)
+	steps, present, err := s.plan(ctx, recipes)
+	if err != nil {
+		return SyncReport{}, err
+	}
+	rep := SyncReport{Steps: len(steps) + len(failed), Present: len(present), Failed: failed}
+	s.setStatus(func(st *syncStatus) {
+		*st = syncStatus{running: true, total: rep.Steps, done: len(failed), fail: len(failed)}
+	})
 	for i, step := range steps {
 		if ctx.Err() != nil {
 			rep.Stopped = true
@@ -203,10 +207,10 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 		pub.report(Event{Kind: RecipeStarted, Index: i + 1, Count: len(steps), Subject: step.String()})
 		s.log().InfoContext(ctx, s.what()+": publishing", "step", step.String(), "index", i+1, "of", len(steps))
 		s.runStep(ctx, pub, step, &rep)
-		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = i+1, len(rep.Failed), "" })
+		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = len(failed)+i+1, len(rep.Failed), "" })
 	}
 	if s.CheckUpstream && !rep.Stopped {
-		rep.GoneUpstream = s.checkUpstream(ctx, pub, present)
+		rep.GoneUpstream = append(s.checkUpstream(ctx, pub, present), s.goneFromRanges(ctx, ranges)...)
 	}
 	rep.Took = time.Since(start)
 	return rep, nil
@@ -381,8 +385,8 @@ func compareSteps(a, b syncStep) int {
 func (s *Syncer) checkUpstream(ctx context.Context, pub *Publisher, present []Recipe) []string {
 	var gone []string
 	for _, rc := range present {
-		if rc.Source.Debian == nil || len(rc.Platforms) == 0 || ctx.Err() != nil {
-			continue
+		if rc.Source.Debian == nil || len(rc.Platforms) == 0 || rc.fromRange != "" || ctx.Err() != nil {
+			continue // a version from a range was in the archive when the round began
 		}
 		id := rc.Name + " " + rc.effectiveVersion()
 		plat, err := catalog.ParsePlatform(rc.Platforms[0])
@@ -428,7 +432,7 @@ func failureReason(err error) string {
 	var unsat *debian.UnsatisfiableError
 	var invalid *catalog.ValidationError
 	switch {
-	case errors.As(err, &nf), errors.As(err, &unsat):
+	case errors.As(err, &nf), errors.As(err, &unsat), errors.As(err, new(*RangeError)):
 		return "upstream"
 	case errors.As(err, &invalid):
 		return "recipe"
@@ -438,4 +442,81 @@ func failureReason(err error) string {
 		return "conflict"
 	}
 	return "publish"
+}
+
+// expanded is a ranged recipe and what ExpandRecipe made of it.
+type expanded struct {
+	rc Recipe
+	x  expansion
+}
+
+// expand replaces every ranged recipe by the versions it stands for
+// (Publisher.ExpandRecipe), leaving out a version that a recipe of its
+// own defines. A range whose versions cannot be listed is a failed step
+// of the round, not its end.
+func (s *Syncer) expand(ctx context.Context, pub *Publisher, recipes []Recipe) ([]Recipe, []expanded, []SyncFailure) {
+	defined := map[string]bool{}
+	for _, rc := range recipes {
+		if v, err := semver.StrictNewVersion(rc.effectiveVersion()); err == nil && !rc.Ranged() {
+			defined[rc.Name+" "+core(v)] = true
+		}
+	}
+	var out []Recipe
+	var ranges []expanded
+	var failed []SyncFailure
+	for _, rc := range recipes {
+		if !rc.Ranged() {
+			out = append(out, rc)
+			continue
+		}
+		what := fmt.Sprintf("%s %s for %s", rc.Name, rc.Source.Debian.Versions, platformList(rc.Platforms))
+		x, err := pub.expandRange(ctx, rc)
+		if err != nil {
+			f := SyncFailure{Step: what, Reason: failureReason(err), Err: err}
+			failed = append(failed, f)
+			s.log().ErrorContext(ctx, s.what()+": listing versions failed", "recipes", what, "reason", f.Reason, "err", err)
+			continue
+		}
+		var versions []string
+		for _, v := range x.recipes {
+			versions = append(versions, v.Version)
+			if !defined[v.Name+" "+core(semver.MustParse(v.Version))] {
+				out = append(out, v)
+			}
+		}
+		s.log().InfoContext(ctx, s.what()+": versions in range", "recipes", what, "versions", strings.Join(versions, " "))
+		for _, w := range x.waiting {
+			s.log().InfoContext(ctx, s.what()+": a newer version waits until every platform has it", "recipes", what, "version", w)
+		}
+		ranges = append(ranges, expanded{rc, x})
+	}
+	return out, ranges, failed
+}
+
+// goneFromRanges returns the catalog's versions of ranged recipes whose
+// main package version the archive no longer offers (CheckUpstream).
+func (s *Syncer) goneFromRanges(ctx context.Context, ranges []expanded) []string {
+	if len(ranges) == 0 || s.Inventory != nil {
+		return nil
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		s.log().DebugContext(ctx, s.what()+": could not check upstream", "err", err)
+		return nil
+	}
+	var gone []string
+	for _, r := range ranges {
+		cons, _ := semver.NewConstraint(r.rc.Source.Debian.Versions)
+		reqs, _ := r.rc.Source.Debian.requests()
+		for _, rel := range snap.Releases(r.rc.Name) {
+			dv := rel.Labels[LabelDebianVersion]
+			if rel.Labels[LabelDebianPackage] != reqs[0].Name || dv == "" || !cons.Check(rel.Version) || r.x.upstream[dv] {
+				continue
+			}
+			id := rel.Name + " " + rel.Version.String()
+			gone = append(gone, id)
+			s.log().InfoContext(ctx, s.what()+": gone upstream; the catalog keeps its copy", "version", id, "debianVersion", dv)
+		}
+	}
+	return gone
 }

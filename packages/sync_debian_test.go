@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
 	"github.com/envreg/envreg/packages/internal/debian/debtest"
+	"github.com/envreg/envreg/resolver"
 )
 
 // signedArchive is a Debian archive of the test's own on loopback, signed
@@ -140,6 +142,23 @@ func (a *signedArchive) recipe(t *testing.T, pin string, platforms ...string) []
 	return recipes
 }
 
+// rangedRecipe writes a recipe for the hello versions in rng (keep: keep)
+// into a new directory and loads it.
+func (a *signedArchive) rangedRecipe(t *testing.T, rng string, keep int, platforms ...string) []packages.Recipe {
+	t.Helper()
+	dir := t.TempDir()
+	recipe := fmt.Sprintf("name: hello\nplatforms: [%s]\nsource:\n  debian:\n    packages: [hello]\n    versions: %q\n    keep: %d\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
+		strings.Join(platforms, ", "), rng, keep, a.srv.URL, a.keyring)
+	if err := os.WriteFile(filepath.Join(dir, "hello.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recipes, err := packages.LoadRecipeDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recipes
+}
+
 func hello(version string) debtest.Package {
 	return debtest.Package{Name: "hello", Version: version, Arch: "amd64",
 		Files: []debtest.File{{Path: "usr/bin/hello", Mode: 0o755, Content: "#!/bin/sh\necho hello " + version + "\n"}}}
@@ -235,5 +254,133 @@ func TestSyncSplitLabels(t *testing.T) {
 	want := "hello=1.0-1 libgreet:amd64=2.0-1 libgreet:arm64=2.0-1+b1"
 	if got := rels[0].Labels[packages.LabelDebianPackages]; got != want {
 		t.Errorf("packages label %q, want %q", got, want)
+	}
+}
+
+// helloFor is hello(version) for arch.
+func helloFor(version, arch string) debtest.Package {
+	p := hello(version)
+	p.Arch = arch
+	return p
+}
+
+// TestSyncRange: a recipe with a range of versions and keep publishes the
+// newest versions in range that the archive has for every platform,
+// newest first; a round with nothing new publishes and stores nothing; a
+// new patch is published alone, moves the newest-in-range release to it
+// and leaves the earlier versions' layers as they were; a patch that one
+// platform lacks waits for it; of two Debian revisions of one upstream
+// version the newer is taken (issue 18, items 1 and 5).
+func TestSyncRange(t *testing.T) {
+	a := newSignedArchive(t)
+	both := func(versions ...string) []debtest.Package {
+		var out []debtest.Package
+		for _, v := range versions {
+			out = append(out, helloFor(v, "amd64"), helloFor(v, "arm64"))
+		}
+		return out
+	}
+	a.publish(t, both("1.0-1", "1.1-1", "1.2-1", "1.2-2", "2.0-1")...)
+	recipes := a.rangedRecipe(t, ">=1.0 <2", 2, "linux/amd64", "linux/arm64")
+	if len(recipes) != 1 || !recipes[0].Ranged() || recipes[0].Version != "" {
+		t.Fatalf("loaded %+v, want one ranged recipe without a version", recipes)
+	}
+	data := t.TempDir()
+	s := newSyncer(t, data)
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.CheckUpstream = true
+
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("first round: %+v, %v", rep, err)
+	}
+	if got, want := strings.Join(steps(rep.Published), "; "), "hello 1.2.0+2 linux/amd64,linux/arm64; hello 1.1.0+1 linux/amd64,linux/arm64"; got != want {
+		t.Errorf("first round published %q, want %q (the two newest in range, newest first; 1.2-2 over 1.2-1)", got, want)
+	}
+	cat := func() map[string]string { // version → layer digests
+		t.Helper()
+		snap, err := s.Catalog.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, r := range snap.Releases("hello") {
+			var ds []string
+			for _, l := range r.Layers {
+				ds = append(ds, l.Digest.String())
+			}
+			out[r.Version.String()] = strings.Join(ds, ",")
+		}
+		return out
+	}
+	before := cat()
+
+	files := countFiles(t, data)
+	rep, err = s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 0 || len(rep.Failed) != 0 || rep.Present != 2 || countFiles(t, data) != files {
+		t.Errorf("round with nothing new: %+v, %v; files %d → %d; want nothing published or stored", rep, err, files, countFiles(t, data))
+	}
+
+	// A new patch for amd64 only waits; once arm64 has it, it is
+	// published alone.
+	a.publish(t, append(both("1.0-1", "1.1-1", "1.2-1", "1.2-2", "2.0-1"), helloFor("1.3-1", "amd64"))...)
+	if rep, err = s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Failed) != 0 {
+		t.Errorf("round with 1.3-1 for amd64 only: %+v, %v; want nothing published", rep, err)
+	}
+	a.publish(t, both("1.2-2", "1.3-1", "2.0-1")...) // 1.1-1 (in the catalog) is gone upstream
+	rep, err = s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("round with 1.3-1: %+v, %v", rep, err)
+	}
+	if got := steps(rep.Published); len(got) != 1 || got[0] != "hello 1.3.0+1 linux/amd64,linux/arm64" {
+		t.Errorf("round with 1.3-1 published %q, want hello 1.3.0+1 alone", got)
+	}
+	if len(rep.GoneUpstream) != 1 || rep.GoneUpstream[0] != "hello 1.1.0+1" {
+		t.Errorf("gone upstream %q, want [hello 1.1.0+1] (kept in the catalog)", rep.GoneUpstream)
+	}
+	after := cat()
+	for v, layers := range before {
+		if after[v] != layers {
+			t.Errorf("hello %s: layers %s, were %s", v, after[v], layers)
+		}
+	}
+	if len(after) != 3 {
+		t.Errorf("catalog has %v, want 1.1.0, 1.2.0 and 1.3.0", after)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := catalog.Stack{Name: "env"}
+	req, err := resolver.ParseTag("hello-1", st, resolver.StackNames(snap, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := resolver.Resolve(snap, st, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Releases[0].Version.String(); got != "1.3.0+1" {
+		t.Errorf("hello-1 resolves to %s, want the new patch 1.3.0+1", got)
+	}
+
+	// Nothing in range: the round fails that recipe, naming what exists.
+	none := a.rangedRecipe(t, "~1.9", 1, "linux/amd64")
+	rep, err = s.Round(t.Context(), none)
+	if err != nil || len(rep.Failed) != 1 || rep.Failed[0].Reason != "upstream" {
+		t.Fatalf("round for ~1.9: %+v, %v; want one upstream failure", rep, err)
+	}
+	for _, w := range []string{"hello", `"~1.9"`, "linux/amd64: 2.0-1, 1.3-1, 1.2-2"} {
+		if !strings.Contains(rep.Failed[0].Err.Error(), w) {
+			t.Errorf("error %q does not name %s", rep.Failed[0].Err, w)
+		}
 	}
 }

@@ -152,13 +152,21 @@ func publishRecipes(ctx context.Context, env *cliEnv, pub *packages.Publisher, a
 		if err != nil {
 			return err
 		}
-		for _, rc := range recipes {
-			rels, err := pub.PublishRecipe(ctx, rc, "", force)
+		for _, ranged := range recipes {
+			// A recipe with source.debian.versions stands for the newest
+			// versions in its range that the archive has.
+			versions, err := pub.ExpandRecipe(ctx, ranged)
 			if err != nil {
 				return err
 			}
-			for _, rel := range rels {
-				fmt.Fprintf(env.stdout, "published %s for %s\n", rel.ID(), platformList(rel))
+			for _, rc := range versions {
+				rels, err := pub.PublishRecipe(ctx, rc, "", force)
+				if err != nil {
+					return err
+				}
+				for _, rel := range rels {
+					fmt.Fprintf(env.stdout, "published %s for %s\n", rel.ID(), platformList(rel))
+				}
 			}
 		}
 	}

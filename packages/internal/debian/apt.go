@@ -390,6 +390,48 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	return a.packages(ctx, closure)
 }
 
+// Versions lists the versions of package name that the sources offer,
+// newest first (Compare), after refreshing the lists once (Update). A
+// package the sources lack is a *NotFoundError.
+func (a *Apt) Versions(ctx context.Context, name string) ([]string, error) {
+	if err := a.Update(ctx); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	unlock, err := lockFile(a.lockFile)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	records, err := a.show(ctx, []string{name})
+	if err != nil {
+		return nil, err
+	}
+	var versions []Version
+	for _, p := range records {
+		if p.Get("Package") != name {
+			continue
+		}
+		v, err := ParseVersion(p.Get("Version"))
+		if err != nil {
+			return nil, fmt.Errorf("index entry of %s: %w", name, err)
+		}
+		versions = append(versions, v)
+	}
+	if len(versions) == 0 {
+		return nil, &NotFoundError{Package: name, Arch: a.cfg.Arch}
+	}
+	slices.SortFunc(versions, func(x, y Version) int { return Compare(y, x) })
+	out := make([]string, 0, len(versions))
+	for _, v := range versions {
+		if s := v.String(); len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // pins checks that every request is in the index and returns the apt
 // preferences that pin the source packages of the pinned ones.
 func (a *Apt) pins(ctx context.Context, reqs []Request) (string, error) {

@@ -147,3 +147,76 @@ func metadata(s string) string {
 	}
 	return b.String()
 }
+
+// Compare orders Debian versions as dpkg does (deb-version(7)): by epoch
+// numerically, then upstream version, then revision, each compared in
+// alternating runs of non-digits (where '~' sorts before everything, even
+// the end of the string, and letters before other characters) and of
+// digits (numerically). It returns -1, 0 or +1.
+func Compare(a, b Version) int {
+	if c := compareNumeric(a.Epoch, b.Epoch); c != 0 {
+		return c
+	}
+	if c := compareFragment(a.Upstream, b.Upstream); c != 0 {
+		return c
+	}
+	return compareFragment(a.Revision, b.Revision)
+}
+
+// compareNumeric compares runs of digits ("" is 0) without overflow.
+func compareNumeric(a, b string) int {
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// compareFragment is dpkg's verrevcmp.
+func compareFragment(a, b string) int {
+	for a != "" || b != "" {
+		for (a != "" && !isDigit(a[0])) || (b != "" && !isDigit(b[0])) {
+			ca, cb := order(a), order(b)
+			if ca != cb {
+				if ca < cb {
+					return -1
+				}
+				return 1
+			}
+			a, b = a[1:], b[1:]
+		}
+		i, j := digits(a), digits(b)
+		if c := compareNumeric(a[:i], b[:j]); c != 0 {
+			return c
+		}
+		a, b = a[i:], b[j:]
+	}
+	return 0
+}
+
+// order is the weight of the first character of s in a non-digit run:
+// '~' lowest, then the end of the run, then letters, then the rest.
+func order(s string) int {
+	switch {
+	case s == "" || isDigit(s[0]):
+		return 0
+	case s[0] == '~':
+		return -1
+	case s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z':
+		return int(s[0])
+	}
+	return int(s[0]) + 256
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func digits(s string) int {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}

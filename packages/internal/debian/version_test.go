@@ -1,6 +1,7 @@
 package debian_test
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -112,4 +113,60 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("ParseRequest(%q) = %+v, %v", tc.in, r, err)
 		}
 	}
+}
+
+// TestCompare checks Compare on known orders and, where dpkg is installed,
+// against `dpkg --compare-versions` for every pair.
+func TestCompare(t *testing.T) {
+	// Ascending.
+	ordered := []string{
+		"1.0~rc1", "1.0", "1.0-1~deb12u1", "1.0-1", "1.0-1+b1", "1.0-1+deb12u1", "1.0-2",
+		"1.0a", "1.0+dfsg-1", "1.0.1", "1.2.40-4+deb12u1", "1.4+really1.3.40-4+deb12u1", "8.2.32-1~deb12u1",
+		"8.2.36-1~deb12u1", "8.2.36-1~deb12u2", "8.2.36-1", "8.4.16-1", "18.20.4+dfsg-1~deb12u3",
+		"99999999999999999999999", "1:0.1", "2:0.0",
+	}
+	for i, a := range ordered {
+		va, err := debian.ParseVersion(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, b := range ordered {
+			vb, _ := debian.ParseVersion(b)
+			want := cmpInt(i, j)
+			if got := debian.Compare(va, vb); got != want {
+				t.Errorf("Compare(%s, %s) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		t.Logf("dpkg not installed: not cross-checked")
+		return
+	}
+	for _, a := range ordered {
+		for _, b := range ordered {
+			va, _ := debian.ParseVersion(a)
+			vb, _ := debian.ParseVersion(b)
+			lt := exec.Command("dpkg", "--compare-versions", a, "lt", b).Run() == nil
+			eq := exec.Command("dpkg", "--compare-versions", a, "eq", b).Run() == nil
+			want := 1
+			if lt {
+				want = -1
+			} else if eq {
+				want = 0
+			}
+			if got := debian.Compare(va, vb); got != want {
+				t.Errorf("Compare(%s, %s) = %d, dpkg says %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
