@@ -16,6 +16,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -235,6 +236,26 @@ type Release struct {
 	// nodejs) in every stack that does not map them to something else
 	// itself; see Snapshot.PackageAliases.
 	Aliases []string `json:"aliases,omitempty"`
+	// Superseded are layers of earlier builds of this version that a
+	// forced publish (a rebuild) replaced: never composed into a new
+	// image, but served and kept like Layers (Snapshot.HasLayer, gc,
+	// verify), so that environments pinned before the rebuild keep
+	// pulling. Sorted by platform, then digest.
+	Superseded []Layer `json:"superseded,omitempty"`
+}
+
+// LabelRebuild, on a release, says why it is a rebuild of its version:
+// which packages of its layers changed, e.g. "libssl3 3.0.15-1~deb12u1 →
+// 3.0.16-1~deb12u1" (the publishing job sets it; see packages.Syncer).
+const LabelRebuild = "io.envreg.debian.rebuild"
+
+// AllLayers returns Layers and Superseded: every layer whose blobs the
+// release keeps alive.
+func (r Release) AllLayers() []Layer {
+	if len(r.Superseded) == 0 {
+		return r.Layers
+	}
+	return slices.Concat(r.Layers, r.Superseded)
 }
 
 // ID returns "name version", e.g. "php 8.2.36".
@@ -292,6 +313,11 @@ func (r Release) Validate() error {
 			errs = append(errs, fmt.Errorf("release %s layer %s: no media type", r.Name, l.Platform))
 		}
 	}
+	for _, l := range r.Superseded {
+		if err := l.Digest.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("release %s superseded layer %s: digest: %w", r.Name, l.Platform, err))
+		}
+	}
 	for _, c := range slices.Concat(r.Requires, r.Conflicts) {
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("release %s: %w", r.Name, err))
@@ -316,6 +342,9 @@ func (r Release) Validate() error {
 // to UTC seconds, so that equal releases serialize to equal bytes.
 func (r *Release) Canonicalize() {
 	slices.SortFunc(r.Layers, func(a, b Layer) int { return strings.Compare(a.Platform.String(), b.Platform.String()) })
+	slices.SortFunc(r.Superseded, func(a, b Layer) int {
+		return cmp.Or(strings.Compare(a.Platform.String(), b.Platform.String()), strings.Compare(string(a.Digest), string(b.Digest)))
+	})
 	r.Published = r.Published.UTC().Truncate(time.Second)
 	if len(r.Aliases) > 0 {
 		r.Aliases = slices.Compact(slices.Sorted(slices.Values(r.Aliases)))

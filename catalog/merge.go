@@ -10,8 +10,10 @@ import (
 // Merge adds the layers of r to old: the rule every catalog backend applies
 // when a release with the same name and version is published again. Metadata that differs, or a platform
 // whose layer differs, is an error wrapping ErrExists unless force,
-// in which case r's metadata and layers win. Platforms of old that r does
-// not mention are kept, and so is the first publish time.
+// in which case r's metadata and layers win and the replaced layers are
+// kept as Superseded (environments pinned to them keep pulling). Platforms
+// of old that r does not mention are kept, and so is the first publish
+// time.
 func Merge(old, r Release, force bool) (Release, error) {
 	return MergeWith(old, r, PublishOptions{Force: force})
 }
@@ -33,6 +35,7 @@ func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
 		conflicts = append(conflicts, "metadata differs ("+strings.Join(metadataDiff(old, r), ", ")+")")
 	}
 	layers := slices.Clone(old.Layers)
+	superseded := slices.Concat(old.Superseded, r.Superseded)
 	for _, l := range r.Layers {
 		i := slices.IndexFunc(layers, func(o Layer) bool { return o.Platform == l.Platform })
 		switch {
@@ -41,6 +44,9 @@ func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
 		case !layers[i].Equal(l):
 			conflicts = append(conflicts, fmt.Sprintf("layer for %s differs (stored %s, new %s)",
 				l.Platform, describeLayer(layers[i]), describeLayer(l)))
+			if layers[i].Digest != l.Digest {
+				superseded = append(superseded, layers[i])
+			}
 			layers[i] = l
 		case len(layers[i].Components) == 0 && layers[i].Distro == "":
 			layers[i] = l // the same layer, now with what it carries
@@ -52,6 +58,17 @@ func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
 	}
 	merged := r
 	merged.Layers = layers
+	// A layer that is current again (a rebuild reverted) is not superseded;
+	// one superseded twice is listed once.
+	merged.Superseded = slices.DeleteFunc(superseded, func(s Layer) bool {
+		return slices.ContainsFunc(layers, func(l Layer) bool { return l.Digest == s.Digest })
+	})
+	merged.Superseded = slices.CompactFunc(slices.SortedFunc(slices.Values(merged.Superseded), func(a, b Layer) int {
+		return strings.Compare(string(a.Digest), string(b.Digest))
+	}), func(a, b Layer) bool { return a.Digest == b.Digest })
+	if len(merged.Superseded) == 0 {
+		merged.Superseded = nil
+	}
 	merged.Published = old.Published
 	if !force {
 		merged.Yanked = old.Yanked // a re-publish does not un-yank

@@ -35,7 +35,7 @@ func NewSnapshot(generation uint64, releases []Release, stacks []Stack) *Snapsho
 	}
 	s.layers = map[digest.Digest]bool{}
 	for _, r := range releases {
-		for _, l := range r.Layers {
+		for _, l := range r.AllLayers() {
 			for _, b := range l.Blobs() {
 				s.layers[b.Digest] = true
 			}
@@ -95,8 +95,8 @@ func (s *Snapshot) Releases(name string) []Release { return s.releases[name] }
 func (s *Snapshot) Names() []string { return s.names }
 
 // HasLayer reports whether d is a layer blob of some release, yanked ones
-// included (environments pinned before the yank still pull it), in any
-// form the catalog stores it in.
+// and superseded builds included (environments pinned before the yank or
+// the rebuild still pull it), in any form the catalog stores it in.
 func (s *Snapshot) HasLayer(d digest.Digest) bool { return s.layers[d] }
 
 // Stack returns the named stack.

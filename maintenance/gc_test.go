@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -163,4 +164,29 @@ func TestGCRefusesWhatItCannotRead(t *testing.T) {
 			t.Errorf("%s: %v, want a MissingCapabilityError for %s", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestGCKeepsSupersededLayers: the layer a rebuild replaced (a forced
+// publish of the same version) stays, however old, while its release
+// lists it as superseded: images pinned before the rebuild still pull it.
+func TestGCKeepsSupersededLayers(t *testing.T) {
+	backends(t, func(t *testing.T, f *fixture) {
+		f.publish("base", "12.0.0")
+		old := f.publish("php", "8.2.36")
+		data := layerContent("php", "8.2.36 rebuilt")
+		rebuilt := old
+		v := semver.MustParse("8.2.36+r2")
+		rebuilt.Version = v
+		rebuilt.Layers = []catalog.Layer{{Platform: amd64, Digest: f.putBlob(data), DiffID: digest.FromString("tar " + string(data)),
+			Size: int64(len(data)), MediaType: ocispec.MediaTypeImageLayerGzip}}
+		if err := f.cat.Publish(t.Context(), rebuilt, catalog.PublishOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		_, deleted := f.gc(maintenance.GCOptions{Grace: 0}, time.Now().Add(24*time.Hour))
+		for _, d := range []digest.Digest{old.Layers[0].Digest, rebuilt.Layers[0].Digest} {
+			if slices.Contains(deleted, d) || !f.hasBlob(d) {
+				t.Errorf("gc deleted layer %s (deleted %v)", d, deleted)
+			}
+		}
+	})
 }

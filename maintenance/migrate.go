@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -296,6 +297,13 @@ func (m *migration) checkRelease(ctx context.Context, dsnap *catalog.Snapshot, r
 		}
 		if n, err := m.dst.Blobs.Stat(ctx, l.Digest); err != nil || n != l.Size {
 			m.problem("%s %s: blob %s: size %d, err %v", r.ID(), l.Platform, l.Digest, n, err)
+		}
+	}
+	for _, l := range r.Superseded {
+		if !slices.ContainsFunc(got.Superseded, l.Equal) {
+			m.problem("%s %s: superseded layer %s missing in target", r.ID(), l.Platform, l.Digest)
+		} else if n, err := m.dst.Blobs.Stat(ctx, l.Digest); err != nil || n != l.Size {
+			m.problem("%s %s: superseded blob %s: size %d, err %v", r.ID(), l.Platform, l.Digest, n, err)
 		}
 	}
 }

@@ -139,7 +139,7 @@ func readUsers(ctx context.Context, cat catalog.Store, rel catalog.Release) (*us
 		return nil, fmt.Errorf("%w (nothing deleted)", err)
 	}
 	layers := map[digest.Digest]bool{}
-	for _, l := range rel.Layers {
+	for _, l := range rel.AllLayers() {
 		for _, b := range l.Blobs() {
 			layers[b.Digest] = true
 		}

@@ -170,7 +170,7 @@ func (v *verifier) checkReleases(ctx context.Context) error {
 	}
 	rels := snap.AllReleases()
 	for _, r := range rels {
-		for _, l := range r.Layers {
+		for _, l := range r.AllLayers() {
 			v.r.Layers++
 			for _, b := range l.Blobs() {
 				v.diffIDs[b.Digest] = l.DiffID

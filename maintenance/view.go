@@ -116,7 +116,7 @@ func (v *view) readCatalog(ctx context.Context, cat catalog.Reader) error {
 		return fmt.Errorf("reading the catalog: %w", err)
 	}
 	for _, r := range snap.AllReleases() {
-		for _, l := range r.Layers {
+		for _, l := range r.AllLayers() {
 			for _, b := range l.Blobs() {
 				v.refs[b.Digest] = true
 			}

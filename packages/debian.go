@@ -244,7 +244,15 @@ func checkBase(rc Recipe) []string {
 		return []string{fmt.Sprintf("source.debian.base: %s has no Debian source", b.where())}
 	}
 	if b.Ranged() {
-		return []string{fmt.Sprintf("source.debian.base: %s names a range of versions; a base must be one version", b.where())}
+		// Layers are built on the newest version in the base's range; the
+		// resolver sees to it that they are composed with a version the
+		// requirement admits.
+		for _, s := range rc.Requires {
+			if c, err := catalog.ParseConstraint(s); err == nil && c.Name == b.Name {
+				return nil
+			}
+		}
+		return []string{fmt.Sprintf("requires: must include %s (source.debian.base %s), e.g. \"%s %s\"", b.Name, b.where(), b.Name, b.Source.Debian.Versions)}
 	}
 	bv, err := semver.StrictNewVersion(b.effectiveVersion())
 	if err != nil {
@@ -335,6 +343,15 @@ func (p *Publisher) apt(arch string, d *DebianSource) (*debian.Apt, error) {
 func (p *Publisher) provided(ctx context.Context, base *Recipe, plat catalog.Platform) ([]debian.Package, error) {
 	if base == nil {
 		return nil, nil
+	}
+	if base.Ranged() {
+		// A ranged base (composer on php 8.2.x) provides what its newest
+		// version in range provides.
+		versions, err := p.ExpandRecipe(ctx, *base)
+		if err != nil {
+			return nil, fmt.Errorf("resolving base %s %s: %w", base.Name, base.Source.Debian.Versions, err)
+		}
+		base = &versions[0]
 	}
 	key := base.Name + " " + base.effectiveVersion() + " " + plat.String()
 	p.deb.mu.Lock()
@@ -445,6 +462,10 @@ func (p *Publisher) publishDebian(ctx context.Context, rc Recipe, release catalo
 	release.Labels[LabelDebianPackage] = reqs[0].Name
 	release.Labels[LabelDebianVersion] = mainVersion(reqs[0].Name, closures)
 	release.Labels[LabelDebianPackages] = packageList(closures)
+	if rb := rc.rebuild; rb != nil {
+		release.Labels[catalog.LabelRebuild] = rb.reason
+		release.Yanked = rb.yanked
+	}
 	p.log().InfoContext(ctx, "resolved Debian packages", "name", rc.Name, "version", release.Version.String(),
 		"package", reqs[0].Name, "debianVersion", release.Labels[LabelDebianVersion],
 		"packages", len(strings.Fields(release.Labels[LabelDebianPackages])))

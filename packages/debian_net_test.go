@@ -142,28 +142,42 @@ func TestPublishBundledDebian(t *testing.T) {
 	pub, blobs, cat := newPublisher(t)
 	pub.CacheDir = cache
 	start := time.Now()
-	for _, rc := range recipes {
-		if _, err := pub.PublishRecipe(t.Context(), rc, "", false); err != nil {
+	n := 0
+	for _, ranged := range recipes {
+		versions, err := pub.ExpandRecipe(t.Context(), ranged)
+		if err != nil {
 			t.Fatal(err)
 		}
+		for _, rc := range versions {
+			if _, err := pub.PublishRecipe(t.Context(), rc, "", false); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
 	}
-	t.Logf("published %d recipes for 3 platforms in %s", len(recipes), time.Since(start).Round(time.Second))
+	t.Logf("published %d versions for 3 platforms in %s", n, time.Since(start).Round(time.Second))
 
-	rel := func(name, version string) catalog.Release { return cat.get(t, name, version) }
-	base, php, php32 := rel("base", "13.8.0"), rel("php", "8.2.36+1.deb12u1"), rel("php", "8.2.32+1.deb12u1")
-	node, gm := rel("nodejs", "18.20.4+dfsg.1.deb12u3"), rel("graphicsmagick", "1.3.40+4.deb12u1")
+	// The recipes name ranges: relations, not literal versions, which the
+	// archive moves.
+	rel := func(name, minor string, oldest bool) catalog.Release { return cat.pick(t, name, minor, oldest) }
+	base, php, php32 := rel("base", "13", false), rel("php", "8.2", false), rel("php", "8.2", true)
+	node, gm := rel("nodejs", "18", false), rel("graphicsmagick", "1.3", true)
+	if php.Version.Equal(php32.Version) {
+		t.Errorf("one php 8.2 version (%s): want the archive's two newest patches", php.Version)
+	}
 	for _, c := range []struct {
 		r                      catalog.Release
 		pkg, version, has, not string
 	}{
 		{base, "base-files", "13.8+deb13u8", "libc6=", ""},
-		{php, "php8.2-cli", "8.2.36-1~deb12u1", "php8.2-common=8.2.36-1~deb12u1", "libc6="},
-		{php32, "php8.2-cli", "8.2.32-1~deb12u1", "php8.2-common=8.2.32-1~deb12u1", "libc6="},
-		{node, "nodejs", "18.20.4+dfsg-1~deb12u3", "libnode108=", "libssl3="},
-		{gm, "graphicsmagick", "1.4+really1.3.40-4+deb12u1", "libgraphicsmagick-q16-3=", "zlib1g="},
+		{php, "php8.2-cli", "", "php8.2-common=" + php.Labels[packages.LabelDebianVersion], "libc6="},
+		{php32, "php8.2-cli", "", "php8.2-common=" + php32.Labels[packages.LabelDebianVersion], "libc6="},
+		{node, "nodejs", "", "libnode108=", "libssl3="},
+		{gm, "graphicsmagick", "", "libgraphicsmagick-q16-3=", "zlib1g="},
 	} {
 		l := c.r.Labels
-		if l[packages.LabelDebianPackage] != c.pkg || l[packages.LabelDebianVersion] != c.version {
+		if l[packages.LabelDebianPackage] != c.pkg || (c.version != "" && l[packages.LabelDebianVersion] != c.version) ||
+			(c.version == "" && !derivesTo(l[packages.LabelDebianVersion], c.r.Version.String())) {
 			t.Errorf("%s: labels %v", c.r.ID(), l)
 		}
 		list := " " + l[packages.LabelDebianPackages]
@@ -197,7 +211,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	}
 	phpStatus := readLayerFile(t, blobs.blobs[layer(php, arm64).Digest], "var/lib/dpkg/status.d/php8.2-cli")
 	if !strings.Contains(phpStatus, "Package: php8.2-cli\nStatus: install ok installed\n") ||
-		!strings.Contains(phpStatus, "\nVersion: 8.2.36-1~deb12u1\n") || !strings.Contains(phpStatus, "\nArchitecture: arm64\n") {
+		!strings.Contains(phpStatus, "\nVersion: "+php.Labels[packages.LabelDebianVersion]+"\n") || !strings.Contains(phpStatus, "\nArchitecture: arm64\n") {
 		t.Errorf("php8.2-cli status record for arm64:\n%s", phpStatus)
 	}
 	// No two layers of one image write a path differently (the resolver
@@ -217,7 +231,7 @@ func TestPublishBundledDebian(t *testing.T) {
 	// Same .debs, same layers: a new run republishes identically (the
 	// catalog refuses different content), even after a cached .deb was
 	// corrupted (it is downloaded again).
-	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_1.4+really1.3.40-*_amd64.deb"))
+	debs, _ := filepath.Glob(filepath.Join(cacheRoot(t, cache), "debian", "archives", "graphicsmagick_1.4+really"+core(gm)+"-*_amd64.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("cached graphicsmagick .debs: %v", debs)
 	}
@@ -230,8 +244,15 @@ func TestPublishBundledDebian(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := &packages.Publisher{Blobs: blobs, Catalog: cat, TempDir: t.TempDir(), CacheDir: cache}
-	for _, rc := range recipes {
-		if rc.Name == "graphicsmagick" || rc.Name == "base" {
+	for _, ranged := range recipes {
+		if ranged.Name != "graphicsmagick" && ranged.Name != "base" {
+			continue
+		}
+		versions, err := again.ExpandRecipe(t.Context(), ranged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rc := range versions {
 			if _, err := again.PublishRecipe(t.Context(), rc, "", false); err != nil {
 				t.Fatalf("republishing %s: %v", rc.Name, err)
 			}
@@ -258,11 +279,11 @@ func TestPublishBundledDebian(t *testing.T) {
 		args []string
 		want string
 	}{
-		{root, []string{"php", "-r", "echo PHP_VERSION;"}, "8.2.36"},
-		{root32, []string{"php", "-r", "echo PHP_VERSION;"}, "8.2.32"},
+		{root, []string{"php", "-r", "echo PHP_VERSION;"}, core(php)},
+		{root32, []string{"php", "-r", "echo PHP_VERSION;"}, core(php32)},
 		{root, []string{"php", "-r", "echo ctype_digit('1') ? 'modules' : 'none';"}, "modules"},
-		{root, []string{"node", "-v"}, "v18.20.4\n"},
-		{root, []string{"gm", "version"}, "GraphicsMagick 1.3.40 "},
+		{root, []string{"node", "-v"}, "v" + core(node) + "\n"},
+		{root, []string{"gm", "version"}, "GraphicsMagick " + core(gm) + " "},
 		{root, []string{"/bin/sh", "-c", "ls /usr/bin/env && id -un"}, "/usr/bin/env\nroot\n"},
 	} {
 		cmd := exec.Command("chroot", append([]string{c.root, "/usr/bin/env", "PATH=/usr/local/bin:/usr/bin:/bin"}, c.args...)...)
@@ -346,4 +367,16 @@ func extractLayer(t *testing.T, dir string, layer []byte) {
 			t.Fatalf("extracting %s: %v", name, err)
 		}
 	}
+}
+
+// core is r's version without build metadata.
+func core(r catalog.Release) string {
+	v, _ := r.Version.SetMetadata("")
+	return v.String()
+}
+
+// derivesTo reports whether the Debian version debian derives the
+// semantic version v (compared with build metadata).
+func derivesTo(debian, v string) bool {
+	return debian != "" && packages.DerivedVersion(debian) == v
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -150,14 +151,22 @@ func TestBundledRecipes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"base 13.8.0", "composer 2.5.5+1.deb12u5", "composer 2.8.8+1.deb13u4",
-		"graphicsmagick 1.3.40+4.deb12u1", "graphicsmagick 1.3.45+hg17696.1",
-		"nodejs 18.20.4+dfsg.1.deb12u3", "nodejs 20.19.2+dfsg.1.deb13u3",
-		"php 8.2.32+1.deb12u1", "php 8.2.36+1.deb12u1", "php 8.4.28+1.deb13u1"}
+	// The base is one version; the others follow the archive (ranges,
+	// issue 18 item 6): the three newest php 8.2 patches, the newest of
+	// the rest, from the release named.
+	want := []string{"base 13.8.0", "composer ^2 keep 1 from bookworm", "composer ^2 keep 1 from trixie",
+		"graphicsmagick ~1.3 keep 1 from bookworm", "graphicsmagick ~1.3 keep 1 from trixie",
+		"nodejs ^18 keep 1 from bookworm", "nodejs ^20 keep 1 from trixie",
+		"php ~8.2 keep 3 from bookworm", "php ~8.4 keep 1 from trixie"}
 	for _, set := range [][]packages.Recipe{bundled, fromDir} {
 		var got []string
 		for _, rc := range set {
-			got = append(got, rc.Name+" "+rc.Version)
+			id := rc.Name + " " + rc.Version
+			if d := rc.Source.Debian; rc.Ranged() {
+				suite := strings.Fields(d.Sources[0])[2] // deb URI SUITE COMPONENT
+				id = fmt.Sprintf("%s %s keep %d from %s", rc.Name, d.Versions, d.Keep, suite)
+			}
+			got = append(got, id)
 			if rc.Source.Debian == nil || !slices.Equal(rc.Platforms, []string{"linux/amd64", "linux/arm64", "linux/arm/v7"}) {
 				t.Errorf("%s: want a Debian source for linux/amd64, linux/arm64 and linux/arm/v7", rc.File)
 			}
@@ -329,8 +338,8 @@ func TestBuildDebianLayerConflicts(t *testing.T) {
 }
 
 // TestLoadRangedRecipes: a recipe with a range of versions loads without a
-// version, sorts after the recipes of one version of its name, and cannot
-// be a base.
+// version, sorts after the recipes of one version of its name, and must be
+// required by name where it is a base.
 func TestLoadRangedRecipes(t *testing.T) {
 	ranged := strings.Replace(debPHPRecipe, "php8.2-cli=8.2.36-1~deb12u1]", "php8.2-cli]\n    versions: \">=8.2.30 <8.3\"\n    keep: 3", 1)
 	recipes, err := packages.LoadRecipes(fstest.MapFS{
@@ -347,12 +356,13 @@ func TestLoadRangedRecipes(t *testing.T) {
 	if d := recipes[2].Source.Debian; d.Versions != ">=8.2.30 <8.3" || d.Keep != 3 || d.BaseRecipe == nil {
 		t.Errorf("ranged recipe's source %+v", d)
 	}
-	rangedBase := "name: base\nplatforms: [linux/amd64, linux/arm64]\nsource:\n  debian:\n    packages: [base-files, libc6, dash]\n    versions: \"^12\"\n"
+	// A ranged base must be required by name.
 	_, err = packages.LoadRecipes(fstest.MapFS{
-		"base/recipe.yaml": {Data: []byte(rangedBase)},
-		"php/8.2.36.yaml":  {Data: []byte(debPHPRecipe)},
+		"base/recipe.yaml":  {Data: []byte(baseRecipe)},
+		"php/8.2.yaml":      {Data: []byte(ranged)},
+		"composer/2.5.yaml": {Data: []byte("name: composer\nversion: 2.5.5\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [composer]\n    base: ../php/8.2.yaml\n")},
 	})
-	if err == nil || !strings.Contains(err.Error(), "names a range of versions; a base must be one version") {
-		t.Errorf("ranged base: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), `requires: must include php (source.debian.base php/8.2.yaml), e.g. "php >=8.2.30 <8.3"`) {
+		t.Errorf("ranged base not required: err = %v", err)
 	}
 }

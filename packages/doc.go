@@ -31,8 +31,11 @@
 // # Debian packages
 //
 // A recipe with source.debian (DebianSource) names Debian binary packages,
-// usually pinned (php8.2-cli=8.2.36-1~deb12u1). For each platform the
-// publisher, through package internal/debian:
+// pinned (php8.2-cli=8.2.36-1~deb12u1) or with a range of versions of the
+// main package (source.debian.versions and keep, expanded into one pinned
+// recipe per version by Publisher.ExpandRecipe from the archive's indexes of
+// the moment). For each platform the publisher, through package
+// internal/debian:
 //
 //  1. resolves, with apt and a private configuration (nothing of the
 //     machine's apt.conf.d, dpkg database or cache is read or written), the
@@ -147,10 +150,11 @@
 //
 // # Bundled recipes and seeding
 //
-// The recipes in the directories of this package (a trixie base; php
-// 8.2.32, 8.2.36 and 8.4.28; composer 2.5.5 and 2.8.8; nodejs 18 and 20;
-// graphicsmagick 1.3.40 and 1.3.45; each for linux/amd64, linux/arm64 and
-// linux/arm/v7) are embedded: Bundled loads them, and
+// The recipes in the directories of this package (a trixie base, pinned;
+// ranges for the rest: the three newest php 8.2 patches, php 8.4, composer
+// for each, nodejs 18 and 20, graphicsmagick from bookworm and trixie; each
+// for linux/amd64, linux/arm64 and linux/arm/v7) are embedded: Bundled
+// loads them, and
 // LoadRecipeDir on the packages/ directory of the source tree finds the same
 // ones (testdata and "_" directories are skipped).
 //
@@ -163,5 +167,6 @@
 // start publishes nothing. Its catalog writes are exclusive
 // (catalog.PublishOptions.Exclusive): when jobs race, the catalog decides
 // which one recorded a version, whole. A failed version is reported with a
-// reason (SyncFailure) and the round goes on.
+// reason (SyncFailure) and the round goes on. Each round expands the ranged
+// recipes anew, so a patch the archive adds is published by the next round.
 package packages

@@ -2,6 +2,7 @@ package packages
 
 import (
 	"context"
+	"github.com/Masterminds/semver/v3"
 	"io"
 
 	"github.com/opencontainers/go-digest"
@@ -39,3 +40,19 @@ func BuildDebianLayerOnBase(ctx context.Context, debs []string, base []debian.Pa
 // patchelf for this machine, from the archive, whether or not one is
 // installed.
 func (p *Publisher) FetchPatchelf(ctx context.Context) (string, error) { return p.fetchPatchelf(ctx) }
+
+// DerivedVersion is the semantic version derived from a Debian version
+// ("" when it has none).
+func DerivedVersion(s string) string {
+	v, ok := derive(s)
+	if !ok {
+		return ""
+	}
+	return v.String()
+}
+
+// RebuiltVersion is the version of the next build of v.
+func RebuiltVersion(v string) string { return rebuiltVersion(semver.MustParse(v)).String() }
+
+// ClosureChanges exposes closureChanges.
+func ClosureChanges(before, now string) string { return closureChanges(before, now) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +108,27 @@ func (c *memCatalog) get(t *testing.T, name, version string) catalog.Release {
 		t.Fatalf("catalog has no release %s %s", name, version)
 	}
 	return r
+}
+
+// pick returns the newest (or, with oldest, the oldest) release of name
+// whose version is minor or starts with minor+".".
+func (c *memCatalog) pick(t *testing.T, name, minor string, oldest bool) catalog.Release {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out *catalog.Release
+	for _, r := range c.releases {
+		if r.Name != name || !strings.HasPrefix(r.Version.String()+".", minor+".") {
+			continue
+		}
+		if out == nil || r.Version.GreaterThan(out.Version) != oldest {
+			out = &r
+		}
+	}
+	if out == nil {
+		t.Fatalf("catalog has no release %s %s", name, minor)
+	}
+	return *out
 }
 
 // fixedNow is a publish time in a non-UTC zone with sub-second precision,

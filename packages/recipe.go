@@ -67,6 +67,9 @@ type Recipe struct {
 	// fromRange is the source.debian.versions of the ranged recipe that
 	// ExpandRecipe made this one from.
 	fromRange string
+	// rebuild, set by the Syncer, makes this a rebuild of a present
+	// version (see rebuiltVersion).
+	rebuild *rebuildOf
 }
 
 // Source says where a recipe's content comes from. Exactly one field is
@@ -369,12 +372,15 @@ func LoadRecipes(fsys fs.FS) ([]Recipe, error) {
 }
 
 // recipeID names what a recipe defines, for finding two that define the
-// same: "name version", or "name versions RANGE" for a ranged recipe.
+// same: "name version", or "name versions RANGE from SOURCES" for a
+// ranged recipe.
 // Build metadata does not make another version (semver precedence ignores
 // it): 8.2.36+a and 8.2.36+b are one catalog release.
 func recipeID(rc Recipe) string {
-	if rc.Ranged() {
-		return rc.Name + " versions " + rc.Source.Debian.Versions
+	if d := rc.Source.Debian; rc.Ranged() {
+		// Two ranges of one name may differ by their sources (composer
+		// ^2 from bookworm and from trixie).
+		return rc.Name + " versions " + d.Versions + " from " + strings.Join(d.Sources, ", ")
 	}
 	v, _, _ := strings.Cut(semver.MustParse(rc.Version).String(), "+")
 	return rc.Name + " " + v
@@ -388,7 +394,7 @@ func compareRecipes(a, b Recipe) int {
 	}
 	switch {
 	case a.Ranged() && b.Ranged():
-		return strings.Compare(a.Source.Debian.Versions, b.Source.Debian.Versions)
+		return strings.Compare(recipeID(a), recipeID(b))
 	case a.Ranged():
 		return 1
 	case b.Ranged():
@@ -482,6 +488,10 @@ func LoadRecipeDir(dir string) ([]Recipe, error) {
 // in the order of rc.Platforms, each with that platform's layer.
 func (p *Publisher) PublishRecipe(ctx context.Context, rc Recipe, baseDir string, force bool) ([]catalog.Release, error) {
 	what := fmt.Sprintf("publishing %s %s for %s", rc.Name, rc.effectiveVersion(), platformList(rc.Platforms))
+	if rc.Ranged() {
+		return nil, fmt.Errorf("publishing %s %s: recipe %s names a range of versions: publish each recipe that ExpandRecipe returns",
+			rc.Name, rc.Source.Debian.Versions, rc.where())
+	}
 	if d := rc.Source.Debian; d != nil && d.Base != "" && d.BaseRecipe == nil {
 		file := filepath.Join(baseDir, filepath.FromSlash(rc.Dir), filepath.FromSlash(d.Base))
 		base, err := LoadRecipeFile(file)

@@ -75,6 +75,12 @@ type Syncer struct {
 	// is logged and listed in SyncReport.GoneUpstream, never a failure;
 	// the catalog keeps its copy.
 	CheckUpstream bool
+	// Rebuild resolves, at the end of each round, every Debian version the
+	// catalog already has for every platform of its recipe (no download)
+	// and publishes a rebuild of each whose closure changed upstream (a
+	// library got a security update while the package's version stayed);
+	// see rebuiltVersion. Not with Inventory (a remote registry).
+	Rebuild bool
 
 	mu     sync.Mutex
 	status syncStatus
@@ -105,6 +111,9 @@ type SyncReport struct {
 	// GoneUpstream names the versions in the catalog whose main Debian
 	// package the archive no longer has (CheckUpstream).
 	GoneUpstream []string
+	// Rebuilt are the rebuilds this round published (also in Published):
+	// "php 8.2.36+1.deb12u1.r2: libssl3 3.0.15-1~deb12u1 → 3.0.16-1~deb12u1".
+	Rebuilt []string
 	// Stopped is set when ctx ended before the round did; the steps not
 	// started are neither failed nor published.
 	Stopped bool
@@ -131,7 +140,8 @@ type syncStep struct {
 	version *semver.Version
 	first   bool // FirstPlatform's step of a split version
 	depth   int
-	rank    int // 0 for the newest version of the name (rankSteps)
+	rank    int  // 0 for the newest version of the name (rankSteps)
+	rebuild bool // a rebuild of a present version (checkPresent), published with force
 }
 
 func (s syncStep) String() string {
@@ -209,21 +219,44 @@ func (s *Syncer) Round(ctx context.Context, recipes []Recipe) (SyncReport, error
 		s.runStep(ctx, pub, step, &rep)
 		s.setStatus(func(st *syncStatus) { st.done, st.fail, st.current = len(failed)+i+1, len(rep.Failed), "" })
 	}
-	if s.CheckUpstream && !rep.Stopped {
-		rep.GoneUpstream = append(s.checkUpstream(ctx, pub, present), s.goneFromRanges(ctx, ranges)...)
+	if (s.CheckUpstream || s.Rebuild) && !rep.Stopped {
+		s.setStatus(func(st *syncStatus) { st.current = "checking the versions in the catalog against the archive" })
+		gone, rebuilds := s.checkPresent(ctx, pub, present)
+		if s.CheckUpstream {
+			rep.GoneUpstream = append(gone, s.goneFromRanges(ctx, ranges)...)
+		}
+		s.runRebuilds(ctx, pub, rebuilds, &rep)
 	}
 	rep.Took = time.Since(start)
 	return rep, nil
 }
 
+// runRebuilds publishes the rebuild steps, bases first.
+func (s *Syncer) runRebuilds(ctx context.Context, pub *Publisher, rebuilds []syncStep, rep *SyncReport) {
+	slices.SortStableFunc(rebuilds, func(a, b syncStep) int { return cmp.Compare(a.depth, b.depth) })
+	rep.Steps += len(rebuilds)
+	for _, step := range rebuilds {
+		if ctx.Err() != nil {
+			rep.Stopped = true
+			return
+		}
+		s.log().InfoContext(ctx, s.what()+": rebuilding", "step", step.String(), "reason", step.rc.rebuild.reason)
+		n := len(rep.Published)
+		s.runStep(ctx, pub, step, rep)
+		if len(rep.Published) > n {
+			rep.Rebuilt = append(rep.Rebuilt, step.rc.Name+" "+step.version.String()+": "+step.rc.rebuild.reason)
+		}
+	}
+}
+
 // runStep publishes one step and records the outcome in rep.
 func (s *Syncer) runStep(ctx context.Context, pub *Publisher, step syncStep, rep *SyncReport) {
-	if s.presentNow(ctx, step.rc) {
+	if !step.rebuild && s.presentNow(ctx, step.rc) {
 		rep.Raced = append(rep.Raced, step.String())
 		s.log().InfoContext(ctx, s.what()+": published by another job meanwhile", "step", step.String())
 		return
 	}
-	rels, err := pub.PublishRecipe(ctx, step.rc, s.BaseDir, false)
+	rels, err := pub.PublishRecipe(ctx, step.rc, s.BaseDir, step.rebuild)
 	switch {
 	case err == nil:
 		rel := rels[0]
@@ -376,33 +409,6 @@ func compareSteps(a, b syncStep) int {
 	}
 	return cmp.Or(cmp.Compare(a.depth, b.depth), cmp.Compare(a.rank, b.rank), strings.Compare(a.rc.Name, b.rc.Name),
 		b.version.Compare(a.version))
-}
-
-// checkUpstream resolves the Debian recipes of present (versions in the
-// catalog) for their first platform and returns those whose main package
-// version the archive no longer has. Any other error is only logged: the
-// check never fails a round.
-func (s *Syncer) checkUpstream(ctx context.Context, pub *Publisher, present []Recipe) []string {
-	var gone []string
-	for _, rc := range present {
-		if rc.Source.Debian == nil || len(rc.Platforms) == 0 || rc.fromRange != "" || ctx.Err() != nil {
-			continue // a version from a range was in the archive when the round began
-		}
-		id := rc.Name + " " + rc.effectiveVersion()
-		plat, err := catalog.ParsePlatform(rc.Platforms[0])
-		if err == nil {
-			_, _, _, err = pub.resolveDebian(ctx, rc, plat)
-		}
-		var nf *debian.NotFoundError
-		switch {
-		case errors.As(err, &nf):
-			gone = append(gone, id)
-			s.log().InfoContext(ctx, s.what()+": gone upstream; the catalog keeps its copy", "version", id, "detail", err.Error())
-		case err != nil:
-			s.log().DebugContext(ctx, s.what()+": could not check upstream", "version", id, "err", err)
-		}
-	}
-	return gone
 }
 
 // labelClosures adds to closures those of rc's labelPlatforms that it

@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Masterminds/semver/v3"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
@@ -382,5 +385,110 @@ func TestSyncRange(t *testing.T) {
 		if !strings.Contains(rep.Failed[0].Err.Error(), w) {
 			t.Errorf("error %q does not name %s", rep.Failed[0].Err, w)
 		}
+	}
+}
+
+// TestSyncRebuild: when a library in a package's closure is replaced in
+// the archive while the package's own version stays, the next round
+// publishes a rebuild named VERSION.r2 that tags select, records why, and
+// keeps the replaced layers (pinned digests keep pulling); a round after
+// it, or before the change, rebuilds nothing (issue 18, items 3 and 5).
+func TestSyncRebuild(t *testing.T) {
+	a := newSignedArchive(t)
+	app := func(arch string) debtest.Package {
+		p := helloFor("1.0-1", arch)
+		p.Depends = "libgreet"
+		return p
+	}
+	lib := func(arch, version string) debtest.Package {
+		return debtest.Package{Name: "libgreet", Version: version, Arch: arch,
+			Files: []debtest.File{{Path: "usr/lib/libgreet.so.2", Content: "libgreet " + version}}}
+	}
+	a.publish(t, app("amd64"), app("arm64"), lib("amd64", "2.0-1"), lib("arm64", "2.0-1"))
+	recipes := a.recipe(t, "hello=1.0-1", "linux/amd64", "linux/arm64")
+	data := t.TempDir()
+	s := newSyncer(t, data)
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.CheckUpstream, s.Rebuild = true, true
+	release := func() catalog.Release {
+		t.Helper()
+		snap, err := s.Catalog.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels := snap.Releases("hello")
+		if len(rels) != 1 {
+			t.Fatalf("catalog has %d hello releases, want 1", len(rels))
+		}
+		return rels[0]
+	}
+
+	if rep, err := s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 1 || len(rep.Rebuilt) != 0 || len(rep.Failed) != 0 {
+		t.Fatalf("first round: %+v, %v", rep, err)
+	}
+	first := release()
+	files := countFiles(t, data)
+	if rep, err := s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Rebuilt) != 0 || countFiles(t, data) != files {
+		t.Fatalf("round with nothing new: %+v, %v; files %d → %d", rep, err, files, countFiles(t, data))
+	}
+
+	// A security update of the library; hello stays 1.0-1.
+	a.publish(t, app("amd64"), app("arm64"), lib("amd64", "2.0-2"), lib("arm64", "2.0-2"))
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("round after the library update: %+v, %v", rep, err)
+	}
+	const reason = "libgreet 2.0-1 → 2.0-2"
+	if len(rep.Rebuilt) != 1 || rep.Rebuilt[0] != "hello 1.0.0+1.r2: "+reason {
+		t.Errorf("rebuilt %q, want [hello 1.0.0+1.r2: %s]", rep.Rebuilt, reason)
+	}
+	rebuilt := release()
+	if rebuilt.Version.String() != "1.0.0+1.r2" || rebuilt.Labels[catalog.LabelRebuild] != reason ||
+		rebuilt.Labels[packages.LabelDebianPackages] != "hello=1.0-1 libgreet=2.0-2" {
+		t.Errorf("rebuild %s, labels %v", rebuilt.Version, rebuilt.Labels)
+	}
+	snap, err := s.Catalog.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range first.Layers {
+		if nl, _ := rebuilt.Layer(l.Platform); nl.Digest == l.Digest {
+			t.Errorf("%s: the rebuild has the old layer %s", l.Platform, l.Digest)
+		}
+		if !slices.ContainsFunc(rebuilt.Superseded, l.Equal) || !snap.HasLayer(l.Digest) {
+			t.Errorf("%s: old layer %s not kept as superseded (%v)", l.Platform, l.Digest, rebuilt.Superseded)
+		}
+	}
+	// Tags select the rebuild; the from answer says why.
+	st := catalog.Stack{Name: "env"}
+	for _, tag := range []string{"hello-1", "hello-1.0.0"} {
+		req, err := resolver.ParseTag(tag, st, resolver.StackNames(snap, st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := resolver.Resolve(snap, st, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Releases[0].Version.String(); got != "1.0.0+1.r2" {
+			t.Errorf("%s selects %s, want the rebuild", tag, got)
+		}
+	}
+	changes := resolver.Changes(map[string]*semver.Version{"hello": first.Version}, []catalog.Release{rebuilt})
+	if len(changes) != 1 || changes[0].Kind != "rebuilt" || changes[0].Reason != reason {
+		t.Errorf("changes %+v, want hello rebuilt because %s", changes, reason)
+	}
+
+	files = countFiles(t, data)
+	if rep, err := s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Rebuilt) != 0 || countFiles(t, data) != files {
+		t.Errorf("round after the rebuild: %+v, %v; files %d → %d; want nothing", rep, err, files, countFiles(t, data))
 	}
 }

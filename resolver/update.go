@@ -211,14 +211,20 @@ type Change struct {
 	// From is the running version (as written), To the selected one;
 	// either is empty for an added or removed package.
 	From, To string
+	// Reason, for a rebuild, is what the selected release says changed
+	// (its catalog.LabelRebuild label), e.g. "libssl3 3.0.15-1~deb12u1 →
+	// 3.0.16-1~deb12u1"; empty when it does not say.
+	Reason string
 }
 
 // Changes lists the packages whose versions differ between running
 // (package -> version) and rels, sorted by name. It is never nil.
 func Changes(running map[string]*semver.Version, rels []catalog.Release) []Change {
 	now := make(map[string]*semver.Version, len(rels))
+	reasons := map[string]string{}
 	for _, r := range rels {
 		now[r.Name] = r.Version
+		reasons[r.Name] = r.Labels[catalog.LabelRebuild]
 	}
 	names := slices.Sorted(maps.Keys(now))
 	for name := range running {
@@ -230,6 +236,9 @@ func Changes(running map[string]*semver.Version, rels []catalog.Release) []Chang
 	out := []Change{}
 	for _, name := range names {
 		if c, ok := change(name, running[name], now[name]); ok {
+			if c.Kind == "rebuilt" {
+				c.Reason = reasons[name]
+			}
 			out = append(out, c)
 		}
 	}

@@ -24,26 +24,46 @@ import (
 	"github.com/envreg/envreg/server/api"
 )
 
-// bundledVersions returns the semver cores of the bundled recipes by
-// package name, e.g. php: [8.2.32 8.2.36]. The tests assert relations
-// against them (newest patch wins, a pin gets its version) instead of
-// literal versions, which the archive may move.
-func bundledVersions(t *testing.T) map[string][]*semver.Version {
+// catalogVersions returns the versions of every package in the catalog s
+// serves (GET /api/v1/packages/NAME): cores by name, e.g. php: [8.2.36
+// 8.2.32 8.4.16], and the full version (with build metadata) of a core.
+// The bundled recipes name ranges, so these are what the archive offers
+// today; the tests assert relations against them (newest patch wins, a pin
+// gets its version), never literal versions, which the archive moves.
+func catalogVersions(t *testing.T, s *server) (cores map[string][]*semver.Version, full func(name string, core *semver.Version) string) {
 	t.Helper()
-	recipes, err := packages.Bundled()
-	if err != nil {
-		t.Fatal(err)
+	resp, body := s.get(t, "/api/v1/packages", "application/json")
+	var list api.PackageList
+	if err := json.Unmarshal(body, &list); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("GET /api/v1/packages: %d %v\n%s", resp.StatusCode, err, body)
 	}
-	out := map[string][]*semver.Version{}
-	for _, rc := range recipes {
-		v, err := semver.StrictNewVersion(rc.Version)
-		if err != nil {
-			t.Fatalf("bundled recipe %s: version %q: %v", rc.Name, rc.Version, err)
+	cores = map[string][]*semver.Version{}
+	fulls := map[string]string{}
+	for _, p := range list.Packages {
+		resp, body := s.get(t, "/api/v1/packages/"+p.Name, "application/json")
+		var detail api.PackageDetail
+		if err := json.Unmarshal(body, &detail); resp.StatusCode != 200 || err != nil {
+			t.Fatalf("GET /api/v1/packages/%s: %d %v\n%s", p.Name, resp.StatusCode, err, body)
 		}
-		core, _ := v.SetMetadata("")
-		out[rc.Name] = append(out[rc.Name], &core)
+		for _, info := range detail.Versions {
+			v, err := semver.StrictNewVersion(info.Version)
+			if err != nil {
+				t.Fatalf("%s %s: %v", p.Name, info.Version, err)
+			}
+			core, _ := v.SetMetadata("")
+			cores[p.Name] = append(cores[p.Name], &core)
+			fulls[p.Name+" "+core.String()] = info.Version
+		}
 	}
-	return out
+	full = func(name string, core *semver.Version) string {
+		t.Helper()
+		f, ok := fulls[name+" "+core.String()]
+		if !ok {
+			t.Fatalf("the catalog has no %s %s", name, core)
+		}
+		return f
+	}
+	return cores, full
 }
 
 func newest(vs []*semver.Version) *semver.Version {
@@ -83,8 +103,8 @@ func needPatchelf(t *testing.T) {
 }
 
 // bundledRecipeDir copies the bundled recipes into a directory, each for
-// linux/amd64 only except those named in all (name@version), which keep
-// every platform: a test publishes only the platforms it needs.
+// linux/amd64 only except the files named in all (e.g. php/8.2.yaml),
+// which keep every platform: a test publishes only the platforms it needs.
 func bundledRecipeDir(t *testing.T, all ...string) string {
 	t.Helper()
 	recipes, err := packages.Bundled()
@@ -97,7 +117,7 @@ func bundledRecipeDir(t *testing.T, all ...string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(all, rc.Name+"@"+rc.Version) {
+		if !slices.Contains(all, rc.File) {
 			data = regexp.MustCompile(`(?m)^platforms: .*$`).ReplaceAll(data, []byte("platforms: [linux/amd64]"))
 		}
 		file := filepath.Join(dir, filepath.FromSlash(rc.File))
@@ -111,8 +131,8 @@ func bundledRecipeDir(t *testing.T, all ...string) string {
 	return dir
 }
 
-// bundledRelease finds the bundled recipe's version of name with the given
-// major.minor ("" for the newest).
+// bundledVersion finds the newest version of name in versions with the
+// given major.minor or major ("" for the newest).
 func bundledVersion(t *testing.T, versions map[string][]*semver.Version, name, minor string) *semver.Version {
 	t.Helper()
 	var out []*semver.Version
@@ -139,21 +159,15 @@ func bundledVersion(t *testing.T, versions map[string][]*semver.Version, name, m
 func TestBundledPackages(t *testing.T) {
 	needDebian(t)
 	needPatchelf(t)
-	versions := bundledVersions(t)
-	php82, php84 := bundledVersion(t, versions, "php", "8.2"), bundledVersion(t, versions, "php", "8.4")
-	node18, node20 := bundledVersion(t, versions, "nodejs", "18"), bundledVersion(t, versions, "nodejs", "20")
-	recipes := bundledRecipeDir(t, "base@"+newest(versions["base"]).String(), "php@"+fullVersion(t, "php", php82), "nodejs@"+fullVersion(t, "nodejs", node20))
+	recipes := bundledRecipeDir(t, "base/recipe.yaml", "php/8.2.yaml", "nodejs/20.yaml")
 	data := filepath.Join(t.TempDir(), "data")
 	start := time.Now()
 	cmd := exec.CommandContext(t.Context(), envregBin, "publish", "--data", data, "--log-level", "info", recipes)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("envreg publish: %v\n%s", err, out)
 	}
-	n := 0
-	for _, vs := range versions {
-		n += len(vs)
-	}
-	t.Logf("published %d bundled recipes in %s", n, time.Since(start).Round(time.Second))
+	t.Logf("published in %s:\n%s", time.Since(start).Round(time.Second), grepLines(string(out), "published "))
 
 	// Seeding from the same recipes publishes nothing.
 	gen := generation(t, data)
@@ -161,9 +175,15 @@ func TestBundledPackages(t *testing.T) {
 	if g := generation(t, data); g != gen {
 		t.Errorf("generation %s -> %s after starting with --seed of the published recipes: it published again", gen, g)
 	}
+	versions, full := catalogVersions(t, s)
+	php82, php84 := bundledVersion(t, versions, "php", "8.2"), bundledVersion(t, versions, "php", "8.4")
+	node18, node20 := bundledVersion(t, versions, "nodejs", "18"), bundledVersion(t, versions, "nodejs", "20")
+	if len(versions["php"]) < 3 {
+		t.Errorf("php versions %v: want the newest 8.2 patches (php/8.2.yaml keeps 3) and 8.4", versions["php"])
+	}
 	t.Run("arm layers hold their machine's ELF files and dpkg records", func(t *testing.T) {
-		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": newest(versions["base"]).String(),
-			"php": fullVersion(t, "php", php82), "nodejs": fullVersion(t, "nodejs", node20)})
+		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": full("base", newest(versions["base"])),
+			"php": full("php", php82), "nodejs": full("nodejs", node20)})
 	})
 	t.Run("every combination composes", func(t *testing.T) {
 		// The overlap check refuses a composition in which two layers
@@ -221,23 +241,6 @@ func TestBundledPackages(t *testing.T) {
 	t.Run("switching php fetches only the php layer", func(t *testing.T) {
 		checkOnlyChangedLayerTransferred(t, docker, s, "php-8.2_node-20", "php-8.4_node-20")
 	})
-}
-
-// fullVersion returns the bundled recipe version (with build metadata) of
-// name whose core is v.
-func fullVersion(t *testing.T, name string, v *semver.Version) string {
-	t.Helper()
-	recipes, err := packages.Bundled()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rc := range recipes {
-		if rc.Name == name && strings.HasPrefix(rc.Version, v.String()) {
-			return rc.Version
-		}
-	}
-	t.Fatalf("no bundled %s %s", name, v)
-	return ""
 }
 
 // runImage pulls image and runs script with sh in it, without network,

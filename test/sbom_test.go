@@ -303,7 +303,7 @@ func TestBundledSBOM(t *testing.T) {
 	needDebian(t)
 	data := filepath.Join(t.TempDir(), "data")
 	s := startServer(t, data, "--seed", "../packages")
-	versions := bundledVersions(t)
+	versions, _ := catalogVersions(t, s)
 	// The example: php 8.2 and nodejs 18 (both from bookworm, on
 	// the bundled base), with the newest graphicsmagick.
 	php, node, gm := newestOf(t, versions["php"], "8.2"), newestOf(t, versions["nodejs"], "18"), newest(versions["graphicsmagick"])

@@ -447,8 +447,22 @@ func testForce(t *testing.T, s catalog.Store) {
 	want := other
 	want.Layers = []catalog.Layer{other.Layers[0], r.Layers[1]} // arm64 kept
 	want.Published = r.Published                                // first publish kept
-	checkRelease(t, Snapshot(t, s), want)
+	want.Superseded = []catalog.Layer{r.Layers[0]}              // the replaced build's layer, for pinned images
+	snap := Snapshot(t, s)
+	checkRelease(t, snap, want)
 	checkGeneration(t, s, g+1)
+	if !snap.HasLayer(r.Layers[0].Digest) || !snap.HasLayer(other.Layers[0].Digest) {
+		t.Errorf("HasLayer: superseded %v, current %v; want both", snap.HasLayer(r.Layers[0].Digest), snap.HasLayer(other.Layers[0].Digest))
+	}
+
+	// Reverting to the first build supersedes the second; the first is
+	// current again, and listed once.
+	back := r
+	back.Layers = []catalog.Layer{r.Layers[0]}
+	publish(t, s, back, catalog.PublishOptions{Force: true})
+	want = r
+	want.Superseded = []catalog.Layer{other.Layers[0]}
+	checkRelease(t, Snapshot(t, s), want)
 }
 
 func testInvalidRelease(t *testing.T, s catalog.Store) {

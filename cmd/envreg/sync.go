@@ -31,6 +31,7 @@ type syncSettings struct {
 	registryUser  string
 	passwordFile  string
 	checkUpstream bool
+	rebuild       bool
 }
 
 func syncFlags(fs *flag.FlagSet) *syncSettings {
@@ -52,6 +53,7 @@ func syncFlags(fs *flag.FlagSet) *syncSettings {
 	fs.StringVar(&s.cacheDir, "cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	fs.Var(&s.debianSources, "debian-source", "apt source line for Debian recipes that name none, e.g. 'deb http://mirror/debian bookworm main' (repeatable; default: this machine's apt sources)")
 	fs.BoolVar(&s.checkUpstream, "check-upstream", true, "after each round, ask the archive whether the Debian versions in the catalog are still there (this refreshes its indexes every round); one that is gone is logged, kept and never a failure")
+	fs.BoolVar(&s.rebuild, "rebuild", true, "after each round, resolve every Debian version in the catalog for all its platforms (no download) and publish a rebuild (VERSION+META.rN) of each whose packages changed upstream while its own version stayed (a library's security update); not with --registry")
 	fs.StringVar(&s.registry, "registry", "", "publish to this envreg over the network instead of a local store (as envreg publish --registry): host[:port], http://host:port or https://host; what it has is read from its packages/<name>:<version> tags")
 	fs.StringVar(&s.registryUser, "registry-user", "", "user for --registry (password from ENVREG_REGISTRY_PASSWORD or --registry-password-file; default: the Docker config of docker login)")
 	fs.StringVar(&s.passwordFile, "registry-password-file", "", "file holding the password of --registry-user")
@@ -82,7 +84,7 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	if len(sources) == 0 {
 		sources = []string{"bundled"}
 	}
-	syncer := &packages.Syncer{What: "sync", Log: log, CheckUpstream: set.checkUpstream}
+	syncer := &packages.Syncer{What: "sync", Log: log, CheckUpstream: set.checkUpstream, Rebuild: set.rebuild && set.registry == ""}
 	cleanup, err := syncTarget(ctx, syncer, store, set, log)
 	if err != nil {
 		return err
@@ -161,7 +163,8 @@ func syncRound(ctx context.Context, s *packages.Syncer, sources []string, m *syn
 		m.observe(rep, err)
 		if err == nil {
 			log.Info("sync round", "published", len(rep.Published), "present", rep.Present, "raced", len(rep.Raced),
-				"failed", len(rep.Failed), "stopped", rep.Stopped, "took", roundDuration(rep.Took), "gone_upstream", len(rep.GoneUpstream))
+				"failed", len(rep.Failed), "stopped", rep.Stopped, "took", roundDuration(rep.Took), "gone_upstream", len(rep.GoneUpstream),
+				"rebuilt", len(rep.Rebuilt))
 			if len(rep.Failed) > 0 {
 				err = fmt.Errorf("%d of %d steps failed, the first: %s: %w", len(rep.Failed), rep.Steps, rep.Failed[0].Step, rep.Failed[0].Err)
 			}
@@ -203,6 +206,7 @@ type syncMetrics struct {
 	rounds      *prometheus.CounterVec
 	published   prometheus.Counter
 	raced       prometheus.Counter
+	rebuilt     prometheus.Counter
 	failures    *prometheus.CounterVec
 	gone        prometheus.Gauge
 }
@@ -216,6 +220,7 @@ func newSyncMetrics() *syncMetrics {
 		rounds:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envreg_sync_rounds_total", Help: "Rounds run, by result: ok, failed or stopped (by SIGTERM)."}, []string{"result"}),
 		published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "envreg_sync_versions_published_total", Help: "Package versions (with the platforms of one step) this job recorded in the catalog."}),
 		raced:       prometheus.NewCounter(prometheus.CounterOpts{Name: "envreg_sync_versions_raced_total", Help: "Versions another job published while this one was about to (the catalog's exclusive publish decided)."}),
+		rebuilt:     prometheus.NewCounter(prometheus.CounterOpts{Name: "envreg_sync_rebuilds_total", Help: "Rebuilds this job published: versions whose Debian packages changed upstream while their own version stayed (also counted in envreg_sync_versions_published_total)."}),
 		gone:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "envreg_sync_versions_gone_upstream", Help: "Versions in the catalog whose Debian package the archive no longer has, as of the last round (kept; never a failure)."}),
 		failures:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envreg_sync_failures_total", Help: "Failed steps, by reason: upstream (the archive lacks a package or version), recipe, catalog, conflict (the catalog has the version with other content), publish (download, build, blob store), deliver (the push to --registry)."}, []string{"reason"}),
 	}
@@ -225,7 +230,7 @@ func newSyncMetrics() *syncMetrics {
 	for _, r := range []string{"ok", "failed", "stopped"} {
 		m.rounds.WithLabelValues(r)
 	}
-	m.registry.MustRegister(m.lastSuccess, m.lastRound, m.duration, m.rounds, m.published, m.raced, m.failures, m.gone)
+	m.registry.MustRegister(m.lastSuccess, m.lastRound, m.duration, m.rounds, m.published, m.raced, m.rebuilt, m.failures, m.gone)
 	return m
 }
 
@@ -236,6 +241,7 @@ func (m *syncMetrics) observe(rep packages.SyncReport, err error) {
 	m.duration.Set(rep.Took.Seconds())
 	m.published.Add(float64(len(rep.Published)))
 	m.raced.Add(float64(len(rep.Raced)))
+	m.rebuilt.Add(float64(len(rep.Rebuilt)))
 	if err == nil && !rep.Stopped {
 		m.gone.Set(float64(len(rep.GoneUpstream)))
 	}

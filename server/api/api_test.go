@@ -322,16 +322,16 @@ func TestResolveFrom(t *testing.T) {
 	}{
 		{policy: "all", reqs: reqs,
 			want:    map[string]string{"base": "12.0.0", "php": "8.2.36", "nodejs": "20.12.2", "graphicsmagick": "1.3.42"},
-			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42"}, {"nodejs", "upgraded", "18.20.4", "20.12.2"}, {"php", "upgraded", "8.1.27", "8.2.36"}}},
+			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42", ""}, {"nodejs", "upgraded", "18.20.4", "20.12.2", ""}, {"php", "upgraded", "8.1.27", "8.2.36", ""}}},
 		{policy: "", reqs: reqs, // default: all
 			want:    map[string]string{"base": "12.0.0", "php": "8.2.36", "nodejs": "20.12.2", "graphicsmagick": "1.3.42"},
-			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42"}, {"nodejs", "upgraded", "18.20.4", "20.12.2"}, {"php", "upgraded", "8.1.27", "8.2.36"}}},
+			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42", ""}, {"nodejs", "upgraded", "18.20.4", "20.12.2", ""}, {"php", "upgraded", "8.1.27", "8.2.36", ""}}},
 		{policy: "minor", reqs: reqs,
 			want:    map[string]string{"base": "12.0.0", "php": "8.2.36", "nodejs": "18.20.4", "graphicsmagick": "1.3.42"},
-			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42"}, {"php", "upgraded", "8.1.27", "8.2.36"}}},
+			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42", ""}, {"php", "upgraded", "8.1.27", "8.2.36", ""}}},
 		{policy: "patch", reqs: reqs,
 			want:    map[string]string{"base": "12.0.0", "php": "8.1.27", "nodejs": "18.20.4", "graphicsmagick": "1.3.42"},
-			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42"}}},
+			changes: []api.Change{{"graphicsmagick", "upgraded", "1.3.40", "1.3.42", ""}}},
 		{policy: "none", reqs: reqs,
 			want:    map[string]string{"base": "12.0.0", "php": "8.1.27", "nodejs": "18.20.4", "graphicsmagick": "1.3.40"},
 			changes: []api.Change{}},
@@ -339,10 +339,10 @@ func TestResolveFrom(t *testing.T) {
 		// policy does not hold it back; the others stay.
 		{policy: "none", reqs: map[string]string{"php": "^8.2", "nodejs": "*", "graphicsmagick": "*"},
 			want:    map[string]string{"base": "12.0.0", "php": "8.2.36", "nodejs": "18.20.4", "graphicsmagick": "1.3.40"},
-			changes: []api.Change{{"php", "upgraded", "8.1.27", "8.2.36"}}},
+			changes: []api.Change{{"php", "upgraded", "8.1.27", "8.2.36", ""}}},
 		{policy: "patch", reqs: map[string]string{"php": "8.1", "nodejs": "18"},
 			want:    map[string]string{"base": "12.0.0", "php": "8.1.27", "nodejs": "18.20.4"},
-			changes: []api.Change{{"graphicsmagick", "removed", "1.3.40", ""}}},
+			changes: []api.Change{{"graphicsmagick", "removed", "1.3.40", "", ""}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.policy+" "+fmt.Sprint(tc.reqs), func(t *testing.T) {
@@ -411,7 +411,7 @@ func TestResolveFrom(t *testing.T) {
 	// Added, and downgraded with policy all.
 	newer := p.mustResolve(t, api.ResolveRequest{Requirements: map[string]string{"php": "8.2"}})
 	out = p.mustResolve(t, api.ResolveRequest{Requirements: map[string]string{"php": "8.1", "gm": "*"}, From: newer.Digest})
-	if !slices.Equal(out.From.Changes, []api.Change{{"graphicsmagick", "added", "", "1.3.42"}, {"php", "downgraded", "8.2.36", "8.1.27"}}) {
+	if !slices.Equal(out.From.Changes, []api.Change{{"graphicsmagick", "added", "", "1.3.42", ""}, {"php", "downgraded", "8.2.36", "8.1.27", ""}}) {
 		t.Errorf("changes %+v", out.From.Changes)
 	}
 
@@ -442,7 +442,7 @@ func TestResolveFromDockerList(t *testing.T) {
 		t.Fatalf("HEAD: %d", status)
 	}
 	out := p.mustResolve(t, api.ResolveRequest{Requirements: map[string]string{"php": "^8.2"}, From: h.Get("Docker-Content-Digest"), Policy: "patch"})
-	if !slices.Equal(out.From.Changes, []api.Change{{"php", "upgraded", "8.2.32", "8.2.36"}}) {
+	if !slices.Equal(out.From.Changes, []api.Change{{"php", "upgraded", "8.2.32", "8.2.36", ""}}) {
 		t.Errorf("changes %+v", out.From.Changes)
 	}
 	for _, pr := range out.Platforms {
@@ -782,4 +782,95 @@ func TestOpenAPI(t *testing.T) {
 	if status != 200 || string(body) != string(api.OpenAPI) || h.Get("Content-Type") != "application/yaml" {
 		t.Errorf("GET openapi.yaml: %d %s, same bytes %v", status, h.Get("Content-Type"), string(body) == string(api.OpenAPI))
 	}
+}
+
+// TestResolveFromRebuild: after a rebuild of the running php version (same
+// version, build metadata .r2, other layers, published with force), the
+// from answer says "rebuilt" with the rebuild's reason, and the image
+// pinned before the rebuild still pulls whole: its old php layer is kept
+// as superseded and the stack still serves it.
+func TestResolveFromRebuild(t *testing.T) {
+	p := newPublished(t)
+	status, h, _ := p.call(t, "HEAD", "/v2/env/manifests/php-8.2.36", nil, "Accept", "application/vnd.oci.image.index.v1+json")
+	if status != 200 {
+		t.Fatalf("HEAD: %d", status)
+	}
+	pinned := h.Get("Docker-Content-Digest")
+	snap, err := p.cat.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var php, other catalog.Release
+	for _, r := range snap.Releases("php") {
+		switch r.Version.String() {
+		case "8.2.36":
+			php = r
+		case "8.2.32":
+			other = r
+		}
+	}
+	const reason = "libssl3 3.0.15-1~deb12u1 → 3.0.16-1~deb12u1"
+	rebuilt := php
+	v, _ := php.Version.SetMetadata("r2")
+	rebuilt.Version = &v
+	rebuilt.Layers = other.Layers // stored blobs that differ from php 8.2.36's
+	rebuilt.Labels = map[string]string{catalog.LabelRebuild: reason}
+	if err := p.cat.Publish(t.Context(), rebuilt, catalog.PublishOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	out := p.mustResolve(t, api.ResolveRequest{Requirements: map[string]string{"php": "8.2.36"}, From: pinned})
+	want := []api.Change{{Package: "php", Change: "rebuilt", From: "8.2.36", To: "8.2.36+r2", Reason: reason}}
+	if !slices.Equal(out.From.Changes, want) {
+		t.Errorf("changes %+v, want %+v", out.From.Changes, want)
+	}
+	if out.Digest == pinned {
+		t.Errorf("the rebuild resolves to the pinned digest %s", pinned)
+	}
+
+	// The pinned image pulls whole: index, manifests, configs and layers.
+	status, _, body := p.call(t, "GET", "/v2/env/manifests/"+pinned, nil, "Accept", "application/vnd.oci.image.index.v1+json")
+	var idx struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	if err := json.Unmarshal(body, &idx); status != 200 || err != nil || len(idx.Manifests) == 0 {
+		t.Fatalf("GET pinned index: %d %v", status, err)
+	}
+	pulled := 0
+	for _, m := range idx.Manifests {
+		status, _, body := p.call(t, "GET", "/v2/env/manifests/"+m.Digest, nil, "Accept", "application/vnd.oci.image.manifest.v1+json")
+		var man struct {
+			Config struct{ Digest string }   `json:"config"`
+			Layers []struct{ Digest string } `json:"layers"`
+		}
+		if err := json.Unmarshal(body, &man); status != 200 || err != nil {
+			t.Fatalf("GET pinned manifest %s: %d %v", m.Digest, status, err)
+		}
+		ds := []string{man.Config.Digest}
+		for _, l := range man.Layers {
+			ds = append(ds, l.Digest)
+		}
+		for _, d := range ds {
+			if status, _, _ := p.call(t, "HEAD", "/v2/env/blobs/"+d, nil); status != 200 {
+				t.Errorf("pinned image: blob %s answers %d", d, status)
+			}
+			pulled++
+		}
+	}
+	for _, l := range php.Layers {
+		if !snapHas(t, p, l.Digest.String()) {
+			t.Errorf("old php layer %s is not kept", l.Digest)
+		}
+	}
+	t.Logf("pinned image: %d blobs pulled after the rebuild", pulled)
+}
+
+// snapHas reports whether the catalog keeps d as a layer blob.
+func snapHas(t *testing.T, p *published, d string) bool {
+	t.Helper()
+	snap, err := p.cat.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.HasLayer(digest.Digest(d))
 }

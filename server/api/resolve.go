@@ -193,6 +193,9 @@ type Change struct {
 	Change string `json:"change"`
 	From   string `json:"from,omitempty"`
 	To     string `json:"to,omitempty"`
+	// Reason, for a rebuild, says which Debian packages of the layer
+	// changed, e.g. "libssl3 3.0.15-1~deb12u1 → 3.0.16-1~deb12u1".
+	Reason string `json:"reason,omitempty"`
 }
 
 // resolve serves POST /api/v1/stacks/{stack}/resolve. One snapshot is used
@@ -342,7 +345,7 @@ func changes(running map[string]*semver.Version, rels []catalog.Release) []Chang
 	cs := resolver.Changes(running, rels)
 	out := make([]Change, len(cs))
 	for i, c := range cs {
-		out[i] = Change{Package: c.Package, Change: c.Kind, From: c.From, To: c.To}
+		out[i] = Change{Package: c.Package, Change: c.Kind, From: c.From, To: c.To, Reason: c.Reason}
 	}
 	return out
 }
