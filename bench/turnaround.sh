@@ -221,10 +221,14 @@ if has_way B-split; then
 	[ -n "$deps_major" ] && [ -n "$base_major" ] || die "php $NEW does not depend on libxml2, or base has no version: $deps"
 	printf 'name: phpdeps\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [%s]\n    base: ../base/recipe.yaml\nrequires: ["base ^%s"]\n' \
 		"$deps" "$base_major" >"$R/phpdeps/recipe.yaml"
+	# The bundled php 8.2 recipe names a range; each phpslim version pins
+	# php8.2-cli to the Debian version the catalog has (the rest of
+	# src:php8.2 follows it).
+	bundled="$ROOT/packages/php/8.2.yaml"
+	grep -q '^      - php8.2-cli$' "$bundled" || die "$bundled does not list php8.2-cli unpinned"
 	for v in "${PHP[@]}"; do
-		bundled=$(grep -l "php8.2-cli=${DEBVER[$v]}\]" "$ROOT"/packages/php/*.yaml | head -1)
-		[ -n "$bundled" ] || die "no bundled php recipe pins php8.2-cli=${DEBVER[$v]}"
 		sed -e 's/^name: php$/name: phpslim/' -e 's/^platforms: .*/platforms: [linux\/amd64]/' \
+			-e "s/^      - php8.2-cli\$/      - php8.2-cli=${DEBVER[$v]}/" -e '/^    versions: /d' -e '/^    keep: /d' \
 			-e 's|base: ../base/recipe.yaml|base: ../phpdeps/recipe.yaml|' \
 			-e "s/^requires: .*/requires: [\"phpdeps ^$deps_major\"]/" "$bundled" >"$R/phpslim/${SEMVER[$v]}.yaml"
 	done
