@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -104,14 +105,48 @@ func closureChanges(before, now string) string {
 // longer has is gone upstream (logged, kept); with Rebuild, a version
 // whose closure differs from the one its release records gets a rebuild
 // step. Errors are only logged: the check never fails a round.
+//
+// When neither the archive's indexes (after this round's refresh) nor the
+// catalog changed since the last check that found nothing to rebuild, the
+// check is skipped and its result reused: a round of a long-lived job with
+// nothing new then costs the refresh alone.
 func (s *Syncer) checkPresent(ctx context.Context, pub *Publisher, present []Recipe) (gone []string, rebuilds []syncStep) {
-	var snap *catalog.Snapshot
-	if s.Rebuild {
-		var err error
-		if snap, err = s.snapshot(ctx); err != nil || snap == nil {
-			s.log().WarnContext(ctx, s.what()+": cannot look for rebuilds", "err", err)
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		s.log().WarnContext(ctx, s.what()+": cannot look for rebuilds", "err", err)
+	}
+	memo := checkMemo{}
+	if snap != nil {
+		memo.generation = snap.Generation
+		memo.fingerprint, err = pub.listsFingerprint(ctx, present)
+		if err != nil {
+			s.log().DebugContext(ctx, s.what()+": cannot fingerprint the package lists", "err", err)
+			memo.fingerprint = ""
+		}
+		for _, rc := range present {
+			memo.recipes += rc.Name + " " + rc.effectiveVersion() + "\n"
 		}
 	}
+	s.mu.Lock()
+	last := s.checked
+	s.mu.Unlock()
+	if memo.fingerprint != "" && last.fingerprint == memo.fingerprint && last.generation == memo.generation && last.recipes == memo.recipes {
+		s.log().DebugContext(ctx, s.what()+": the archive's indexes and the catalog are as at the last check; not checked again")
+		return slices.Clone(last.gone), nil
+	}
+	if !s.Rebuild {
+		snap = nil // only whether each version is upstream
+	}
+	failed := false
+	defer func() {
+		if failed || len(rebuilds) > 0 || memo.fingerprint == "" {
+			memo = checkMemo{}
+		}
+		memo.gone = slices.Clone(gone)
+		s.mu.Lock()
+		s.checked = memo
+		s.mu.Unlock()
+	}()
 	for _, rc := range present {
 		if rc.Source.Debian == nil || len(rc.Platforms) == 0 || ctx.Err() != nil {
 			continue
@@ -132,6 +167,7 @@ func (s *Syncer) checkPresent(ctx context.Context, pub *Publisher, present []Rec
 			s.log().InfoContext(ctx, s.what()+": gone upstream; the catalog keeps its copy", "version", id, "detail", err.Error())
 			continue
 		case err != nil:
+			failed = true
 			s.log().DebugContext(ctx, s.what()+": could not check upstream", "version", id, "err", err)
 			continue
 		case snap == nil:
@@ -144,19 +180,74 @@ func (s *Syncer) checkPresent(ctx context.Context, pub *Publisher, present []Rec
 	return gone, rebuilds
 }
 
-// resolveAll resolves rc on each of platforms.
+// checkMemo is what the last check of present versions saw (Syncer.checked).
+type checkMemo struct {
+	fingerprint string // of every package list the check used
+	generation  uint64 // of the catalog
+	recipes     string // the present versions
+	gone        []string
+}
+
+// listsFingerprint refreshes the package lists of every apt that present
+// (and their bases) use, for every platform, and returns one fingerprint
+// of all of them.
+func (p *Publisher) listsFingerprint(ctx context.Context, present []Recipe) (string, error) {
+	fps := map[string]bool{}
+	for _, rc := range present {
+		for r := &rc; r != nil && r.Source.Debian != nil; r = r.Source.Debian.BaseRecipe {
+			for _, ps := range rc.Platforms {
+				plat, err := catalog.ParsePlatform(ps)
+				if err != nil {
+					return "", err
+				}
+				arch, err := debianArch(plat)
+				if err != nil {
+					return "", err
+				}
+				a, err := p.apt(arch, r.Source.Debian)
+				if err != nil {
+					return "", err
+				}
+				if err := a.Update(ctx); err != nil {
+					return "", err
+				}
+				fp, err := a.ListsFingerprint()
+				if err != nil {
+					return "", err
+				}
+				fps[arch+" "+strings.Join(r.Source.Debian.Sources, ",")+" "+fp] = true
+			}
+		}
+	}
+	return strings.Join(slices.Sorted(maps.Keys(fps)), "\n"), nil
+}
+
+// resolveAll resolves rc on each of platforms, concurrently (each
+// architecture has its own apt).
 func (p *Publisher) resolveAll(ctx context.Context, rc Recipe, platforms []string) (map[catalog.Platform][]debian.Package, error) {
 	closures := map[catalog.Platform][]debian.Package{}
-	for _, ps := range platforms {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(platforms))
+	for i, ps := range platforms {
 		plat, err := catalog.ParsePlatform(ps)
 		if err != nil {
 			return nil, err
 		}
-		_, closure, _, err := p.resolveDebian(ctx, rc, plat)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", plat, err)
-		}
-		closures[plat] = closure
+		wg.Go(func() {
+			_, closure, _, err := p.resolveDebian(ctx, rc, plat)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", plat, err)
+				return
+			}
+			mu.Lock()
+			closures[plat] = closure
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return closures, nil
 }

@@ -82,8 +82,9 @@ type Syncer struct {
 	// see rebuiltVersion. Not with Inventory (a remote registry).
 	Rebuild bool
 
-	mu     sync.Mutex
-	status syncStatus
+	mu      sync.Mutex
+	status  syncStatus
+	checked checkMemo // the last check of present versions (checkPresent)
 }
 
 // Inventory tells a Syncer what a target other than its Catalog has.
@@ -510,15 +511,28 @@ func (s *Syncer) goneFromRanges(ctx context.Context, ranges []expanded) []string
 		s.log().DebugContext(ctx, s.what()+": could not check upstream", "err", err)
 		return nil
 	}
+	// Several ranged recipes of one name and main package (graphicsmagick
+	// from bookworm and from trixie) overlap: a version is gone only when
+	// none of their sources offers it.
+	upstream := map[string]bool{} // "name package version"
+	for _, r := range ranges {
+		reqs, _ := r.rc.Source.Debian.requests()
+		for v := range r.x.upstream {
+			upstream[r.rc.Name+" "+reqs[0].Name+" "+v] = true
+		}
+	}
 	var gone []string
+	seen := map[string]bool{}
 	for _, r := range ranges {
 		cons, _ := semver.NewConstraint(r.rc.Source.Debian.Versions)
 		reqs, _ := r.rc.Source.Debian.requests()
 		for _, rel := range snap.Releases(r.rc.Name) {
 			dv := rel.Labels[LabelDebianVersion]
-			if rel.Labels[LabelDebianPackage] != reqs[0].Name || dv == "" || !cons.Check(rel.Version) || r.x.upstream[dv] {
+			if rel.Labels[LabelDebianPackage] != reqs[0].Name || dv == "" || !cons.Check(rel.Version) ||
+				upstream[rel.Name+" "+reqs[0].Name+" "+dv] || seen[rel.ID()] {
 				continue
 			}
+			seen[rel.ID()] = true
 			id := rel.Name + " " + rel.Version.String()
 			gone = append(gone, id)
 			s.log().InfoContext(ctx, s.what()+": gone upstream; the catalog keeps its copy", "version", id, "debianVersion", dv)

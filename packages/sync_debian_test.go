@@ -3,6 +3,7 @@ package packages_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -490,5 +491,55 @@ func TestSyncRebuild(t *testing.T) {
 	files = countFiles(t, data)
 	if rep, err := s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Rebuilt) != 0 || countFiles(t, data) != files {
 		t.Errorf("round after the rebuild: %+v, %v; files %d → %d; want nothing", rep, err, files, countFiles(t, data))
+	}
+	// Neither the archive nor the catalog changed since that check: the
+	// next round does not resolve the versions again.
+	var logs strings.Builder
+	s.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if rep, err := s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Rebuilt) != 0 {
+		t.Errorf("round with nothing changed: %+v, %v", rep, err)
+	}
+	if !strings.Contains(logs.String(), "not checked again") {
+		t.Errorf("a round with nothing changed checked the versions again:\n%s", logs.String())
+	}
+}
+
+// TestSyncRangesOfOneName: two ranged recipes of one package from two
+// archives (graphicsmagick from bookworm and from trixie) publish a version
+// each, and neither counts the other's version as gone upstream.
+func TestSyncRangesOfOneName(t *testing.T) {
+	old, cur := newSignedArchive(t), newSignedArchive(t)
+	old.publish(t, helloFor("1.3-1", "amd64"))
+	cur.publish(t, helloFor("2.1-1", "amd64"))
+	dir := t.TempDir()
+	for name, a := range map[string]*signedArchive{"old": old, "cur": cur} {
+		recipe := fmt.Sprintf("name: hello\nplatforms: [linux/amd64]\nsource:\n  debian:\n    packages: [hello]\n    versions: \"*\"\n    sources: [\"deb %s bookworm main\"]\n    keyring: %s\n",
+			a.srv.URL, a.keyring)
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(recipe), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recipes, err := packages.LoadRecipeDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSyncer(t, t.TempDir())
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+	s.CheckUpstream = true
+	rep, err := s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 2 || len(rep.Failed) != 0 {
+		t.Fatalf("first round: %+v, %v; want hello 1.3 and 2.1", rep, err)
+	}
+	rep, err = s.Round(t.Context(), recipes)
+	if err != nil || len(rep.Published) != 0 || len(rep.GoneUpstream) != 0 {
+		t.Errorf("second round: published %d, gone upstream %q, %v; want nothing", len(rep.Published), rep.GoneUpstream, err)
 	}
 }

@@ -353,6 +353,29 @@ func (a *Apt) Update(ctx context.Context) error {
 	return nil
 }
 
+// ListsFingerprint identifies the package lists as they are now (names,
+// sizes and modification times of the files apt keeps): equal
+// fingerprints before and after an Update mean that the archive's indexes
+// did not change, since apt leaves a list it did not download again
+// untouched.
+func (a *Apt) ListsFingerprint() (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	entries, err := os.ReadDir(filepath.Join(a.state, "lists"))
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || e.Name() == "lock" {
+			continue
+		}
+		fmt.Fprintf(h, "%s %d %d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
 // Resolve computes the closure of reqs that apt would download to install
 // them on a system where exactly installed (dpkg status records, e.g. from
 // Package.Installed) is installed, without recommends. The result is
