@@ -112,9 +112,11 @@ type Layer struct {
 	// layer without dpkg records and for layers published before envreg
 	// recorded them.
 	Components []Component `json:"components,omitempty"`
-	// Distro names the distribution the layer's os-release describes
-	// ("debian-12"); empty when the layer has no os-release (only a base
-	// layer has one).
+	// Distro names the distribution the layer's packages come from
+	// ("debian-12"): what its os-release describes (a base layer), or,
+	// for a layer of a Debian recipe without one, the release of the
+	// recipe's sources (bookworm's php on a trixie base is debian-12).
+	// Empty when neither says.
 	Distro string `json:"distro,omitempty"`
 }
 

@@ -508,7 +508,7 @@ func (p *Publisher) debianTarget(ctx context.Context, rc Recipe, r resolution) (
 		}
 		return dgst, nil
 	}
-	return target{platform: plat, build: build}, nil
+	return target{platform: plat, build: build, distro: a.Distro()}, nil
 }
 
 // relocationFor is the relocation of rc's layer: its prefix is

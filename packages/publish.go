@@ -2,6 +2,7 @@ package packages
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -87,6 +88,9 @@ type target struct {
 	platform catalog.Platform
 	dir, tar string
 	build    func(ctx context.Context, w io.Writer) (digest.Digest, error)
+	// distro is where the layer's packages come from ("debian-12") when
+	// the layer itself has no os-release: a Debian recipe's sources.
+	distro string
 }
 
 // Publish validates in, builds its layer, stores the blob and then records
@@ -264,7 +268,7 @@ func (p *Publisher) storeLayer(ctx context.Context, t target, label string) (cat
 		Files:     files,
 		// What the layer carries of Debian's, for its SBOM (package sbom).
 		Components: contents.Components,
-		Distro:     contents.Distro,
+		Distro:     cmp.Or(contents.Distro, t.distro),
 		TarSize:    tarSize,
 	}, nil
 }

@@ -271,7 +271,7 @@ func helloFor(version, arch string) debtest.Package {
 // TestSyncRange: a recipe with a range of versions and keep publishes the
 // newest versions in range that the archive has for every platform,
 // newest first; a round with nothing new publishes and stores nothing; a
-// new patch is published alone, moves the newest-in-range release to it
+// new patch is published alone, moves hello-1.0 to it
 // and leaves the earlier versions' layers as they were; a patch that one
 // platform lacks waits for it; of two Debian revisions of one upstream
 // version the newer is taken (issue 18, items 1 and 5).
@@ -284,7 +284,7 @@ func TestSyncRange(t *testing.T) {
 		}
 		return out
 	}
-	a.publish(t, both("1.0-1", "1.1-1", "1.2-1", "1.2-2", "2.0-1")...)
+	a.publish(t, both("1.0.1-1", "1.0.2-1", "1.0.3-1", "1.0.3-2", "2.0-1")...)
 	recipes := a.rangedRecipe(t, ">=1.0 <2", 2, "linux/amd64", "linux/arm64")
 	if len(recipes) != 1 || !recipes[0].Ranged() || recipes[0].Version != "" {
 		t.Fatalf("loaded %+v, want one ranged recipe without a version", recipes)
@@ -306,8 +306,8 @@ func TestSyncRange(t *testing.T) {
 	if err != nil || len(rep.Failed) != 0 {
 		t.Fatalf("first round: %+v, %v", rep, err)
 	}
-	if got, want := strings.Join(steps(rep.Published), "; "), "hello 1.2.0+2 linux/amd64,linux/arm64; hello 1.1.0+1 linux/amd64,linux/arm64"; got != want {
-		t.Errorf("first round published %q, want %q (the two newest in range, newest first; 1.2-2 over 1.2-1)", got, want)
+	if got, want := strings.Join(steps(rep.Published), "; "), "hello 1.0.3+2 linux/amd64,linux/arm64; hello 1.0.2+1 linux/amd64,linux/arm64"; got != want {
+		t.Errorf("first round published %q, want %q (the two newest in range, newest first; 1.0.3-2 over 1.0.3-1)", got, want)
 	}
 	cat := func() map[string]string { // version → layer digests
 		t.Helper()
@@ -335,20 +335,20 @@ func TestSyncRange(t *testing.T) {
 
 	// A new patch for amd64 only waits; once arm64 has it, it is
 	// published alone.
-	a.publish(t, append(both("1.0-1", "1.1-1", "1.2-1", "1.2-2", "2.0-1"), helloFor("1.3-1", "amd64"))...)
+	a.publish(t, append(both("1.0.1-1", "1.0.2-1", "1.0.3-1", "1.0.3-2", "2.0-1"), helloFor("1.0.4-1", "amd64"))...)
 	if rep, err = s.Round(t.Context(), recipes); err != nil || len(rep.Published) != 0 || len(rep.Failed) != 0 {
-		t.Errorf("round with 1.3-1 for amd64 only: %+v, %v; want nothing published", rep, err)
+		t.Errorf("round with 1.0.4-1 for amd64 only: %+v, %v; want nothing published", rep, err)
 	}
-	a.publish(t, both("1.2-2", "1.3-1", "2.0-1")...) // 1.1-1 (in the catalog) is gone upstream
+	a.publish(t, both("1.0.3-2", "1.0.4-1", "2.0-1")...) // 1.0.2-1 (in the catalog) is gone upstream
 	rep, err = s.Round(t.Context(), recipes)
 	if err != nil || len(rep.Failed) != 0 {
-		t.Fatalf("round with 1.3-1: %+v, %v", rep, err)
+		t.Fatalf("round with 1.0.4-1: %+v, %v", rep, err)
 	}
-	if got := steps(rep.Published); len(got) != 1 || got[0] != "hello 1.3.0+1 linux/amd64,linux/arm64" {
-		t.Errorf("round with 1.3-1 published %q, want hello 1.3.0+1 alone", got)
+	if got := steps(rep.Published); len(got) != 1 || got[0] != "hello 1.0.4+1 linux/amd64,linux/arm64" {
+		t.Errorf("round with 1.0.4-1 published %q, want hello 1.0.4+1 alone", got)
 	}
-	if len(rep.GoneUpstream) != 1 || rep.GoneUpstream[0] != "hello 1.1.0+1" {
-		t.Errorf("gone upstream %q, want [hello 1.1.0+1] (kept in the catalog)", rep.GoneUpstream)
+	if len(rep.GoneUpstream) != 1 || rep.GoneUpstream[0] != "hello 1.0.2+1" {
+		t.Errorf("gone upstream %q, want [hello 1.0.2+1] (kept in the catalog)", rep.GoneUpstream)
 	}
 	after := cat()
 	for v, layers := range before {
@@ -357,14 +357,14 @@ func TestSyncRange(t *testing.T) {
 		}
 	}
 	if len(after) != 3 {
-		t.Errorf("catalog has %v, want 1.1.0, 1.2.0 and 1.3.0", after)
+		t.Errorf("catalog has %v, want 1.0.2, 1.0.3 and 1.0.4", after)
 	}
 	snap, err := s.Catalog.Snapshot(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := catalog.Stack{Name: "env"}
-	req, err := resolver.ParseTag("hello-1", st, resolver.StackNames(snap, st))
+	req, err := resolver.ParseTag("hello-1.0", st, resolver.StackNames(snap, st))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,8 +372,8 @@ func TestSyncRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Releases[0].Version.String(); got != "1.3.0+1" {
-		t.Errorf("hello-1 resolves to %s, want the new patch 1.3.0+1", got)
+	if got := res.Releases[0].Version.String(); got != "1.0.4+1" {
+		t.Errorf("hello-1.0 resolves to %s, want the new patch 1.0.4+1", got)
 	}
 
 	// Nothing in range: the round fails that recipe, naming what exists.
@@ -382,7 +382,7 @@ func TestSyncRange(t *testing.T) {
 	if err != nil || len(rep.Failed) != 1 || rep.Failed[0].Reason != "upstream" {
 		t.Fatalf("round for ~1.9: %+v, %v; want one upstream failure", rep, err)
 	}
-	for _, w := range []string{"hello", `"~1.9"`, "linux/amd64: 2.0-1, 1.3-1, 1.2-2"} {
+	for _, w := range []string{"hello", `"~1.9"`, "linux/amd64: 2.0-1, 1.0.4-1, 1.0.3-2"} {
 		if !strings.Contains(rep.Failed[0].Err.Error(), w) {
 			t.Errorf("error %q does not name %s", rep.Failed[0].Err, w)
 		}

@@ -7,7 +7,10 @@
 // /var/lib/dpkg/status), each with its name, version, architecture and the
 // licenses its machine-readable copyright file
 // (/usr/share/doc/<package>/copyright, DEP-5) states, plus the distribution
-// the layer's os-release names. The publisher stores them in the catalog
+// the layer's os-release names (or, for a Debian recipe's layer without
+// one, the release of its sources: catalog.Layer.Distro). In an image
+// SBOM, the packages of a layer that names no distribution take the
+// base's. The publisher stores them in the catalog
 // layer (catalog.Layer.Components, Distro), so that composing an SBOM later
 // reads nothing but the catalog snapshot.
 //

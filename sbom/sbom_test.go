@@ -185,3 +185,45 @@ func TestImageGoldenDigest(t *testing.T) {
 		t.Errorf("image SBOM digest %s, want %s\n%s", got, want, data)
 	}
 }
+
+// TestImageLayerDistro: packages of a layer that names its own
+// distribution (a Debian recipe from another release than the base's) get
+// that distro in their purls; those of a layer that names none get the
+// base's.
+func TestImageLayerDistro(t *testing.T) {
+	amd64 := catalog.Platform{OS: "linux", Architecture: "amd64"}
+	c, err := sbom.Scan(t.Context(), bytes.NewReader(layerTar(t, debianLayer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	layer := func(name, distro string) catalog.Layer {
+		return catalog.Layer{Platform: amd64, Digest: digest.FromString(name), DiffID: digest.FromString(name + " tar"), Size: 1,
+			MediaType: ocispec.MediaTypeImageLayerGzip, Components: c.Components, Distro: distro}
+	}
+	base := release(t, "base", "13.8.0", t0, layer("base", "debian-13"))
+	php := release(t, "php", "8.2.36+1.deb12u1", t0, layer("php", "debian-12"))
+	other := release(t, "other", "1.0.0", t0, layer("other", ""))
+	data, err := sbom.Image(sbom.ImageInput{Stack: "env", Platform: amd64, Manifest: digest.FromString("m"), Releases: []catalog.Release{base, php, other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSchema(t, data)
+	doc, err := sbom.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distros := map[string]int{}
+	for _, p := range doc.Packages {
+		for _, r := range p.PackageExternalReferences {
+			if _, q, ok := strings.Cut(r.Locator, "&distro="); ok && strings.HasPrefix(r.Locator, "pkg:deb/debian/php8.2-cli@") {
+				distros[q]++
+			}
+		}
+	}
+	// php8.2-cli is in each of the three layers: base's and other's say
+	// debian-13, php's own debian-12.
+	if distros["debian-13"] != 2 || distros["debian-12"] != 1 {
+		t.Errorf("php8.2-cli purl distros %v, want debian-13 twice (base, other) and debian-12 once (php's layer)", distros)
+	}
+}

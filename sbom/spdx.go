@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,7 +64,9 @@ func Image(in ImageInput) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("sbom of %s: %s has no layer for %s", in.Manifest, r.ID(), in.Platform)
 		}
-		addRelease(doc, common.ElementID(fmt.Sprintf("Layer-%d", i)), "Image", r, l, distro)
+		// A layer's packages are of its own release when it says
+		// (bookworm's php on a trixie base), else of the base's.
+		addRelease(doc, common.ElementID(fmt.Sprintf("Layer-%d", i)), "Image", r, l, cmp.Or(l.Distro, distro))
 	}
 	return marshal(doc)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -307,8 +308,12 @@ func TestBundledSBOM(t *testing.T) {
 	// The issue's example: php 8.2 and nodejs 18 (both from bookworm, on
 	// the bundled base), with the newest graphicsmagick.
 	php, node, gm := newestOf(t, versions["php"], "8.2"), newestOf(t, versions["nodejs"], "18"), newest(versions["graphicsmagick"])
-	// purls name the distribution of the image's base (its os-release).
-	distro := fmt.Sprintf("debian-%d", newest(versions["base"]).Major())
+	// purls name the Debian release a package came from: bookworm's php
+	// 8.2 and nodejs 18 (their Debian versions say ~deb12uN) debian-12 on
+	// the trixie base; a package whose version names no release, the
+	// base's (its os-release).
+	baseDistro := fmt.Sprintf("debian-%d", newest(versions["base"]).Major())
+	debRelease := regexp.MustCompile(`deb([0-9]+)u[0-9]+`)
 	tag := fmt.Sprintf("php-%d.%d_node-%d_gm", php.Major(), php.Minor(), node.Major())
 	r, err := name.ParseReference(s.host+"/env:"+tag, name.Insecure)
 	if err != nil {
@@ -354,6 +359,10 @@ func TestBundledSBOM(t *testing.T) {
 			if !ok {
 				t.Errorf("%s: the SBOM does not list %s (%d Debian packages)", arch, pkg, len(purls))
 				continue
+			}
+			distro := baseDistro
+			if m := debRelease.FindStringSubmatch(purl); m != nil {
+				distro = "debian-" + m[1]
 			}
 			if !strings.HasPrefix(purl, "pkg:deb/debian/"+pkg+"@") || !strings.Contains(purl, version) ||
 				!strings.HasSuffix(purl, "?arch="+arch+"&distro="+distro) {

@@ -353,6 +353,52 @@ func (a *Apt) Update(ctx context.Context) error {
 	return nil
 }
 
+// Distro names the Debian release the sources belong to, "debian-12",
+// from the Version field of their signed Release files (bookworm's says
+// 12.12, bookworm-security's 12), once the lists are updated; "" when
+// they do not say, or disagree on the major version.
+func (a *Apt) Distro() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	files, _ := filepath.Glob(filepath.Join(a.state, "lists", "*InRelease"))
+	major := ""
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return ""
+		}
+		origin, version := releaseFields(data)
+		if origin != "Debian" {
+			return ""
+		}
+		m, _, _ := strings.Cut(version, ".")
+		if m == "" || strings.Trim(m, "0123456789") != "" || (major != "" && m != major) {
+			return ""
+		}
+		major = m
+	}
+	if major == "" {
+		return ""
+	}
+	return "debian-" + major
+}
+
+// releaseFields reads Origin and Version from a (clear-signed) Release
+// file: the fields before its checksum lists.
+func releaseFields(data []byte) (origin, version string) {
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\n")
+		if v, ok := strings.CutPrefix(line, "Origin: "); ok {
+			origin = v
+		} else if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			version = v
+		} else if strings.HasPrefix(line, "SHA256:") || strings.HasPrefix(line, "MD5Sum:") {
+			break
+		}
+	}
+	return origin, version
+}
+
 // ListsFingerprint identifies the package lists as they are now (names,
 // sizes and modification times of the files apt keeps): equal
 // fingerprints before and after an Update mean that the archive's indexes
