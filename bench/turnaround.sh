@@ -12,7 +12,7 @@
 #   2. A bookworm base made with "debootstrap --variant=minbase" (kept as a
 #      tar in $TURNAROUND_WORK between runs).
 #   3. envreg: a fresh data directory seeded with the bundled recipes
-#      (envreg serve --seed bundled; the Debian download cache is kept), and
+#      (envreg serve --seed bundled --seed-wait; the Debian download cache is kept), and
 #      one stack per lever besides "env" (gzip, the default): "envtar"
 #      (layerCompression: none) and "envsplit" (php split in two packages,
 #      see B-split below). The two php versions are the two newest
@@ -157,9 +157,9 @@ fi
 rm -rf "$RUN"
 mkdir -p "$RUN"
 DATA=$RUN/envreg-data
-wait_file() { # wait_file FILE PID: until FILE is non-empty, or PID dies
+wait_file() { # wait_file FILE PID [SECONDS]: until FILE is non-empty, or PID dies (default 300 s)
 	local i
-	for i in $(seq 3000); do
+	for i in $(seq $((${3:-300} * 10))); do
 		[ -s "$1" ] && return 0
 		kill -0 "$2" 2>/dev/null || die "process $2 exited before writing $1"
 		sleep 0.1
@@ -180,11 +180,11 @@ EOF
 fi
 log "seeding envreg with the bundled recipes (envreg serve --seed bundled)"
 SEED_START=$(date +%s)
-"$ENVREG" serve --data "$DATA" --seed bundled --uncompressed-layers --cache-dir "$WORK/cache" --addr 127.0.0.1:0 \
+"$ENVREG" serve --data "$DATA" --seed bundled --seed-wait --uncompressed-layers --cache-dir "$WORK/cache" --addr 127.0.0.1:0 \
 	--addr-file "$RUN/envreg.addr" --compose-budget 0 2>"$RUN/envreg.log" &
 ENVREG_PID=$!
 PIDS+=("$ENVREG_PID")
-wait_file "$RUN/envreg.addr" "$ENVREG_PID"
+wait_file "$RUN/envreg.addr" "$ENVREG_PID" 3600 # --seed-wait: listens once everything is published
 E=$(cat "$RUN/envreg.addr")
 log "envreg serves on $E (seeding took $(($(date +%s) - SEED_START)) s)"
 
@@ -212,9 +212,13 @@ if has_way B-split; then
 	R=$RUN/recipes
 	mkdir -p "$R/base" "$R/phpdeps" "$R/phpslim"
 	cp "$ROOT/packages/base/recipe.yaml" "$R/base/recipe.yaml"
-	# libxml2 first: the main package, whose version phpdeps takes.
+	# libxml2 first: the main package, whose version phpdeps takes. A
+	# package the label qualifies with an architecture (its version differs
+	# between them) is taken for amd64.
 	deps=$(jq -r --arg v "$NEW" '.versions[] | select(.version == $v) | .labels["io.envreg.debian.packages"]' "$RUN/php.json" |
-		tr ' ' '\n' | grep -v '^php8\.2-' | sort | awk '/^libxml2=/ {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' |
+		tr ' ' '\n' | grep -v '^php8\.2-' |
+		awk -F= '{ split($1, n, ":") } n[2] == "" { print; next } n[2] == "amd64" { print n[1] "=" substr($0, length($1) + 2) }' |
+		sort | awk '/^libxml2=/ {print; next} {rest = rest $0 "\n"} END {printf "%s", rest}' |
 		paste -sd, -)
 	base_major=$(sed -n 's/^version: \([0-9]*\)\..*/\1/p' "$R/base/recipe.yaml")
 	deps_major=$(tr ',' '\n' <<<"$deps" | sed -n 's/^libxml2=\([0-9]*\)\..*/\1/p')
