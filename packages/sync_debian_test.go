@@ -163,6 +163,21 @@ func (a *signedArchive) rangedRecipe(t *testing.T, rng string, keep int, platfor
 	return recipes
 }
 
+// withCache gives the rounds of s one download cache of the test's own
+// (each round has a new Publisher), as envreg sync --cache-dir does.
+func withCache(t *testing.T, s *packages.Syncer) {
+	t.Helper()
+	cache := t.TempDir()
+	newPub := s.NewPublisher
+	s.NewPublisher = func() (*packages.Publisher, error) {
+		p, err := newPub()
+		if p != nil {
+			p.CacheDir = cache
+		}
+		return p, err
+	}
+}
+
 func hello(version string) debtest.Package {
 	return debtest.Package{Name: "hello", Version: version, Arch: "amd64",
 		Files: []debtest.File{{Path: "usr/bin/hello", Mode: 0o755, Content: "#!/bin/sh\necho hello " + version + "\n"}}}
@@ -179,15 +194,7 @@ func TestSyncGoneUpstream(t *testing.T) {
 	recipes := a.recipe(t, "hello=1.0-1")
 	data := t.TempDir()
 	s := newSyncer(t, data)
-	cache := t.TempDir()
-	newPub := s.NewPublisher
-	s.NewPublisher = func() (*packages.Publisher, error) {
-		p, err := newPub()
-		if p != nil {
-			p.CacheDir = cache
-		}
-		return p, err
-	}
+	withCache(t, s)
 	s.CheckUpstream = true
 
 	rep, err := s.Round(t.Context(), recipes)
@@ -230,15 +237,7 @@ func TestSyncSplitLabels(t *testing.T) {
 	a.publish(t, app("amd64"), app("arm64"), lib("amd64", "2.0-1"), lib("arm64", "2.0-1+b1"))
 	recipes := a.recipe(t, "hello=1.0-1", "linux/amd64", "linux/arm64")
 	s := newSyncer(t, t.TempDir())
-	cache := t.TempDir()
-	newPub := s.NewPublisher
-	s.NewPublisher = func() (*packages.Publisher, error) {
-		p, err := newPub()
-		if p != nil {
-			p.CacheDir = cache
-		}
-		return p, err
-	}
+	withCache(t, s)
 	s.FirstPlatform = "linux/amd64"
 	rep, err := s.Round(t.Context(), recipes)
 	if err != nil || len(rep.Published) != 2 || len(rep.Failed) != 0 || len(rep.Raced) != 0 {
@@ -291,15 +290,7 @@ func TestSyncRange(t *testing.T) {
 	}
 	data := t.TempDir()
 	s := newSyncer(t, data)
-	cache := t.TempDir()
-	newPub := s.NewPublisher
-	s.NewPublisher = func() (*packages.Publisher, error) {
-		p, err := newPub()
-		if p != nil {
-			p.CacheDir = cache
-		}
-		return p, err
-	}
+	withCache(t, s)
 	s.CheckUpstream = true
 
 	rep, err := s.Round(t.Context(), recipes)
@@ -409,15 +400,7 @@ func TestSyncRebuild(t *testing.T) {
 	recipes := a.recipe(t, "hello=1.0-1", "linux/amd64", "linux/arm64")
 	data := t.TempDir()
 	s := newSyncer(t, data)
-	cache := t.TempDir()
-	newPub := s.NewPublisher
-	s.NewPublisher = func() (*packages.Publisher, error) {
-		p, err := newPub()
-		if p != nil {
-			p.CacheDir = cache
-		}
-		return p, err
-	}
+	withCache(t, s)
 	s.CheckUpstream, s.Rebuild = true, true
 	release := func() catalog.Release {
 		t.Helper()
@@ -524,15 +507,7 @@ func TestSyncRangesOfOneName(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSyncer(t, t.TempDir())
-	cache := t.TempDir()
-	newPub := s.NewPublisher
-	s.NewPublisher = func() (*packages.Publisher, error) {
-		p, err := newPub()
-		if p != nil {
-			p.CacheDir = cache
-		}
-		return p, err
-	}
+	withCache(t, s)
 	s.CheckUpstream = true
 	rep, err := s.Round(t.Context(), recipes)
 	if err != nil || len(rep.Published) != 2 || len(rep.Failed) != 0 {

@@ -436,12 +436,7 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	if len(reqs) == 0 {
 		return nil, errors.New("no packages requested")
 	}
-	if err := a.Update(ctx); err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	unlock, err := lockFile(a.lockFile)
+	unlock, err := a.updatedAndLocked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -459,16 +454,29 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	return a.packages(ctx, closure)
 }
 
-// Versions lists the versions of package name that the sources offer,
-// newest first (Compare), after refreshing the lists once (Update). A
-// package the sources lack is a *NotFoundError.
-func (a *Apt) Versions(ctx context.Context, name string) ([]string, error) {
+// updatedAndLocked refreshes the lists (once per Apt), then holds the Apt
+// and its state directory's file lock until unlock is called.
+func (a *Apt) updatedAndLocked(ctx context.Context) (unlock func(), err error) {
 	if err := a.Update(ctx); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	unlock, err := lockFile(a.lockFile)
+	unlockFile, err := lockFile(a.lockFile)
+	if err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	return func() {
+		unlockFile()
+		a.mu.Unlock()
+	}, nil
+}
+
+// Versions lists the versions of package name that the sources offer,
+// newest first (Compare), after refreshing the lists once (Update). A
+// package the sources lack is a *NotFoundError.
+func (a *Apt) Versions(ctx context.Context, name string) ([]string, error) {
+	unlock, err := a.updatedAndLocked(ctx)
 	if err != nil {
 		return nil, err
 	}
