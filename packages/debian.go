@@ -68,6 +68,14 @@ type DebianSource struct {
 	// /usr/share/php. Every other dependency of a recipe with a Base goes
 	// into the layer's prefix (see relocation).
 	InPlace []string `yaml:"inPlace,omitempty"`
+	// CarryNewer lets the layer carry, in its prefix, newer versions of
+	// packages that its base provides, where its packages need them: a
+	// package built against a newer glibc than the base's (nodejs 24 from
+	// forky, which needs glibc 2.43, on the trixie base with 2.41) brings
+	// that glibc and its loader, and its executables' PT_INTERP points
+	// there. Without it (the default), such a closure fails naming the
+	// package and both versions. Only in a recipe with a Base.
+	CarryNewer bool `yaml:"carryNewer,omitempty"`
 	// Versions, instead of a pin of the main package, is a range of the
 	// semantic version derived from its Debian version (Masterminds/semver
 	// constraint syntax: ">=8.2.30 <8.3", "~8.2", "^20"): the recipe then
@@ -179,6 +187,9 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 		if _, err := path.Match(pat, ""); err != nil || d.Base == "" {
 			add("source.debian.inPlace[%d]: %q: want a path.Match pattern, in a recipe with a base", i, pat)
 		}
+	}
+	if d.CarryNewer && d.Base == "" {
+		add("source.debian.carryNewer: only in a recipe with a base")
 	}
 	switch {
 	case d.Keyring != "" && d.Sources == nil:
@@ -408,7 +419,11 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 			installed[i] = installed[i].Without("Conflicts", "Breaks", "Replaces")
 		}
 	}
-	closure, err = a.Resolve(ctx, reqs, installed)
+	resolve := a.Resolve
+	if d.CarryNewer {
+		resolve = a.ResolveUpgrading
+	}
+	closure, err = resolve(ctx, reqs, installed)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -674,6 +689,7 @@ func (t *tree) addDeb(ctx context.Context, pd pkgDeb, dir string, r *relocation)
 	}
 	record, recordName := debian.StatusRecord(pd.deb.Control), name
 	if r.moves(pd.deb.Control) {
+		t.asBuilt[name] = r.asBuilt(pd.deb.Control)
 		entries = r.move(entries)
 		record = append(record, debian.Field{Name: "X-Envreg-Prefix", Value: "/" + r.prefix})
 		recordName = name + "_" + path.Base(r.prefix)
@@ -739,9 +755,12 @@ type tree struct {
 	entries []entry
 	index   map[string]int
 	owner   map[string]string
+	asBuilt map[string]bool // packages whose ELF files are not patched (relocation.asBuilt)
 }
 
-func newTree() *tree { return &tree{index: map[string]int{}, owner: map[string]string{}} }
+func newTree() *tree {
+	return &tree{index: map[string]int{}, owner: map[string]string{}, asBuilt: map[string]bool{}}
+}
 
 // add adds e on behalf of owner. A path that is already there is fine if
 // both are directories or both are the same symlink or file; anything else

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -56,6 +57,13 @@ func newRelocation(prefix, arch string, sources, inPlace []string, patchelf stri
 	}
 	r.rpath = fmt.Sprintf("/%[1]s/usr/lib/%[2]s:/%[1]s/lib/%[2]s:/%[1]s/usr/lib", prefix, tuple)
 	return r, nil
+}
+
+// asBuilt reports whether the ELF files of the package with the control
+// data c keep their DT_RPATH and PT_INTERP: those of a C library that the
+// layer carries in its prefix (see setRPaths).
+func (r *relocation) asBuilt(c debian.Paragraph) bool {
+	return r.moves(c) && debian.SourceOf(c) == "glibc"
 }
 
 // moves reports whether the package with the control data c goes into the
@@ -119,12 +127,22 @@ func usrMerge(entries []entry) []entry {
 // setRPaths gives every dynamically linked ELF file of t the DT_RPATH of
 // r, patching copies in dir. An ELF file for another machine than the
 // layer's fails, naming it.
+//
+// A layer that carries its own C library (a package built against a newer
+// glibc than the base's, source.debian.carryNewer) also carries its own
+// dynamic loader in the prefix: every executable whose PT_INTERP names a
+// loader that the prefix holds (/lib64/ld-linux-x86-64.so.2 →
+// <prefix>/usr/lib64/ld-linux-x86-64.so.2, usr-merged) gets that one, so
+// the loader and the libc it loads through the DT_RPATH are of one glibc.
+// The C library's own files are left as built: the loader relocates
+// itself, and its libraries find each other by soname.
 func (t *tree) setRPaths(ctx context.Context, r *relocation, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	loader := t.ownLoader(r)
 	for i, e := range t.entries {
-		if e.typ != tar.TypeReg || e.size < 64 {
+		if e.typ != tar.TypeReg || e.size < 64 || t.asBuilt[t.owner[e.name]] {
 			continue
 		}
 		file := filepath.Join(dir, strconv.Itoa(i))
@@ -135,7 +153,7 @@ func (t *tree) setRPaths(ctx context.Context, r *relocation, dir string) error {
 		if !isELF {
 			continue
 		}
-		patched, err := patchELF(ctx, r, file)
+		patched, err := patchELF(ctx, r, file, loader)
 		if err != nil {
 			return fmt.Errorf("/%s (package %s): %w", e.name, t.owner[e.name], err)
 		}
@@ -150,6 +168,27 @@ func (t *tree) setRPaths(ctx context.Context, r *relocation, dir string) error {
 		t.entries[i].open = func() (io.ReadCloser, error) { return os.Open(file) }
 	}
 	return nil
+}
+
+// ownLoader returns a function that maps a PT_INTERP to the loader of the
+// same name in r's prefix, or "" if the layer carries no C library. A layer
+// that carries one but not that loader fails: its executables would start
+// with the base's loader and load the newer libc.
+func (t *tree) ownLoader(r *relocation) func(interp string) (string, error) {
+	carries := slices.ContainsFunc(slices.Collect(maps.Values(t.asBuilt)), func(b bool) bool { return b })
+	return func(interp string) (string, error) {
+		if !carries {
+			return "", nil
+		}
+		if path.IsAbs(interp) {
+			for _, p := range []string{r.prefix + "/usr" + path.Clean(interp), r.prefix + path.Clean(interp)} {
+				if i, ok := t.index[p]; ok && t.asBuilt[t.owner[p]] && (t.entries[i].typ == tar.TypeReg || t.entries[i].typ == tar.TypeSymlink) {
+					return "/" + p, nil
+				}
+			}
+		}
+		return "", fmt.Errorf("PT_INTERP %s: the layer carries its own C library but no loader of that name in /%s", interp, r.prefix)
+	}
 }
 
 // copyIfELF copies e to file if it starts with the ELF magic.
@@ -177,9 +216,12 @@ func copyIfELF(e entry, file string) (bool, error) {
 	return true, err
 }
 
-// patchELF sets the DT_RPATH of a dynamically linked ELF file and reports
-// whether it did; a static one is left alone, one of another machine fails.
-func patchELF(ctx context.Context, r *relocation, file string) (bool, error) {
+// patchELF sets the DT_RPATH of a dynamically linked ELF file, and its
+// PT_INTERP to loader(PT_INTERP) where that is not "", clears the
+// executable-stack mark of a library (debian.ClearExecStack), repairs what
+// patchelf leaves behind (debian.FixGNUProperty), and reports whether it
+// changed the file; a static one is left alone, one of another machine fails.
+func patchELF(ctx context.Context, r *relocation, file string, loader func(string) (string, error)) (bool, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return false, err
@@ -195,5 +237,22 @@ func patchELF(ctx context.Context, r *relocation, file string) (bool, error) {
 	if err := debian.CheckMachine(r.arch, info.Machine); err != nil {
 		return false, err
 	}
-	return true, debian.SetRPath(ctx, r.patchelf, file, r.rpath)
+	if err := debian.SetRPath(ctx, r.patchelf, file, r.rpath); err != nil {
+		return false, err
+	}
+	if info.Interp != "" {
+		own, err := loader(info.Interp)
+		if err == nil && own != "" {
+			err = debian.SetInterpreter(ctx, r.patchelf, file, own)
+		}
+		if err != nil {
+			return false, err
+		}
+	} else if _, err := debian.ClearExecStack(file); err != nil {
+		// A library (no PT_INTERP) that asks for an executable stack:
+		// the base's glibc would refuse to dlopen it.
+		return false, err
+	}
+	_, err = debian.FixGNUProperty(file)
+	return err == nil, err
 }

@@ -100,6 +100,15 @@ func TestBuildRelocatedDebianLayer(t *testing.T) {
 		if len(rpath) != 1 || rpath[0] != want || len(runpath) != 0 {
 			t.Errorf("%s: DT_RPATH %q, DT_RUNPATH %q; want DT_RPATH %q only", name, rpath, runpath, want)
 		}
+		// patchelf moved the notes; PT_GNU_PROPERTY follows them (an
+		// arm64 kernel refuses a file whose property note is not there).
+		if sec := f.Section(".note.gnu.property"); sec != nil {
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_GNU_PROPERTY && (p.Off != sec.Offset || p.Vaddr != sec.Addr) {
+					t.Errorf("%s: PT_GNU_PROPERTY at %#x, .note.gnu.property at %#x", name, p.Off, sec.Offset)
+				}
+			}
+		}
 	}
 
 	// An ELF file for another machine than the layer's fails, naming it.
@@ -140,5 +149,85 @@ func TestBuildDebianLayerAgainstBase(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBuildLayerCarryingLoader: a layer that carries its own C library
+// (packages of source glibc moved into its prefix) points the PT_INTERP of
+// its executables at the loader in its prefix and leaves the C library's
+// own files as built; one that carries a C library without that loader
+// fails, naming the file.
+func TestBuildLayerCarryingLoader(t *testing.T) {
+	needPatchelf(t)
+	arch, ok := map[string]string{"amd64": "amd64", "arm64": "arm64"}[runtime.GOARCH]
+	if !ok {
+		t.Skipf("no ELF sample for %s", runtime.GOARCH)
+	}
+	sample, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var interp string
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, _ := io.ReadAll(p.Open())
+			interp = strings.TrimRight(string(b), "\x00")
+		}
+	}
+	if interp == "" {
+		t.Skip("/bin/true has no PT_INTERP")
+	}
+	tuple := map[string]string{"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[arch]
+	build := func(libcFiles []debtest.File) (map[string]string, error) {
+		dir := t.TempDir()
+		debs := []string{
+			debtest.Build(t, dir, debtest.Package{Name: "tool", Version: "1", Arch: arch, Depends: "libc6",
+				Files: []debtest.File{{Path: "usr/bin/tool", Mode: 0o755, Content: string(sample)}}}),
+			debtest.Build(t, dir, debtest.Package{Name: "libc6", Source: "glibc", Version: "2.43-1", Arch: arch, Files: libcFiles}),
+		}
+		var layer bytes.Buffer
+		if _, err := packages.BuildRelocatedDebianLayer(t.Context(), debs, "opt/envreg/tool-1.0.0", arch, []string{"tool"}, t.TempDir(), &layer); err != nil {
+			return nil, err
+		}
+		_, contents := layerEntries(t, layer.Bytes())
+		return contents, nil
+	}
+	libc := "usr/lib/" + tuple + "/libc.so.6"
+	contents, err := build([]debtest.File{
+		{Path: "usr" + interp, Mode: 0o755, Content: string(sample)},
+		{Path: libc, Content: string(sample)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "opt/envreg/tool-1.0.0/"
+	f, err := elf.NewFile(strings.NewReader(contents["usr/bin/tool"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, _ := io.ReadAll(p.Open())
+			got = strings.TrimRight(string(b), "\x00")
+		}
+	}
+	if want := "/" + prefix + "usr" + interp; got != want {
+		t.Errorf("PT_INTERP of /usr/bin/tool = %q, want %q", got, want)
+	}
+	for _, name := range []string{prefix + "usr" + interp, prefix + libc} {
+		if contents[name] != string(sample) {
+			t.Errorf("/%s was changed: the C library's own files stay as built", name)
+		}
+	}
+
+	// A C library without the loader the executables name.
+	_, err = build([]debtest.File{{Path: libc, Content: string(sample)}})
+	if want := "/usr/bin/tool (package tool): PT_INTERP " + interp + ": the layer carries its own C library but no loader of that name in /opt/envreg/tool-1.0.0"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a C library without its loader: err = %v, want %q", err, want)
 	}
 }

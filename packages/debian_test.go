@@ -93,6 +93,8 @@ func TestLoadDebianRecipesInvalid(t *testing.T) {
 		{"range and version", "version: 8.2.36\n" + ranged, []string{"version: leave it out: source.debian.versions takes the versions from the archive"}},
 		{"keep without range", strings.Replace(debPHPRecipe, "    base:", "    keep: 2\n    base:", 1), []string{"source.debian.keep: only used with source.debian.versions"}},
 		{"negative keep", strings.Replace(ranged, "keep: 2", "keep: -1", 1), []string{"source.debian.keep: -1:"}},
+		{"carryNewer without base", strings.Replace(debPHPRecipe, "    base: ../base/recipe.yaml", "    carryNewer: true", 1), []string{"source.debian.carryNewer: only in a recipe with a base"}},
+		{"expired allowed, trust not", debPHPRecipe[:strings.Index(debPHPRecipe, "requires")] + "    sources: [\"deb [check-valid-until=no allow-insecure=yes] http://example.org/debian forky main\"]\n" + "requires: [\"base ^12\"]\n", []string{"source.debian.sources:", "allow-insecure would skip signature verification"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,8 +142,7 @@ func TestLoadRecipeFileDebianBase(t *testing.T) {
 
 // TestBundledRecipes checks the recipes in packages/*/ without the
 // network: `envreg publish packages/` (LoadRecipeDir) and the embedded
-// copy (Bundled) load the same five recipes and nothing else of the source
-// tree.
+// copy (Bundled) load the same recipes and nothing else of the source tree.
 func TestBundledRecipes(t *testing.T) {
 	bundled, err := packages.Bundled()
 	if err != nil {
@@ -156,22 +157,24 @@ func TestBundledRecipes(t *testing.T) {
 	// the rest, from the release named.
 	want := []string{"base 13.8.0", "composer ^2 keep 1 from bookworm", "composer ^2 keep 1 from trixie",
 		"graphicsmagick ~1.3 keep 1 from bookworm", "graphicsmagick ~1.3 keep 1 from trixie",
-		"nodejs ^18 keep 1 from bookworm", "nodejs ^20 keep 1 from trixie",
+		"nodejs ^18 keep 1 from bookworm", "nodejs ^20 keep 1 from trixie", "nodejs ^24 keep 1 from forky",
+		"npm * keep 1 from forky", "npm * keep 1 from trixie",
 		"php ~8.2 keep 3 from bookworm", "php ~8.4 keep 1 from trixie"}
 	for _, set := range [][]packages.Recipe{bundled, fromDir} {
 		var got []string
 		for _, rc := range set {
 			id := rc.Name + " " + rc.Version
 			if d := rc.Source.Debian; rc.Ranged() {
-				suite := strings.Fields(d.Sources[0])[2] // deb URI SUITE COMPONENT
+				f := strings.Fields(d.Sources[0]) // deb [OPTIONS] URI SUITE COMPONENT
+				suite := f[len(f)-2]
 				id = fmt.Sprintf("%s %s keep %d from %s", rc.Name, d.Versions, d.Keep, suite)
 			}
 			got = append(got, id)
 			if rc.Source.Debian == nil || !slices.Equal(rc.Platforms, []string{"linux/amd64", "linux/arm64", "linux/arm/v7"}) {
 				t.Errorf("%s: want a Debian source for linux/amd64, linux/arm64 and linux/arm/v7", rc.File)
 			}
-			wantBase := map[string]string{"base": "", "composer": "php"}[rc.Name]
-			if _, ok := map[string]bool{"base": true, "composer": true}[rc.Name]; !ok {
+			wantBase := map[string]string{"base": "", "composer": "php", "npm": "nodejs"}[rc.Name]
+			if _, ok := map[string]bool{"base": true, "composer": true, "npm": true}[rc.Name]; !ok {
 				wantBase = "base"
 			}
 			if b := rc.Source.Debian.BaseRecipe; wantBase != "" && (b == nil || b.Name != wantBase) {

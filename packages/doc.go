@@ -96,7 +96,15 @@
 //     libicuuc.so.72), and a user's LD_LIBRARY_PATH overrides it. RPATH
 //     covers the whole tree an executable loads, extensions opened with
 //     dlopen included. Every such file must be of the layer's machine, or
-//     the publish fails naming it.
+//     the publish fails naming it. Two repairs follow, both found by
+//     running the arm layers under emulation: patchelf 0.14 (Debian 12's)
+//     moves the ELF notes to make room and leaves PT_GNU_PROPERTY pointing
+//     into the program header table, which an arm64 kernel refuses at
+//     exec (node 20 did not start), so envreg points it at the moved
+//     .note.gnu.property; and a library marked as needing an executable
+//     stack (bookworm's libde265 on armhf, by an assembly file without
+//     .note.GNU-stack) loses the mark, because the base's glibc 2.41
+//     refuses to dlopen it (php 8.2's gd did not load).
 //   - the moved packages' dpkg records are written to
 //     /var/lib/dpkg/status.d/<package>_<name>-<version> with an
 //     X-Envreg-Prefix field, so two layers may carry one package of two
@@ -111,22 +119,48 @@
 // composition (the overlap check); one runtime per image (one php, one
 // nodejs) keeps generic names such as /usr/bin/php apart.
 //
-// The base comes from the newest release the catalog draws from, so its
-// glibc (2.41 in trixie) is at least what every layer was built against:
-// `requires: ["base ^13"]`. A package built against a newer glibc (nodejs
-// 24 from forky needs 2.43) would have to bring its own glibc and loader in
-// its prefix and point its PT_INTERP there; it is not bundled (forky's
-// Release file is expired on the archive used here, and apt refuses it).
+// The base comes from the newest stable release the catalog draws from,
+// so its glibc (2.41 in trixie) is at least what the layers of bookworm and
+// trixie were built against: `requires: ["base ^13"]`. A package built
+// against a newer glibc than the base's (nodejs 24 from forky needs 2.43)
+// brings its own: with source.debian.carryNewer, apt may resolve newer
+// versions of packages the base provides (forky's libc6, libgcc-s1,
+// libstdc++6), and they go into the layer's prefix like any other
+// dependency. The C library's files stay as built (the loader relocates
+// itself; patching it would break it), and every executable of the layer
+// whose PT_INTERP names a loader the prefix holds gets that one
+// (/lib64/ld-linux-x86-64.so.2 becomes
+// /opt/envreg/nodejs-<version>/usr/lib64/ld-linux-x86-64.so.2, set with
+// patchelf --set-interpreter): the kernel starts forky's loader, which
+// loads forky's libc.so.6 through the DT_RPATH. A layer that carries a C
+// library but not the loader its executables name fails to publish,
+// naming the file. Such a layer still requires "base ^13": it uses the
+// base's /bin/sh, CA store and time zones, and its own glibc reads the
+// base's gconv modules and locales at their compiled-in paths (node uses
+// ICU, not iconv). The other choice, a base from forky, would have put
+// testing's moving glibc under every layer; carrying it costs only the
+// layer that needs it (nodejs 24: 51.9 MB on linux/amd64, of which forky's
+// libc6 2.43 is 2.5 MB compressed, 5.3 MB unpacked).
+//
+// A layer on a layer (composer on php, npm on nodejs) sees the packages of
+// every layer below as installed, those moved into the lower layer's
+// prefix included: apt does not add them again, but the upper layer's ELF
+// files do not find them (their DT_RPATH names only their own prefix).
+// composer and npm are PHP and JavaScript run by the runtime below and
+// need none; the ELF files Debian's npm drags in for node-gyp (python3, in
+// npm's prefix and not on PATH) do not run on forky's npm, whose glibc is
+// in nodejs 24's prefix.
 //
 // Measured on linux/amd64 (compressed layer bytes, 2026-12-03): base
 // (trixie) 17.7 MB; php 8.2.36 (bookworm) 49.0 MB; php 8.4.28 (trixie)
 // 61.3 MB; nodejs 18 (bookworm) 33.2 MB; nodejs 20 (trixie) 37.1 MB;
-// graphicsmagick 1.3.40 (bookworm) 30.0 MB, 1.3.45 (trixie) 12.1 MB;
-// composer 2.5.5 3.8 MB. The prefix costs no bytes by itself; the price is
-// that layers no longer share libraries: libicu72 is in both php 8.2's
-// and nodejs 18's layer, and each layer carries the image and compression
-// libraries it needs rather than finding them in a fatter base. docs/
-// publishing.md has the sizes per platform.
+// nodejs 24 (forky, with glibc) 51.9 MB; npm 9.2.0 (trixie) 31.9 MB and
+// 12.2.0 (forky) 38.2 MB; graphicsmagick 1.3.40 (bookworm) 30.0 MB, 1.3.45
+// (trixie) 12.1 MB; composer 2.5.5 3.8 MB. The prefix costs no bytes by
+// itself; the price is that layers no longer share libraries: libicu72 is
+// in both php 8.2's and nodejs 18's layer, and each layer carries the
+// image and compression libraries it needs rather than finding them in a
+// fatter base. docs/publishing.md has the sizes per platform.
 //
 // A base's paths stay as the .debs have them (trixie's base-files ships
 // /bin -> usr/bin and the other usr-merge links itself). A layer on a base
@@ -152,9 +186,9 @@
 //
 // The recipes in the directories of this package (a trixie base, pinned;
 // ranges for the rest: the three newest php 8.2 patches, php 8.4, composer
-// for each, nodejs 18 and 20, graphicsmagick from bookworm and trixie; each
-// for linux/amd64, linux/arm64 and linux/arm/v7) are embedded: Bundled
-// loads them, and
+// for each, nodejs 18, 20 and 24, npm for nodejs 20 and 24, graphicsmagick
+// from bookworm and trixie; each for linux/amd64, linux/arm64 and
+// linux/arm/v7) are embedded: Bundled loads them, and
 // LoadRecipeDir on the packages/ directory of the source tree finds the same
 // ones (testdata and "_" directories are skipped).
 //

@@ -3,6 +3,7 @@ package test
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,18 +150,19 @@ func bundledVersion(t *testing.T, versions map[string][]*semver.Version, name, m
 }
 
 // TestBundledPackages publishes the bundled recipes (real Debian packages
-// from bookworm and trixie on a trixie base; linux/amd64, and the
-// php-8.2_node-20 set for arm64 and arm/v7 too), then proves with the
-// Docker engine that every combination of php and nodejs runs with gm,
-// composer, FPM and the extensions; that arm64 and arm/v7 layers hold only
-// ELF files of their machine; that pins and newest-patch resolution reach
-// the programs; that the API and the CLI pin the seed's requirement set to
-// one reference; that switching php downloads only the php layer; and
-// that scanners find a dpkg record for every package of every layer.
+// from bookworm, trixie and forky on a trixie base; linux/amd64, and
+// php 8.2, nodejs 20 and nodejs 24 for arm64 and arm/v7 too), then proves
+// with the Docker engine that every combination of php and nodejs runs
+// with gm, composer, FPM and the extensions, and npm with its nodejs; that
+// arm64 and arm/v7 layers hold only ELF files of their machine and their
+// programs run under emulation; that pins and newest-patch resolution
+// reach the programs; that the API and the CLI pin the seed's requirement
+// set to one reference; that switching php downloads only the php layer;
+// and that scanners find a dpkg record for every package of every layer.
 func TestBundledPackages(t *testing.T) {
 	needDebian(t)
 	needPatchelf(t)
-	recipes := bundledRecipeDir(t, "base/recipe.yaml", "php/8.2.yaml", "nodejs/20.yaml")
+	recipes := bundledRecipeDir(t, "base/recipe.yaml", "php/8.2.yaml", "nodejs/20.yaml", "nodejs/24.yaml")
 	data := filepath.Join(t.TempDir(), "data")
 	start := time.Now()
 	cmd := exec.CommandContext(t.Context(), envregBin, "publish", "--data", data, "--log-level", "info", recipes)
@@ -178,12 +181,23 @@ func TestBundledPackages(t *testing.T) {
 	versions, full := catalogVersions(t, s)
 	php82, php84 := bundledVersion(t, versions, "php", "8.2"), bundledVersion(t, versions, "php", "8.4")
 	node18, node20 := bundledVersion(t, versions, "nodejs", "18"), bundledVersion(t, versions, "nodejs", "20")
+	node24 := bundledVersion(t, versions, "nodejs", "24")
 	if len(versions["php"]) < 3 {
 		t.Errorf("php versions %v: want the newest 8.2 patches (php/8.2.yaml keeps 3) and 8.4", versions["php"])
 	}
 	t.Run("arm layers hold their machine's ELF files and dpkg records", func(t *testing.T) {
-		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": full("base", newest(versions["base"])),
+		base := full("base", newest(versions["base"]))
+		checkArmLayers(t, s, "php-8.2_node-20", map[string]string{"base": base,
 			"php": full("php", php82), "nodejs": full("nodejs", node20)})
+		// nodejs 24 carries forky's glibc and loader in its prefix.
+		checkArmLayers(t, s, "node-24", map[string]string{"base": base, "nodejs": full("nodejs", node24)})
+	})
+	t.Run("arm programs run under emulation", func(t *testing.T) {
+		for _, plat := range []string{"linux/arm64", "linux/arm/v7"} {
+			t.Run(plat, func(t *testing.T) {
+				checkEmulated(t, s, plat, php82, node20, node24)
+			})
+		}
 	})
 	t.Run("every combination composes", func(t *testing.T) {
 		// The overlap check refuses a composition in which two layers
@@ -193,19 +207,28 @@ func TestBundledPackages(t *testing.T) {
 		for _, v := range versions["graphicsmagick"] {
 			gms = append(gms, "_gm-"+v.String())
 		}
+		n := 0
 		for _, php := range []string{"php-8.2", "php-8.4"} {
-			for _, node := range []string{"_node-18", "_node-20"} {
+			for _, node := range []string{"_node-18", "_node-20", "_node-24"} {
+				npms := []string{"", "_npm"} // Debian's npm for nodejs 20 and 24
+				if node == "_node-18" {
+					npms = npms[:1]
+				}
 				for _, gm := range gms {
 					for _, composer := range []string{"", "_composer"} {
-						tag := php + node + gm + composer
-						resp, body := s.get(t, "/v2/env/manifests/"+tag, "application/vnd.oci.image.index.v1+json")
-						if resp.StatusCode != 200 {
-							t.Errorf("%s: %d %s", tag, resp.StatusCode, body)
+						for _, npm := range npms {
+							tag := php + node + gm + composer + npm
+							resp, body := s.get(t, "/v2/env/manifests/"+tag, "application/vnd.oci.image.index.v1+json")
+							if resp.StatusCode != 200 {
+								t.Errorf("%s: %d %s", tag, resp.StatusCode, body)
+							}
+							n++
 						}
 					}
 				}
 			}
 		}
+		t.Logf("%d combinations compose", n)
 	})
 	docker := dockerEngine(t)
 	t.Run("docker run", func(t *testing.T) {
@@ -225,9 +248,33 @@ func TestBundledPackages(t *testing.T) {
 	})
 	t.Run("every php and nodejs with gm and composer", func(t *testing.T) {
 		for _, php := range []*semver.Version{php82, php84} {
-			for _, node := range []*semver.Version{node18, node20} {
+			for _, node := range []*semver.Version{node18, node20, node24} {
 				checkCombination(t, docker, s, php, node, versions)
 			}
+		}
+	})
+	t.Run("npm installs a package with its nodejs", func(t *testing.T) {
+		var npms []string
+		for _, node := range []*semver.Version{node20, node24} {
+			tag := fmt.Sprintf("node-%d_npm", node.Major())
+			// Offline: a local package, installed into a new project
+			// and loaded by node.
+			out := runImage(t, docker, s.host+"/env:"+tag, `node -v; npm -v
+mkdir -p /tmp/dep /tmp/app && cd /tmp/dep && echo '{"name":"dep","version":"1.0.0","main":"i.js"}' > package.json && echo 'module.exports = 42' > i.js
+cd /tmp/app && npm init -y >/dev/null && npm install --offline --no-audit --no-fund ../dep >/dev/null && node -e 'console.log(require("dep"))'`)
+			lines := strings.Split(out, "\n")
+			if len(lines) != 3 {
+				t.Errorf("%s printed %q", tag, lines)
+				continue
+			}
+			known := slices.ContainsFunc(versions["npm"], func(v *semver.Version) bool { return v.String() == lines[1] })
+			if lines[0] != "v"+node.String() || !known || lines[2] != "42" {
+				t.Errorf("%s printed %q, want v%s, an npm of the catalog (%v) and 42", tag, lines, node, versions["npm"])
+			}
+			npms = append(npms, lines[1])
+		}
+		if len(npms) == 2 && npms[0] == npms[1] {
+			t.Errorf("nodejs 20 and 24 run the same npm %s: each has its own release's", npms[0])
 		}
 	})
 	t.Run("API and CLI pin the seed's requirements alike", func(t *testing.T) {
@@ -466,4 +513,92 @@ func labelPackages(t *testing.T, s *server, plat string, releases map[string]str
 		t.Fatalf("no Debian packages labelled for %v", releases)
 	}
 	return out
+}
+
+// checkEmulated runs the programs of the php-8.2_node-20 and node-24
+// images for plat (linux/arm64 or linux/arm/v7) under qemu's user-mode
+// emulation, in the image's own root: the image is flattened with crane
+// export into a directory, Debian's statically linked qemu-user is copied
+// in, and chroot starts it there, so the kernel resolves every path (the
+// loader, DT_RPATH, the absolute symbolic links of php's conf.d) in the
+// image as in a container; no binfmt registration and no second engine.
+// php prints its version, loads every bundled extension and passes FPM's
+// configuration test; node 20 (trixie's, relocated libraries) and node 24
+// (forky's, with its own glibc and loader) print theirs and hash with
+// OpenSSL. chroot needs root: without it the test skips, and fails with
+// CI=true.
+func checkEmulated(t *testing.T, s *server, plat string, php, node20, node24 *semver.Version) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "running arm programs in their image's root needs chroot, which needs root (run as root, or in CI)")
+	}
+	qemu := tool(t, map[string]string{"linux/arm64": "qemu-aarch64-static", "linux/arm/v7": "qemu-arm-static"}[plat])
+	crane := tool(t, "crane")
+	export := func(tag string) string {
+		t.Helper()
+		root := t.TempDir()
+		flat := filepath.Join(t.TempDir(), "image.tar")
+		runTool(t, crane, "export", "--insecure", "--platform", plat, s.host+"/env:"+tag, flat)
+		runTool(t, "tar", "-xf", flat, "-C", root)
+		data, err := os.ReadFile(qemu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "qemu"), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// php-fpm opens /dev/null, which a container engine provides.
+		if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mknod(filepath.Join(root, "dev", "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+	run := func(root string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "chroot", append([]string{root, "/qemu"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %s under %s: %v\n%s", plat, strings.Join(args, " "), filepath.Base(qemu), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	root := export("php-8.2_node-20")
+	if got := run(root, "/usr/bin/php", "-r", "echo PHP_VERSION;"); got != php.String() {
+		t.Errorf("%s: php printed %q, want %s", plat, got, php)
+	}
+	mods := "," + strings.ReplaceAll(run(root, "/usr/bin/php", "-m"), "\n", ",") + ","
+	for _, ext := range phpExtensions {
+		if !strings.Contains(mods, ","+ext+",") {
+			t.Errorf("%s: php -m lacks %s: %s", plat, ext, mods)
+		}
+	}
+	if strings.Contains(mods, "Warning") {
+		t.Errorf("%s: php -m warned: %s", plat, mods)
+	}
+	minor := fmt.Sprintf("%d.%d", php.Major(), php.Minor())
+	if got := run(root, "/usr/sbin/php-fpm"+minor, "-t"); !strings.Contains(got, "test is successful") {
+		t.Errorf("%s: php-fpm%s -t printed %q", plat, minor, got)
+	}
+	hash := `const c = require("crypto"); console.log(process.version, process.arch, c.createHash("sha256").update("envreg").digest("hex"))`
+	want := "7eedefc61200c49dda1e4e096de6fe4b52a41eef12846f042caf5a65cf02cdd1"
+	arch := map[string]string{"linux/arm64": "arm64", "linux/arm/v7": "arm"}[plat]
+	for _, c := range []struct {
+		tag  string
+		node *semver.Version
+	}{{"", node20}, {"node-24", node24}} {
+		if c.tag != "" {
+			root = export(c.tag)
+		}
+		if got, want := run(root, "/usr/bin/node", "-e", hash), "v"+c.node.String()+" "+arch+" "+want; got != want {
+			t.Errorf("%s: node printed %q, want %q", plat, got, want)
+		}
+	}
+	t.Logf("%s: php %s (FPM, %d extensions), node %s and %s ran under %s", plat, php, len(phpExtensions), node20, node24, filepath.Base(qemu))
 }

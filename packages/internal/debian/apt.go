@@ -33,8 +33,10 @@ type Config struct {
 	Arch string
 	// Sources are one-line apt sources ("deb URI SUITE COMPONENT...", see
 	// sources.list(5)). nil means the machine's /etc/apt/sources.list and
-	// /etc/apt/sources.list.d. Options that weaken verification
-	// (trusted=yes, allow-insecure, ...) are refused.
+	// /etc/apt/sources.list.d. Options that skip signature verification
+	// (trusted=yes, allow-insecure, ...) are refused; check-valid-until=no
+	// (for a mirror whose Release files have expired) is accepted, the
+	// signatures are still checked, and the update's log line says so.
 	Sources []string
 	// Keyring is the Signed-By keyring of Sources entries that name none
 	// ("": DefaultKeyring).
@@ -165,7 +167,7 @@ func (e *InstalledConflictError) Error() string {
 	if e.Wanted == "" {
 		return fmt.Sprintf("installing would remove %s %s (%s), which the base provides", e.Package, e.Installed, e.Arch)
 	}
-	return fmt.Sprintf("installing needs %s %s (%s), but the base provides %s; publish a base with it first",
+	return fmt.Sprintf("installing needs %s %s (%s), but the base provides %s; publish a base with it first, or let the layer carry it in its prefix (source.debian.carryNewer)",
 		e.Package, e.Wanted, e.Arch, e.Installed)
 }
 
@@ -347,7 +349,13 @@ func (a *Apt) Update(ctx context.Context) error {
 		}
 		a.cfg.Log.WarnContext(ctx, "updating Debian package lists failed; using the cached lists", "arch", a.cfg.Arch, "error", err)
 	} else {
-		a.cfg.Log.InfoContext(ctx, "updated Debian package lists", "arch", a.cfg.Arch, "sources", a.key, "duration", time.Since(start).Round(time.Millisecond))
+		attrs := []any{"arch", a.cfg.Arch, "sources", a.key, "duration", time.Since(start).Round(time.Millisecond)}
+		if slices.ContainsFunc(a.cfg.Sources, func(l string) bool { return strings.Contains(strings.ToLower(l), "check-valid-until=no") }) {
+			// The recipe said so (a frozen mirror or testing suite);
+			// signatures are still checked.
+			attrs = append(attrs, "validUntil", "not checked")
+		}
+		a.cfg.Log.InfoContext(ctx, "updated Debian package lists", attrs...)
 	}
 	a.updated = true
 	return nil
@@ -355,48 +363,68 @@ func (a *Apt) Update(ctx context.Context) error {
 
 // Distro names the Debian release the sources belong to, "debian-12",
 // from the Version field of their signed Release files (bookworm's says
-// 12.12, bookworm-security's 12), once the lists are updated; "" when
-// they do not say, or disagree on the major version.
+// 12.12, bookworm-security's 12), or, for a suite that has no version yet
+// (testing, unstable), from its Codename: "debian-forky". Once the lists
+// are updated; "" when they do not say, or disagree.
 func (a *Apt) Distro() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	files, _ := filepath.Glob(filepath.Join(a.state, "lists", "*InRelease"))
-	major := ""
+	release := ""
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return ""
 		}
-		origin, version := releaseFields(data)
-		if origin != "Debian" {
+		r := releaseOf(data)
+		if r == "" || (release != "" && r != release) {
 			return ""
 		}
-		m, _, _ := strings.Cut(version, ".")
-		if m == "" || strings.Trim(m, "0123456789") != "" || (major != "" && m != major) {
-			return ""
-		}
-		major = m
+		release = r
 	}
-	if major == "" {
+	if release == "" {
 		return ""
 	}
-	return "debian-" + major
+	return "debian-" + release
 }
 
-// releaseFields reads Origin and Version from a (clear-signed) Release
-// file: the fields before its checksum lists.
-func releaseFields(data []byte) (origin, version string) {
+// releaseOf is the release a Debian Release file names: the major of its
+// Version ("12" for 12.12), or its Codename without a suffix ("forky" for
+// forky, "bookworm" for bookworm-security) when it has no Version; "" for
+// another origin.
+func releaseOf(data []byte) string {
+	origin, version, codename := releaseFields(data)
+	if origin != "Debian" {
+		return ""
+	}
+	if version == "" {
+		codename, _, _ = strings.Cut(codename, "-")
+		if codename == "" || strings.Trim(codename, "abcdefghijklmnopqrstuvwxyz") != "" {
+			return ""
+		}
+		return codename
+	}
+	m, _, _ := strings.Cut(version, ".")
+	if m == "" || strings.Trim(m, "0123456789") != "" {
+		return ""
+	}
+	return m
+}
+
+func releaseFields(data []byte) (origin, version, codename string) {
 	for line := range strings.Lines(string(data)) {
 		line = strings.TrimRight(line, "\n")
 		if v, ok := strings.CutPrefix(line, "Origin: "); ok {
 			origin = v
 		} else if v, ok := strings.CutPrefix(line, "Version: "); ok {
 			version = v
+		} else if v, ok := strings.CutPrefix(line, "Codename: "); ok {
+			codename = v
 		} else if strings.HasPrefix(line, "SHA256:") || strings.HasPrefix(line, "MD5Sum:") {
 			break
 		}
 	}
-	return origin, version
+	return origin, version, codename
 }
 
 // ListsFingerprint identifies the package lists as they are now (names,
@@ -433,6 +461,19 @@ func (a *Apt) ListsFingerprint() (string, error) {
 // It fails with a *NotFoundError, *UnsatisfiableError or
 // *InstalledConflictError naming the package.
 func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph) ([]Package, error) {
+	return a.resolve(ctx, reqs, installed, false)
+}
+
+// ResolveUpgrading is Resolve for a closure that may hold newer versions
+// of installed packages than those installed: where the requests need a
+// newer libc6 or libstdc++6 than the base has, the newer one is part of
+// the closure instead of an *InstalledConflictError. A closure that would remove
+// an installed package still fails.
+func (a *Apt) ResolveUpgrading(ctx context.Context, reqs []Request, installed []Paragraph) ([]Package, error) {
+	return a.resolve(ctx, reqs, installed, true)
+}
+
+func (a *Apt) resolve(ctx context.Context, reqs []Request, installed []Paragraph, upgrade bool) ([]Package, error) {
 	if len(reqs) == 0 {
 		return nil, errors.New("no packages requested")
 	}
@@ -447,7 +488,7 @@ func (a *Apt) Resolve(ctx context.Context, reqs []Request, installed []Paragraph
 	if err != nil {
 		return nil, err
 	}
-	closure, err := a.simulate(ctx, reqs, installed, prefs)
+	closure, err := a.simulate(ctx, reqs, installed, prefs, upgrade)
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +591,7 @@ func (a *Apt) pins(ctx context.Context, reqs []Request) (string, error) {
 // simulate runs `apt-get install --simulate` with installed as the status
 // file and prefs as the preferences, and returns the closure as sorted
 // name=version strings.
-func (a *Apt) simulate(ctx context.Context, reqs []Request, installed []Paragraph, prefs string) ([]string, error) {
+func (a *Apt) simulate(ctx context.Context, reqs []Request, installed []Paragraph, prefs string, upgrade bool) ([]string, error) {
 	tmp, err := os.MkdirTemp(a.cfg.TempDir, "envreg-apt-*")
 	if err != nil {
 		return nil, err
@@ -581,7 +622,7 @@ func (a *Apt) simulate(ctx context.Context, reqs []Request, installed []Paragrap
 	if err != nil {
 		return nil, a.explain(err, out, reqStrs)
 	}
-	closure, err := a.installs(out, installedVersion)
+	closure, err := a.installs(out, installedVersion, upgrade)
 	if err != nil {
 		return nil, err
 	}
@@ -596,8 +637,9 @@ func (a *Apt) simulate(ctx context.Context, reqs []Request, installed []Paragrap
 // package apt would "reinstall" at the version that is installed (its
 // installed record differs from the index's, as a record of another
 // release's base with its Conflicts removed does) is provided, not part of
-// the closure.
-func (a *Apt) installs(out []byte, installedVersion map[string]string) ([]string, error) {
+// the closure. A newer version of an installed package is part of the
+// closure with upgrade, an *InstalledConflictError without.
+func (a *Apt) installs(out []byte, installedVersion map[string]string, upgrade bool) ([]string, error) {
 	var closure []string
 	for line := range strings.Lines(string(out)) {
 		if m := remvLine.FindStringSubmatch(line); m != nil {
@@ -611,6 +653,7 @@ func (a *Apt) installs(out []byte, installedVersion map[string]string) ([]string
 		switch {
 		case old != "" && old == ver && installedVersion[name] == ver:
 			continue
+		case upgrade && old != "" && old == installedVersion[name] && newer(ver, old):
 		case old != "" || installedVersion[name] != "":
 			return nil, &InstalledConflictError{Arch: a.cfg.Arch, Package: name, Installed: installedVersion[name], Wanted: ver}
 		}
@@ -618,6 +661,17 @@ func (a *Apt) installs(out []byte, installedVersion map[string]string) ([]string
 	}
 	slices.Sort(closure)
 	return closure, nil
+}
+
+// newer reports whether Debian version a is newer than b (false if either
+// does not parse).
+func newer(a, b string) bool {
+	va, err := ParseVersion(a)
+	if err != nil {
+		return false
+	}
+	vb, err := ParseVersion(b)
+	return err == nil && Compare(va, vb) > 0
 }
 
 // packages returns the index entries of a closure of name=version strings.

@@ -184,6 +184,19 @@ func TestResolveErrors(t *testing.T) {
 	if !errors.As(err, &ic) || ic.Package != "libc6" || ic.Installed != "2.0-1" {
 		t.Errorf("outdated base: err = %v, want an *InstalledConflictError for libc6", err)
 	}
+
+	// The same, upgrading: the newer libc6 is part of the closure.
+	pkgs, err := a.ResolveUpgrading(t.Context(), []debian.Request{req(t, "dash")}, []debian.Paragraph{old})
+	if err != nil {
+		t.Fatalf("ResolveUpgrading on an outdated base: %v", err)
+	}
+	i := slices.IndexFunc(pkgs, func(p debian.Package) bool { return p.Name == "libc6" })
+	if i < 0 || pkgs[i].Version == "2.0-1" {
+		t.Errorf("ResolveUpgrading closure %v: want the archive's libc6, newer than the installed 2.0-1", pkgs)
+	}
+	if !slices.ContainsFunc(pkgs, func(p debian.Package) bool { return p.Name == "dash" }) {
+		t.Errorf("ResolveUpgrading closure %v has no dash", pkgs)
+	}
 }
 
 func TestFetch(t *testing.T) {

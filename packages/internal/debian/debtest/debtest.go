@@ -29,6 +29,7 @@ type File struct {
 type Package struct {
 	Name, Version, Arch string
 	Depends             string
+	Source              string // the source package, if not Name
 	Files               []File
 	// Postinst is the postinst maintainer script, if not empty.
 	Postinst string
@@ -93,6 +94,9 @@ func Build(t testing.TB, dir string, p Package) string {
 		arch = "amd64"
 	}
 	ctl := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: Test <test@example.org>\n", p.Name, p.Version, arch)
+	if p.Source != "" {
+		ctl += "Source: " + p.Source + "\n"
+	}
 	if p.Depends != "" {
 		ctl += "Depends: " + p.Depends + "\n"
 	}
