@@ -41,7 +41,7 @@ var allowed = map[string][]string{
 		"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1", "go.yaml.in/yaml/v3"},
 	"packages/internal/debian":         {"github.com/Masterminds/semver/v3"},
 	"packages/internal/debian/debtest": {},
-	"packages/layer":                   {"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
+	"packages/layer":                   {"github.com/klauspost/compress/zstd", "github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec/specs-go/v1"},
 	"packages/layer/layertest":         {"packages/layer"},
 	"packages/ingest":                  {"catalog", "layerstore", "packages/layer", "sbom", "github.com/opencontainers/image-spec/specs-go/v1"},
 	// sbom renders SPDX with spdx/tools-golang (the library the SPDX

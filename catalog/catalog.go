@@ -99,6 +99,12 @@ type Layer struct {
 	// with layerCompression "none" serves. 0: only the compressed form is
 	// stored. Equal ignores it (one diffID, one tar).
 	TarSize int64 `json:"tarSize,omitempty"`
+	// ZstdDigest and ZstdSize name the zstd-compressed form of the layer
+	// when the publishing job stored it too: what a stack with
+	// layerCompression "zstd" serves. Empty: not stored. Equal ignores
+	// them (one diffID, one layer).
+	ZstdDigest digest.Digest `json:"zstdDigest,omitempty"`
+	ZstdSize   int64         `json:"zstdSize,omitempty"`
 	// Files records what the layer writes: path (relative, no leading '/')
 	// → fingerprint of the entry (content digest and mode for a file, target
 	// for a symlink; directories are not listed). Recorded at publish time so
@@ -143,8 +149,9 @@ func (c Component) Equal(o Component) bool {
 // Equal reports whether l and o describe the same layer, file list included.
 // Components and Distro are not compared: they are read from the content,
 // which the digest names, and a layer published before envreg recorded
-// them is the same layer (Merge fills them in). Nor is TarSize: one diffID
-// is one tar, stored or not.
+// them is the same layer (Merge fills them in). Nor are the other stored
+// forms (TarSize, ZstdDigest): one diffID is one layer, whatever forms of
+// it are stored.
 func (l Layer) Equal(o Layer) bool {
 	return l.Platform == o.Platform && l.Digest == o.Digest && l.DiffID == o.DiffID &&
 		l.Size == o.Size && l.MediaType == o.MediaType && maps.Equal(l.Files, o.Files)

@@ -18,17 +18,28 @@ import (
 // and so the image configs, the overlap check and everything built on
 // them, are the same in every form.
 //
-// A layer published before the publishing job stored the tar form (or
+// zstd serves the layer compressed with zstd
+// (application/vnd.oci.image.layer.v1.tar+zstd, in Docker manifests too:
+// Docker has no type of its own), which decompresses several times faster
+// than gzip for about the same bytes. containerd (1.5 on), Docker (23 on),
+// podman, skopeo and crane read it; Docker 20.10 does not, so it is a
+// stack's choice for its clients, never the default.
+//
+// A layer published before the publishing job stored the stack's form (or
 // pushed as a package, which stores the pushed form only) has only the
-// compressed form: a stack with none serves that layer compressed.
+// published gzip form: a stack with none or zstd serves that layer as gzip.
 const (
 	CompressionGzip = "gzip"
 	CompressionNone = "none"
+	CompressionZstd = "zstd"
 )
 
-// mediaTypeLayerTar is image-spec's MediaTypeImageLayer (catalog does not
+// The media types of the stored forms (image-spec's; catalog does not
 // import image-spec).
-const mediaTypeLayerTar = "application/vnd.oci.image.layer.v1.tar"
+const (
+	mediaTypeLayerTar  = "application/vnd.oci.image.layer.v1.tar"
+	mediaTypeLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+)
 
 // LayerBlob is one stored form of a layer.
 type LayerBlob struct {
@@ -38,21 +49,29 @@ type LayerBlob struct {
 }
 
 // Blobs lists the forms l is stored in: the published (compressed) blob
-// first, then the uncompressed tar when TarSize records it.
+// first, then the uncompressed tar when TarSize records it, then the zstd
+// form when ZstdDigest names it.
 func (l Layer) Blobs() []LayerBlob {
 	out := []LayerBlob{{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}}
 	if l.TarSize > 0 && l.DiffID != l.Digest {
 		out = append(out, LayerBlob{Digest: l.DiffID, Size: l.TarSize, MediaType: mediaTypeLayerTar})
 	}
+	if l.ZstdDigest != "" && l.ZstdSize > 0 && l.ZstdDigest != l.Digest {
+		out = append(out, LayerBlob{Digest: l.ZstdDigest, Size: l.ZstdSize, MediaType: mediaTypeLayerZstd})
+	}
 	return out
 }
 
 // Served is the form of l a stack with the given layer compression
-// serves: the tar for "none" when it is stored, else the published blob.
+// serves: the tar for "none" and the zstd blob for "zstd" when that form
+// is stored, else the published blob.
 func (l Layer) Served(compression string) LayerBlob {
 	forms := l.Blobs()
-	if compression == CompressionNone && len(forms) > 1 {
-		return forms[1]
+	want := map[string]string{CompressionNone: mediaTypeLayerTar, CompressionZstd: mediaTypeLayerZstd}[compression]
+	for _, f := range forms[1:] {
+		if want != "" && f.MediaType == want {
+			return f
+		}
 	}
 	return forms[0]
 }
@@ -60,10 +79,8 @@ func (l Layer) Served(compression string) LayerBlob {
 // validCompression checks a Stack.LayerCompression value.
 func validCompression(c string) error {
 	switch c {
-	case "", CompressionGzip, CompressionNone:
+	case "", CompressionGzip, CompressionNone, CompressionZstd:
 		return nil
-	case "zstd":
-		return fmt.Errorf("layerCompression zstd is not supported yet (gzip or none)")
 	}
-	return fmt.Errorf("layerCompression %q: want gzip or none", c)
+	return fmt.Errorf("layerCompression %q: want gzip, none or zstd", c)
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
@@ -30,18 +31,62 @@ func TestLayerForms(t *testing.T) {
 			t.Errorf("%q serves %+v, want the gzip blob", c, got)
 		}
 	}
+	if got := l.Served(catalog.CompressionZstd); got.Digest != l.Digest {
+		t.Errorf("zstd without the zstd form serves %+v, want the gzip blob", got)
+	}
+	l.ZstdDigest, l.ZstdSize = digest.FromString("zst"), 9
+	zst := catalog.LayerBlob{Digest: l.ZstdDigest, Size: 9, MediaType: "application/vnd.oci.image.layer.v1.tar+zstd"}
+	if got := l.Blobs(); len(got) != 3 || got[2] != zst {
+		t.Errorf("with the zstd form: blobs %+v", got)
+	}
+	if got := l.Served(catalog.CompressionZstd); got != zst {
+		t.Errorf("zstd serves %+v, want %+v", got, zst)
+	}
+	if got := l.Served(catalog.CompressionNone); got.Digest != l.DiffID {
+		t.Errorf("none serves %+v with the zstd form stored, want the tar", got)
+	}
+	l.TarSize = 0
+	if got := l.Served(catalog.CompressionZstd); got != zst {
+		t.Errorf("zstd without the tar form serves %+v, want %+v", got, zst)
+	}
 	o := l
-	o.TarSize = 0
+	o.TarSize, o.ZstdDigest, o.ZstdSize = 30, "", 0
 	if !l.Equal(o) {
-		t.Error("Equal compares TarSize; one diffID is one tar")
+		t.Error("Equal compares the stored forms; one diffID is one layer")
+	}
+}
+
+// TestMergeKeepsForms: republishing a layer in more forms adds them;
+// republishing it in fewer removes none.
+func TestMergeKeepsForms(t *testing.T) {
+	l := catalog.Layer{Platform: catalog.Platform{OS: "linux", Architecture: "amd64"}, Digest: digest.FromString("gz"),
+		DiffID: digest.FromString("tar"), Size: 10, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Distro: "debian-13"}
+	more := l
+	more.TarSize, more.ZstdDigest, more.ZstdSize = 30, digest.FromString("zst"), 9
+	rel := func(l catalog.Layer) catalog.Release {
+		return catalog.Release{Name: "php", Version: semver.MustParse("8.2.36"), Layers: []catalog.Layer{l}}
+	}
+	merged, err := catalog.Merge(rel(l), rel(more), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := merged.Layers[0]; got.TarSize != 30 || got.ZstdDigest != more.ZstdDigest || got.ZstdSize != 9 {
+		t.Errorf("more forms: merged layer %+v, want the tar and zstd forms", got)
+	}
+	merged, err = catalog.Merge(rel(more), rel(l), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := merged.Layers[0]; got.TarSize != 30 || got.ZstdDigest != more.ZstdDigest {
+		t.Errorf("fewer forms: merged layer %+v, want the stored forms kept", got)
 	}
 }
 
 func TestStackLayerCompression(t *testing.T) {
 	for _, tc := range []struct{ value, err string }{
 		{"gzip", ""}, {"none", ""}, {"", ""},
-		{"zstd", "zstd is not supported yet"},
-		{"brotli", `layerCompression "brotli": want gzip or none`},
+		{"zstd", ""},
+		{"brotli", `layerCompression "brotli": want gzip, none or zstd`},
 	} {
 		y := "name: web\nbase: [base]\n"
 		if tc.value != "" {

@@ -49,7 +49,9 @@ func MergeWith(old, r Release, opts PublishOptions) (Release, error) {
 			}
 			layers[i] = l
 		case len(layers[i].Components) == 0 && layers[i].Distro == "":
-			layers[i] = l // the same layer, now with what it carries
+			layers[i] = withForms(l, layers[i]) // the same layer, now with what it carries
+		default:
+			layers[i] = withForms(layers[i], l) // the same layer, maybe in more forms
 		}
 	}
 	if len(conflicts) > 0 && !force {
@@ -103,4 +105,15 @@ func metadataDiff(a, b Release) []string {
 		out = append(out, fmt.Sprintf("labels %v vs %v", a.Labels, b.Labels))
 	}
 	return out
+}
+
+// withForms returns l with the stored forms of o (the same layer) that l
+// does not record: republishing with --uncompressed-layers or
+// --zstd-layers adds a form, and one without them removes none.
+func withForms(l, o Layer) Layer {
+	l.TarSize = max(l.TarSize, o.TarSize)
+	if l.ZstdDigest == "" {
+		l.ZstdDigest, l.ZstdSize = o.ZstdDigest, o.ZstdSize
+	}
+	return l
 }

@@ -1,13 +1,18 @@
 package packages_test
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/envreg/envreg/catalog"
 	"github.com/envreg/envreg/packages"
@@ -207,6 +212,45 @@ func TestPublishRecipe(t *testing.T) {
 		}
 		if l.Digest != rels[i].Layers[0].Digest {
 			t.Errorf("%s: the gzip layer differs with Uncompressed", l.Platform)
+		}
+	}
+	// With Zstd, twice too: gzip, and the zstd blob beside it, which
+	// decompresses to the tar whose digest is the diffID; the same layer
+	// gives the same zstd blob.
+	var firstZstd []digest.Digest
+	for round := range 2 {
+		zpub, zblobs, _ := newPublisher(t)
+		zpub.Zstd = true
+		zrels, err := zpub.PublishRecipe(t.Context(), recipes[0], dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(zblobs.blobs) != 4 {
+			t.Errorf("Zstd: %d blobs, want 4", len(zblobs.blobs))
+		}
+		for i, r := range zrels {
+			l := r.Layers[0]
+			zst, ok := zblobs.blobs[l.ZstdDigest]
+			if !ok || int64(len(zst)) != l.ZstdSize || digest.FromBytes(zst) != l.ZstdDigest || l.TarSize != 0 {
+				t.Fatalf("%s: zstd blob %s stored %v, %d bytes, want ZstdSize %d and no tar", l.Platform, l.ZstdDigest, ok, len(zst), l.ZstdSize)
+			}
+			dec, err := zstd.NewReader(bytes.NewReader(zst))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tar, err := io.ReadAll(dec)
+			dec.Close()
+			if err != nil || digest.FromBytes(tar) != l.DiffID {
+				t.Errorf("%s: the zstd blob decompresses to %s (%v), want the diffID %s", l.Platform, digest.FromBytes(tar), err, l.DiffID)
+			}
+			if l.Digest != rels[i].Layers[0].Digest {
+				t.Errorf("%s: the gzip layer differs with Zstd", l.Platform)
+			}
+			if round == 0 {
+				firstZstd = append(firstZstd, l.ZstdDigest)
+			} else if l.ZstdDigest != firstZstd[i] {
+				t.Errorf("%s: zstd blob %s, then %s: want the same bytes from the same layer", l.Platform, firstZstd[i], l.ZstdDigest)
+			}
 		}
 	}
 	stored := cat.get(t, "php", "8.2.36")

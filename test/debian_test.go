@@ -3,6 +3,7 @@ package test
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/json"
@@ -123,6 +124,31 @@ func bundledRecipeDir(t *testing.T, all ...string) string {
 			data = regexp.MustCompile(`(?m)^platforms: .*$`).ReplaceAll(data, []byte("platforms: [linux/amd64]"))
 		}
 		file := filepath.Join(dir, filepath.FromSlash(rc.File))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// bundledRecipeSubset copies the bundled recipes named by files (with
+// every platform) into a directory, each with the replacements edits
+// (old → new) made.
+func bundledRecipeSubset(t *testing.T, edits map[string]string, files ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range files {
+		data, err := fs.ReadFile(packages.BundledFS(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for old, new := range edits {
+			data = bytes.ReplaceAll(data, []byte(old), []byte(new))
+		}
+		file := filepath.Join(dir, filepath.FromSlash(f))
 		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -34,12 +34,15 @@ type storage struct {
 	// uncompressed: what is published also gets its uncompressed layer
 	// form (--uncompressed-layers of publish, sync and serve --seed).
 	uncompressed bool
+	// zstd: ... and its zstd form (--zstd-layers).
+	zstd bool
 }
 
-// uncompressedFlag registers --uncompressed-layers on the commands that
-// publish (packages.Publisher.Uncompressed).
+// uncompressedFlag registers --uncompressed-layers and --zstd-layers on the
+// commands that publish (packages.Publisher.Uncompressed and Zstd).
 func (s *storage) uncompressedFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&s.uncompressed, "uncompressed-layers", false, "also store each published layer's uncompressed tar beside the gzip one, for stacks with layerCompression: none (about 3x the bytes per layer; without it such a stack serves gzip)")
+	fs.BoolVar(&s.zstd, "zstd-layers", false, "also store each published layer compressed with zstd beside the gzip one, for stacks with layerCompression: zstd (about the gzip size again; without it such a stack serves gzip)")
 }
 
 // storageFlags registers --data, --catalog and --blobs.

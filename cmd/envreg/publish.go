@@ -87,7 +87,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) (err error) {
 			}
 		}()
 	}
-	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: o.store.tempDir(), Policy: o.policy, Uncompressed: o.store.uncompressed,
+	pub := &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: o.store.tempDir(), Policy: o.policy, Uncompressed: o.store.uncompressed, Zstd: o.store.zstd,
 		CacheDir: o.cacheDir, DebianSources: o.debianSources, Progress: terminalProgress(env.stderr)}
 	if fromFlags {
 		return o.publishInput(ctx, env, pub)

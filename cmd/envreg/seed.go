@@ -38,7 +38,7 @@ func newSeeder(ctx context.Context, env *cliEnv, b *backends, store *storage, lo
 	s.syncer = &packages.Syncer{Catalog: b.catalog, What: "seeding", Log: log, FirstPlatform: "linux/amd64",
 		NewPublisher: func() (*packages.Publisher, error) {
 			return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-				CacheDir: cacheDir, Progress: terminalProgress(env.stderr), Uncompressed: store.uncompressed}, nil
+				CacheDir: cacheDir, Progress: terminalProgress(env.stderr), Uncompressed: store.uncompressed, Zstd: store.zstd}, nil
 		}}
 	if wait {
 		err := s.run(ctx)

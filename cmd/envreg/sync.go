@@ -124,7 +124,7 @@ func syncTarget(ctx context.Context, s *packages.Syncer, store *storage, set *sy
 	s.Catalog = b.catalog
 	s.NewPublisher = func() (*packages.Publisher, error) {
 		return &packages.Publisher{Blobs: b.blobs, Catalog: b.catalog, Log: log, TempDir: store.tempDir(),
-			CacheDir: set.cacheDir, DebianSources: set.debianSources, Uncompressed: store.uncompressed}, nil
+			CacheDir: set.cacheDir, DebianSources: set.debianSources, Uncompressed: store.uncompressed, Zstd: store.zstd}, nil
 	}
 	return func() { b.Close() }, nil
 }
