@@ -175,7 +175,7 @@ func (t *tree) setRPaths(ctx context.Context, r *relocation, dir string) error {
 // that carries one but not that loader fails: its executables would start
 // with the base's loader and load the newer libc.
 func (t *tree) ownLoader(r *relocation) func(interp string) (string, error) {
-	carries := slices.ContainsFunc(slices.Collect(maps.Values(t.asBuilt)), func(b bool) bool { return b })
+	carries := slices.Contains(slices.Collect(maps.Values(t.asBuilt)), true)
 	return func(interp string) (string, error) {
 		if !carries {
 			return "", nil

@@ -303,35 +303,59 @@ func scanContents(ctx context.Context, f *os.File) (sbom.Contents, error) {
 }
 
 // storeTar stores the uncompressed form of the gzip layer in f beside it,
-// as the blob diffID (what a stack with layerCompression "none" serves;
-// the blob store verifies the digest), and returns its size.
+// as the blob diffID (what a stack with layerCompression "none" serves),
+// and returns its size.
 func (p *Publisher) storeTar(ctx context.Context, f *os.File, diffID digest.Digest) (int64, error) {
+	d, n, err := p.storeForm(ctx, f, "tar", func(w io.Writer, r io.Reader) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+	if err == nil && d != diffID {
+		err = fmt.Errorf("the uncompressed layer is %s, want its diffID %s", d, diffID)
+	}
+	return n, err
+}
+
+// storeZstd stores the gzip layer in f compressed with zstd beside it
+// (layer.CompressZstd: the same layer gives the same blob) and returns the
+// blob's digest and size.
+func (p *Publisher) storeZstd(ctx context.Context, f *os.File) (digest.Digest, int64, error) {
+	return p.storeForm(ctx, f, "tar.zst", layer.CompressZstd)
+}
+
+// storeForm stores another form of the gzip layer in f beside it: encode
+// writes the form from the uncompressed tar into a temporary file (named
+// *.ext) while it is hashed, and the blob store verifies and keeps it. It
+// returns the form's digest and size.
+func (p *Publisher) storeForm(ctx context.Context, f *os.File, ext string, encode func(w io.Writer, tar io.Reader) error) (digest.Digest, int64, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewinding temporary layer file: %w", err)
+		return "", 0, fmt.Errorf("rewinding temporary layer file: %w", err)
 	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
-		return 0, fmt.Errorf("reading the layer: %w", err)
+		return "", 0, fmt.Errorf("reading the layer: %w", err)
 	}
-	t, err := os.CreateTemp(p.TempDir, "envreg-layer-*.tar")
+	t, err := os.CreateTemp(p.TempDir, "envreg-layer-*."+ext)
 	if err != nil {
-		return 0, fmt.Errorf("creating temporary layer file: %w", err)
+		return "", 0, fmt.Errorf("creating temporary layer file: %w", err)
 	}
 	defer func() {
 		t.Close()
 		os.Remove(t.Name())
 	}()
-	n, err := io.Copy(t, zr)
-	if err != nil {
-		return 0, fmt.Errorf("uncompressing the layer: %w", err)
+	dg := digest.SHA256.Digester()
+	cw := &countingWriter{w: io.MultiWriter(t, dg.Hash())}
+	if err := encode(cw, zr); err != nil {
+		return "", 0, fmt.Errorf("writing the %s form of the layer: %w", ext, err)
 	}
 	if _, err := t.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewinding temporary layer file: %w", err)
+		return "", 0, fmt.Errorf("rewinding temporary layer file: %w", err)
 	}
-	if err := p.Blobs.Put(ctx, diffID, n, t); err != nil {
-		return 0, fmt.Errorf("storing the uncompressed layer blob %s: %w", diffID, err)
+	d := dg.Digest()
+	if err := p.Blobs.Put(ctx, d, cw.n, t); err != nil {
+		return "", 0, fmt.Errorf("storing the %s form of the layer, blob %s: %w", ext, d, err)
 	}
-	return n, nil
+	return d, cw.n, nil
 }
 
 // buildFromTar writes the canonical layer of the tar file, spooling its
@@ -389,38 +413,4 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-// storeZstd stores the gzip layer in f compressed with zstd beside it and
-// returns the blob's digest and size. The encoder runs on one goroutine at
-// the default level, so the same layer gives the same blob.
-func (p *Publisher) storeZstd(ctx context.Context, f *os.File) (digest.Digest, int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", 0, fmt.Errorf("rewinding temporary layer file: %w", err)
-	}
-	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
-	if err != nil {
-		return "", 0, fmt.Errorf("reading the layer: %w", err)
-	}
-	t, err := os.CreateTemp(p.TempDir, "envreg-layer-*.tar.zst")
-	if err != nil {
-		return "", 0, fmt.Errorf("creating temporary layer file: %w", err)
-	}
-	defer func() {
-		t.Close()
-		os.Remove(t.Name())
-	}()
-	dg := digest.SHA256.Digester()
-	cw := &countingWriter{w: io.MultiWriter(t, dg.Hash())}
-	if err := layer.CompressZstd(cw, zr); err != nil {
-		return "", 0, fmt.Errorf("compressing the layer with zstd: %w", err)
-	}
-	if _, err := t.Seek(0, io.SeekStart); err != nil {
-		return "", 0, fmt.Errorf("rewinding temporary layer file: %w", err)
-	}
-	d := dg.Digest()
-	if err := p.Blobs.Put(ctx, d, cw.n, t); err != nil {
-		return "", 0, fmt.Errorf("storing the zstd layer blob %s: %w", d, err)
-	}
-	return d, cw.n, nil
 }

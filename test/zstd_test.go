@@ -2,11 +2,8 @@ package test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,47 +12,21 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/envreg/envreg/sbom"
-	"github.com/envreg/envreg/test/fixtures"
 )
 
 // TestLayerCompressionZstd: a stack with layerCompression zstd serves the
 // zstd form the publishing job stored beside each gzip layer (publish
 // --zstd-layers) as application/vnd.oci.image.layer.v1.tar+zstd, with the
-// same diffIDs and configs as the gzip stack's images, and the clients
+// same diffIDs as the gzip stack's images, and the clients
 // that read zstd read it: crane and skopeo pull it into OCI layouts that
 // validate layer by layer (each zstd blob decompresses to its diffID),
 // containerd (a private one, ctr) pulls and unpacks it, and the
 // conformance suite's pull workflow passes against it. Docker 20.10 does
 // not read zstd: that is why the form is a stack's choice.
 func TestLayerCompressionZstd(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	for _, p := range fixtures.All() {
-		publishFixtureTo(t, []string{"--data", data, "--zstd-layers"}, p)
-	}
-	stackFile := filepath.Join(t.TempDir(), "envzst.yaml")
-	if err := os.WriteFile(stackFile, []byte("name: envzst\nbase: [base]\naliases: {node: nodejs, gm: graphicsmagick}\nlayerCompression: zstd\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	envreg(t, "stack", "--data", data, stackFile)
-	s := startServer(t, data)
-	const tag = "php-8.2.36"
-
-	_, gzBlobs := existingContent(t, s, "env", tag)
-	manifests, blobs := existingContent(t, s, "envzst", tag)
-	if len(blobs) != len(gzBlobs) {
-		t.Errorf("envzst has %d blobs, env %d", len(blobs), len(gzBlobs))
-	}
-	for _, m := range manifests[1:] {
-		if _, body := s.get(t, "/v2/envzst/referrers/"+m, ""); !strings.Contains(string(body), `"artifactType":"`+sbom.MediaType+`"`) {
-			t.Errorf("referrers of envzst manifest %s: %s", m, body)
-		}
-	}
+	f := newFormStack(t, "--zstd-layers", "envzst", "zstd")
+	s, tag := f.s, formTag
 	// The gzip stack's images have the zstd stack's diffIDs: only the
 	// layer descriptors differ.
 	for _, plat := range []string{"amd64", "arm64"} {
@@ -75,13 +46,13 @@ func TestLayerCompressionZstd(t *testing.T) {
 		crane := tool(t, "crane")
 		dir := filepath.Join(t.TempDir(), "oci")
 		runTool(t, crane, "pull", "--insecure", "--format", "oci", s.host+"/envzst:"+tag, dir)
-		checkZstdLayout(t, dir)
+		checkFormLayout(t, dir, types.OCILayerZStd)
 	})
 	t.Run("skopeo", func(t *testing.T) {
 		skopeo := tool(t, "skopeo")
 		dir := filepath.Join(t.TempDir(), "oci")
 		runTool(t, skopeo, "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "docker://"+s.host+"/envzst:"+tag, "oci:"+dir+":copy")
-		checkZstdLayout(t, dir)
+		checkFormLayout(t, dir, types.OCILayerZStd)
 	})
 	t.Run("containerd", func(t *testing.T) {
 		ctr := privateContainerd(t)
@@ -97,29 +68,7 @@ func TestLayerCompressionZstd(t *testing.T) {
 			t.Errorf("ctr images check: %s", out)
 		}
 	})
-	t.Run("conformance", func(t *testing.T) {
-		bin := buildConformance(t)
-		runConformance(t, bin, conformanceEnv, map[string]string{
-			"OCI_REGISTRY":          s.host,
-			"OCI_REPO1":             "envzst",
-			"OCI_REPO2":             "envzst",
-			"OCI_RO_DATA_TAGS":      tag,
-			"OCI_RO_DATA_MANIFESTS": strings.Join(manifests, " "),
-			"OCI_RO_DATA_BLOBS":     strings.Join(blobs, " "),
-		}, conformanceMustPass, false)
-	})
-	// gc keeps every form of every layer, and verify checks them.
-	if out, errOut, err := envregResult(t, "gc", "--data", data, "--grace", "0"); err != nil {
-		t.Errorf("envreg gc: %v\n%s\n%s", err, out, errOut)
-	}
-	if out, errOut, err := envregResult(t, "verify", "--data", data); err != nil {
-		t.Errorf("envreg verify: %v\n%s\n%s", err, out, errOut)
-	}
-	for _, b := range blobs {
-		if resp, _ := s.get(t, "/v2/envzst/blobs/"+b, ""); resp.StatusCode != 200 {
-			t.Errorf("after gc, GET blob %s: %d", b, resp.StatusCode)
-		}
-	}
+	f.checkConformanceAndGC(t)
 }
 
 // diffIDs returns the rootfs diff_ids of the config of m, as JSON.
@@ -157,60 +106,6 @@ func imageManifest(t *testing.T, s *server, repo, tag, arch string) v1.Manifest 
 	}
 	t.Fatalf("%s:%s has no %s image", repo, tag, arch)
 	return v1.Manifest{}
-}
-
-// checkZstdLayout validates the images pulled into the OCI layout dir and
-// checks that every layer is zstd and decompresses to its diffID
-// (validate.Fast: ggcr's layout reader takes every layer blob for gzip).
-func checkZstdLayout(t *testing.T, dir string) {
-	t.Helper()
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := lp.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := validate.Index(idx, validate.Fast); err != nil {
-		t.Errorf("pulled layout does not validate: %v", err)
-	}
-	n := 0
-	forEachImage(t, idx, func(img v1.Image) {
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, l := range m.Layers {
-			if l.MediaType != types.OCILayerZStd {
-				t.Errorf("layer %d: %s, want %s", i, l.MediaType, types.OCILayerZStd)
-				continue
-			}
-			blob, err := lp.Blob(l.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec, err := zstd.NewReader(blob)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, dec)
-			dec.Close()
-			blob.Close()
-			if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); err != nil || got != cf.RootFS.DiffIDs[i].String() {
-				t.Errorf("layer %d (%s) decompresses to %s (%v), want the diffID %s", i, l.Digest, got, err, cf.RootFS.DiffIDs[i])
-			}
-		}
-		n++
-	})
-	if n != 2 {
-		t.Errorf("%d images in the layout, want 2 platforms", n)
-	}
 }
 
 // forEachImage calls fn with every image of idx, one index level down too

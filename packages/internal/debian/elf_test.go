@@ -21,14 +21,7 @@ func TestFixGNUProperty(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	sample, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Skip(err)
-	}
-	file := filepath.Join(t.TempDir(), "true")
-	if err := os.WriteFile(file, sample, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	file := copyOfTrue(t)
 	prop := func() (*elf.Prog, *elf.Section) {
 		t.Helper()
 		ef, err := elf.Open(file)
@@ -82,14 +75,7 @@ func TestFixGNUProperty(t *testing.T) {
 // stack loses the mark (glibc 2.41 would refuse to dlopen it); one without
 // it is left alone.
 func TestClearExecStack(t *testing.T) {
-	sample, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Skip(err)
-	}
-	file := filepath.Join(t.TempDir(), "true")
-	if err := os.WriteFile(file, sample, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	file := copyOfTrue(t)
 	flags := func() elf.ProgFlag {
 		t.Helper()
 		ef, err := elf.Open(file)
@@ -128,4 +114,19 @@ func TestClearExecStack(t *testing.T) {
 	if err := exec.Command(file).Run(); err != nil {
 		t.Errorf("the edited true does not run: %v", err)
 	}
+}
+
+// copyOfTrue copies /bin/true, a dynamically linked ELF executable of this
+// machine, into a temporary file and returns its path.
+func copyOfTrue(t *testing.T) string {
+	t.Helper()
+	sample, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip(err)
+	}
+	file := filepath.Join(t.TempDir(), "true")
+	if err := os.WriteFile(file, sample, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
