@@ -76,6 +76,16 @@ type DebianSource struct {
 	// there. Without it (the default), such a closure fails naming the
 	// package and both versions. Only in a recipe with a Base.
 	CarryNewer bool `yaml:"carryNewer,omitempty"`
+	// Carry names packages that the base provides and that the layer
+	// carries all the same, because the layer also runs on another
+	// release of its base's package that lacks them: npm 9.2.0, built on
+	// nodejs 20 (trixie), which carries node-minimatch in place, also runs
+	// on nodejs 18 (bookworm), which does not. Each must be provided by
+	// the base, and joins the closure as the base has it: the layer then
+	// writes the base's files unchanged, which the overlap check admits.
+	// Their dependencies do not come along: list them too.
+	// Only in a recipe with a base.
+	Carry []string `yaml:"carry,omitempty"`
 	// Versions, instead of a pin of the main package, is a range of the
 	// semantic version derived from its Debian version (Masterminds/semver
 	// constraint syntax: ">=8.2.30 <8.3", "~8.2", "^20"): the recipe then
@@ -191,6 +201,20 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 	if d.CarryNewer && d.Base == "" {
 		add("source.debian.carryNewer: only in a recipe with a base")
 	}
+	carried := map[string]bool{}
+	for i, name := range d.Carry {
+		switch {
+		case d.Base == "":
+			add("source.debian.carry[%d]: %q: only in a recipe with a base", i, name)
+		case !validPackageName(name):
+			add("source.debian.carry[%d]: %q is not a Debian package name", i, name)
+		case carried[name]:
+			add("source.debian.carry[%d]: %s is listed twice", i, name)
+		case seen[name]:
+			add("source.debian.carry[%d]: %s is in packages", i, name)
+		}
+		carried[name] = true
+	}
 	switch {
 	case d.Keyring != "" && d.Sources == nil:
 		add("source.debian.keyring: only used with source.debian.sources")
@@ -208,6 +232,13 @@ func (d *DebianSource) problems(labels map[string]string) []string {
 		}
 	}
 	return problems
+}
+
+// validPackageName reports whether name is a Debian package name, without
+// a version.
+func validPackageName(name string) bool {
+	r, err := debian.ParseRequest(name)
+	return err == nil && r.Version == "" && r.Name == name
 }
 
 // rangeProblems validates Versions and Keep.
@@ -430,6 +461,16 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 	if !slices.ContainsFunc(closure, func(pk debian.Package) bool { return pk.Name == reqs[0].Name }) {
 		return nil, nil, nil, fmt.Errorf("main package %s is already provided by the base for %s", reqs[0].Name, arch)
 	}
+	// The carried packages join the closure as the base has them (apt,
+	// seeing them installed, leaves them out).
+	for _, name := range d.Carry {
+		i := slices.IndexFunc(below, func(b debian.Package) bool { return b.Name == name })
+		if i < 0 {
+			return nil, nil, nil, fmt.Errorf("source.debian.carry: %s: the base %s does not provide it for %s", name, d.BaseRecipe.Name, arch)
+		}
+		closure = append(closure, below[i])
+	}
+	slices.SortFunc(closure, func(x, y debian.Package) int { return strings.Compare(x.Name, y.Name) })
 	return a, closure, below, nil
 }
 

@@ -87,14 +87,16 @@ func TestPublishDebianBadInput(t *testing.T) {
 	amd64 := "[linux/amd64]"
 	tests := []struct {
 		name, platforms, packages, sources string
+		extra                              string // more source.debian lines
 		want                               []string
 	}{
-		{"missing version", amd64, "[dash=0.0.1-99]", "", []string{"linux/amd64: debian package dash version 0.0.1-99 not found for amd64 (available: "}},
-		{"missing package", amd64, "[envreg-no-such-package]", "", []string{"linux/amd64: debian package envreg-no-such-package not found for amd64"}},
-		{"missing for one platform", "[linux/amd64, linux/arm64]", "[libc6-i386]", "", []string{"linux/arm64: debian package libc6-i386 not found for arm64"}},
-		{"release the archive does not have", amd64, "[dash]", "[deb http://deb.debian.org/debian envreg-no-such-release main]",
+		{"missing version", amd64, "[dash=0.0.1-99]", "", "", []string{"linux/amd64: debian package dash version 0.0.1-99 not found for amd64 (available: "}},
+		{"missing package", amd64, "[envreg-no-such-package]", "", "", []string{"linux/amd64: debian package envreg-no-such-package not found for amd64"}},
+		{"missing for one platform", "[linux/amd64, linux/arm64]", "[libc6-i386]", "", "", []string{"linux/arm64: debian package libc6-i386 not found for arm64"}},
+		{"release the archive does not have", amd64, "[dash]", "[deb http://deb.debian.org/debian envreg-no-such-release main]", "",
 			[]string{"linux/amd64: updating Debian package lists for amd64", "envreg-no-such-release"}},
-		{"unsatisfiable", amd64, "[exim4-daemon-light, exim4-daemon-heavy]", "", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
+		{"carry what the base lacks", amd64, "[dash]", "", "    carry: [coreutils]\n", []string{"linux/amd64: source.debian.carry: coreutils: the base base does not provide it for amd64"}},
+		{"unsatisfiable", amd64, "[exim4-daemon-light, exim4-daemon-heavy]", "", "", []string{"unsatisfiable Debian dependencies of exim4-daemon-light, exim4-daemon-heavy for amd64", "Conflicts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +105,7 @@ func TestPublishDebianBadInput(t *testing.T) {
 			if tc.sources != "" {
 				x += "    sources: " + tc.sources + "\n"
 			}
+			x += tc.extra
 			recipes, err := packages.LoadRecipes(fstest.MapFS{
 				"base/recipe.yaml": {Data: []byte(base)},
 				"x/recipe.yaml":    {Data: []byte(x + "requires: [base ^12]\n")},

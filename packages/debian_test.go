@@ -94,6 +94,10 @@ func TestLoadDebianRecipesInvalid(t *testing.T) {
 		{"keep without range", strings.Replace(debPHPRecipe, "    base:", "    keep: 2\n    base:", 1), []string{"source.debian.keep: only used with source.debian.versions"}},
 		{"negative keep", strings.Replace(ranged, "keep: 2", "keep: -1", 1), []string{"source.debian.keep: -1:"}},
 		{"carryNewer without base", strings.Replace(debPHPRecipe, "    base: ../base/recipe.yaml", "    carryNewer: true", 1), []string{"source.debian.carryNewer: only in a recipe with a base"}},
+		{"carry without base", strings.Replace(debPHPRecipe, "    base: ../base/recipe.yaml", "    carry: [libc6]", 1), []string{`source.debian.carry[0]: "libc6": only in a recipe with a base`}},
+		{"carry a pin", strings.Replace(debPHPRecipe, "    base:", "    carry: [libc6=2.36-9]\n    base:", 1), []string{`source.debian.carry[0]: "libc6=2.36-9" is not a Debian package name`}},
+		{"carry twice", strings.Replace(debPHPRecipe, "    base:", "    carry: [libc6, libc6]\n    base:", 1), []string{"source.debian.carry[1]: libc6 is listed twice"}},
+		{"carry a requested package", strings.Replace(debPHPRecipe, "    base:", "    carry: [php8.2-cli]\n    base:", 1), []string{"source.debian.carry[0]: php8.2-cli is in packages"}},
 		{"expired allowed, trust not", debPHPRecipe[:strings.Index(debPHPRecipe, "requires")] + "    sources: [\"deb [check-valid-until=no allow-insecure=yes] http://example.org/debian forky main\"]\n" + "requires: [\"base ^12\"]\n", []string{"source.debian.sources:", "allow-insecure would skip signature verification"}},
 	}
 	for _, tc := range tests {

@@ -151,10 +151,28 @@
 // npm's prefix and not on PATH) do not run on forky's npm, whose glibc is
 // in nodejs 24's prefix.
 //
+// One release of a layer on a layer may serve several releases of the
+// layer below. The catalog holds one release per version without build
+// metadata, so bookworm's npm 9.2.0~ds1-1 (for nodejs 18) and trixie's
+// 9.2.0~ds1-3 (for nodejs 20) cannot both be npm 9.2.0: the bundled npm
+// 9.2.0 is trixie's, built on nodejs 20, and requires "nodejs ^18 || ^20".
+// What it loads from nodejs 20's layer that nodejs 18's lacks
+// (node-minimatch and its two dependencies, which trixie's libnode115
+// depends on and bookworm's libnode108 does not) it names in
+// source.debian.carry: those packages join its closure as the base has
+// them, so the layer writes the very files of nodejs 20's layer (the
+// overlap check admits a path written twice with the same content) and
+// brings them along on nodejs 18. It costs 0.2 MB per layer (31.9 MB
+// without, 32.1 MB with, linux/amd64). Without node-minimatch, npm 9.2.0
+// on nodejs 18 does not start (tried). The other node-* modules of the
+// nodejs layers (acorn, undici, cjs-module-lexer, xtend) are each
+// nodejs's own, and npm works with either's: the e2e test installs, lists
+// and packs a package with nodejs 18 and 20.
+//
 // Measured on linux/amd64 (compressed layer bytes, 2026-12-03): base
 // (trixie) 17.7 MB; php 8.2.36 (bookworm) 49.0 MB; php 8.4.28 (trixie)
 // 61.3 MB; nodejs 18 (bookworm) 33.2 MB; nodejs 20 (trixie) 37.1 MB;
-// nodejs 24 (forky, with glibc) 51.9 MB; npm 9.2.0 (trixie) 31.9 MB and
+// nodejs 24 (forky, with glibc) 51.9 MB; npm 9.2.0 (trixie) 32.1 MB and
 // 12.2.0 (forky) 38.2 MB; graphicsmagick 1.3.40 (bookworm) 30.0 MB, 1.3.45
 // (trixie) 12.1 MB; composer 2.5.5 3.8 MB. The prefix costs no bytes by
 // itself; the price is that layers no longer share libraries: libicu72 is
@@ -186,7 +204,7 @@
 //
 // The recipes in the directories of this package (a trixie base, pinned;
 // ranges for the rest: the three newest php 8.2 patches, php 8.4, composer
-// for each, nodejs 18, 20 and 24, npm for nodejs 20 and 24, graphicsmagick
+// for each, nodejs 18, 20 and 24, npm for each nodejs, graphicsmagick
 // from bookworm and trixie; each for linux/amd64, linux/arm64 and
 // linux/arm/v7) are embedded: Bundled loads them, and
 // LoadRecipeDir on the packages/ directory of the source tree finds the same
