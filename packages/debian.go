@@ -462,9 +462,13 @@ func (p *Publisher) resolveDebian(ctx context.Context, rc Recipe, plat catalog.P
 		return nil, nil, nil, fmt.Errorf("main package %s is already provided by the base for %s", reqs[0].Name, arch)
 	}
 	// The carried packages join the closure as the base has them (apt,
-	// seeing them installed, leaves them out).
+	// seeing them installed, leaves them out): as the nearest layer below
+	// has them, where two do (a carryNewer base).
 	for _, name := range d.Carry {
-		i := slices.IndexFunc(below, func(b debian.Package) bool { return b.Name == name })
+		i := len(below) - 1
+		for i >= 0 && below[i].Name != name {
+			i--
+		}
 		if i < 0 {
 			return nil, nil, nil, fmt.Errorf("source.debian.carry: %s: the base %s does not provide it for %s", name, d.BaseRecipe.Name, arch)
 		}
