@@ -66,8 +66,14 @@ func (l Layer) Blobs() []LayerBlob {
 // serves: the tar for "none" and the zstd blob for "zstd" when that form
 // is stored, else the published blob.
 func (l Layer) Served(compression string) LayerBlob {
+	var want string
+	switch compression {
+	case CompressionNone:
+		want = mediaTypeLayerTar
+	case CompressionZstd:
+		want = mediaTypeLayerZstd
+	}
 	forms := l.Blobs()
-	want := map[string]string{CompressionNone: mediaTypeLayerTar, CompressionZstd: mediaTypeLayerZstd}[compression]
 	for _, f := range forms[1:] {
 		if want != "" && f.MediaType == want {
 			return f

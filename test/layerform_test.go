@@ -33,20 +33,7 @@ func TestLayerCompressionNone(t *testing.T) {
 	f := newFormStack(t, "--uncompressed-layers", "envtar", "none")
 	s, tag := f.s, formTag
 
-	t.Run("crane", func(t *testing.T) {
-		crane := tool(t, "crane")
-		dir := filepath.Join(t.TempDir(), "oci")
-		runTool(t, crane, "pull", "--insecure", "--format", "oci", s.host+"/envtar:"+tag, dir)
-		checkFormLayout(t, dir, types.OCIUncompressedLayer)
-	})
-	t.Run("skopeo", func(t *testing.T) {
-		skopeo := tool(t, "skopeo")
-		dir := filepath.Join(t.TempDir(), "oci")
-		// An OCI layout destination makes skopeo compress uncompressed
-		// layers unless the digests must stay.
-		runTool(t, skopeo, "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "docker://"+s.host+"/envtar:"+tag, "oci:"+dir+":copy")
-		checkFormLayout(t, dir, types.OCIUncompressedLayer)
-	})
+	pullFormWithCraneAndSkopeo(t, s.host+"/envtar:"+tag, types.OCIUncompressedLayer)
 	t.Run("docker", func(t *testing.T) {
 		docker := dockerEngine(t)
 		tarImage, gzImage := s.host+"/envtar:"+tag, s.host+"/env:"+tag
@@ -141,6 +128,26 @@ func (f formStack) checkConformanceAndGC(t *testing.T) {
 // ("gzip: invalid header" on a tar or zstd blob). The clients verified
 // each blob's digest as they pulled it; the diffID check is what the full
 // validation adds.
+// pullFormWithCraneAndSkopeo pulls image (every platform) with crane and
+// with skopeo into OCI layouts and checks that every layer is of the media
+// type want (checkFormLayout).
+func pullFormWithCraneAndSkopeo(t *testing.T, image string, want types.MediaType) {
+	t.Run("crane", func(t *testing.T) {
+		crane := tool(t, "crane")
+		dir := filepath.Join(t.TempDir(), "oci")
+		runTool(t, crane, "pull", "--insecure", "--format", "oci", image, dir)
+		checkFormLayout(t, dir, want)
+	})
+	t.Run("skopeo", func(t *testing.T) {
+		skopeo := tool(t, "skopeo")
+		dir := filepath.Join(t.TempDir(), "oci")
+		// An OCI layout destination makes skopeo recompress layers
+		// unless the digests must stay.
+		runTool(t, skopeo, "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "docker://"+image, "oci:"+dir+":copy")
+		checkFormLayout(t, dir, want)
+	})
+}
+
 func checkFormLayout(t *testing.T, dir string, want types.MediaType) {
 	t.Helper()
 	lp, err := layout.FromPath(dir)

@@ -42,18 +42,7 @@ func TestLayerCompressionZstd(t *testing.T) {
 		}
 	}
 
-	t.Run("crane", func(t *testing.T) {
-		crane := tool(t, "crane")
-		dir := filepath.Join(t.TempDir(), "oci")
-		runTool(t, crane, "pull", "--insecure", "--format", "oci", s.host+"/envzst:"+tag, dir)
-		checkFormLayout(t, dir, types.OCILayerZStd)
-	})
-	t.Run("skopeo", func(t *testing.T) {
-		skopeo := tool(t, "skopeo")
-		dir := filepath.Join(t.TempDir(), "oci")
-		runTool(t, skopeo, "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "docker://"+s.host+"/envzst:"+tag, "oci:"+dir+":copy")
-		checkFormLayout(t, dir, types.OCILayerZStd)
-	})
+	pullFormWithCraneAndSkopeo(t, s.host+"/envzst:"+tag, types.OCILayerZStd)
 	t.Run("containerd", func(t *testing.T) {
 		ctr := privateContainerd(t)
 		for _, plat := range []string{"linux/amd64", "linux/arm64"} {

@@ -38,9 +38,9 @@ type storage struct {
 	zstd bool
 }
 
-// uncompressedFlag registers --uncompressed-layers and --zstd-layers on the
+// layerFormFlags registers --uncompressed-layers and --zstd-layers on the
 // commands that publish (packages.Publisher.Uncompressed and Zstd).
-func (s *storage) uncompressedFlag(fs *flag.FlagSet) {
+func (s *storage) layerFormFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.uncompressed, "uncompressed-layers", false, "also store each published layer's uncompressed tar beside the gzip one, for stacks with layerCompression: none (about 3x the bytes per layer; without it such a stack serves gzip)")
 	fs.BoolVar(&s.zstd, "zstd-layers", false, "also store each published layer compressed with zstd beside the gzip one, for stacks with layerCompression: zstd (about the gzip size again; without it such a stack serves gzip)")
 }

@@ -26,7 +26,7 @@ type publishOptions struct {
 
 func publishFlags(fs *flag.FlagSet) *publishOptions {
 	o := &publishOptions{store: storageFlags(fs)}
-	o.store.uncompressedFlag(fs)
+	o.store.layerFormFlags(fs)
 	fs.StringVar(&o.in.Name, "name", "", "package name (with --from-dir or --from-tar)")
 	fs.StringVar(&o.in.Version, "version", "", "package version, strict semver MAJOR.MINOR.PATCH")
 	fs.StringVar(&o.platform, "platform", "linux/amd64", "platform of the layer: os/arch[/variant]")

@@ -22,7 +22,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug (every request), info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	seed := fs.String("seed", "", "publish the recipes under this directory that the store does not have yet (\"bundled\": the recipes built into the binary), in the background while serving: newest versions and linux/amd64 first, progress in the log and /readyz; a second start publishes nothing")
-	store.uncompressedFlag(fs)
+	store.layerFormFlags(fs)
 	seedWait := fs.Bool("seed-wait", false, "with --seed, publish everything before listening (the behaviour before background seeding)")
 	cacheDir := fs.String("cache-dir", "", "download cache for Debian packages (default $XDG_CACHE_HOME/envreg or ~/.cache/envreg)")
 	cfg := server.DefaultConfig()

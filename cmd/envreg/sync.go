@@ -65,7 +65,7 @@ func syncFlags(fs *flag.FlagSet) *syncSettings {
 func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "sync")
 	store := storageFlags(fs)
-	store.uncompressedFlag(fs)
+	store.layerFormFlags(fs)
 	set := syncFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -101,20 +101,28 @@ var ErrNoPatchelf = errors.New("patchelf not found: install Debian's patchelf (a
 //
 // patchelf is the program to run ("": patchelf from PATH).
 func SetRPath(ctx context.Context, patchelf, file, rpath string) error {
+	if err := runPatchelf(ctx, patchelf, file, "--force-rpath", "--set-rpath", rpath); err != nil {
+		return err
+	}
+	if _, err := os.Stat(file); err != nil {
+		return err
+	}
+	return nil
+}
+
+// runPatchelf runs patchelf ("": patchelf from PATH) with args on file.
+func runPatchelf(ctx context.Context, patchelf, file string, args ...string) error {
 	if patchelf == "" {
 		patchelf = "patchelf"
 	}
-	cmd := exec.CommandContext(ctx, patchelf, "--force-rpath", "--set-rpath", rpath, file)
+	cmd := exec.CommandContext(ctx, patchelf, append(args, file)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return ErrNoPatchelf
 		}
-		return fmt.Errorf("patchelf --set-rpath %s: %w%s", file, err, stderrText(&stderr))
-	}
-	if _, err := os.Stat(file); err != nil {
-		return err
+		return fmt.Errorf("patchelf %s %s: %w%s", args[len(args)-2], file, err, stderrText(&stderr))
 	}
 	return nil
 }
@@ -124,19 +132,7 @@ func SetRPath(ctx context.Context, patchelf, file, rpath string) error {
 // newer glibc than the one at /lib64/ld-linux-x86-64.so.2). patchelf is
 // the program to run ("": patchelf from PATH).
 func SetInterpreter(ctx context.Context, patchelf, file, interp string) error {
-	if patchelf == "" {
-		patchelf = "patchelf"
-	}
-	cmd := exec.CommandContext(ctx, patchelf, "--set-interpreter", interp, file)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return ErrNoPatchelf
-		}
-		return fmt.Errorf("patchelf --set-interpreter %s: %w%s", file, err, stderrText(&stderr))
-	}
-	return nil
+	return runPatchelf(ctx, patchelf, file, "--set-interpreter", interp)
 }
 
 // FixGNUProperty points the PT_GNU_PROPERTY program header of the ELF file
